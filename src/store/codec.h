@@ -1,0 +1,66 @@
+// The on-disk format of a dist_counter data directory (RocksDB), readable
+// with `ldb --db=<data_dir> scan`:
+//
+//   counter/<name>     -> compact JSON of the per-actor totals, e.g.
+//                         {"1.2.3f2a9c01":{"p":5,"n":2}}
+//   meta/format        -> "1", the layout version of this directory
+//   meta/challenge_id  -> the --challenge_id the node last ran with
+//   meta/node_id       -> 8 hex digits, chosen at random when the directory
+//                         is created; tells two nodes with one challenge id
+//                         apart
+//   meta/incarnation   -> decimal, raised (with a synced write) at every start
+//   meta/actors        -> JSON array of peer addresses, as POST /config set
+//
+// Never change what an existing key means: old data dirs must still open.
+// A value that fails to decode is Corruption, never an empty counter.
+//
+// Pure functions; safe from any thread.
+
+#ifndef DIST_COUNTER_STORE_CODEC_H_
+#define DIST_COUNTER_STORE_CODEC_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crdt/pn_counter.h"
+#include "util/status.h"
+
+namespace dist_counter {
+
+inline constexpr std::string_view kCounterPrefix = "counter/";
+inline constexpr std::string_view kMetaFormatKey = "meta/format";
+inline constexpr std::string_view kMetaChallengeIdKey = "meta/challenge_id";
+inline constexpr std::string_view kMetaNodeIdKey = "meta/node_id";
+inline constexpr std::string_view kMetaIncarnationKey = "meta/incarnation";
+inline constexpr std::string_view kMetaActorsKey = "meta/actors";
+inline constexpr std::string_view kFormatVersion = "1";
+
+// Longest counter name accepted, in bytes.
+inline constexpr size_t kMaxCounterNameBytes = 200;
+
+// Returns OK if `name` is a valid counter name: 1 to 200 bytes, no '/' and
+// no NUL. Otherwise InvalidArgument saying why.
+Status ValidateCounterName(std::string_view name);
+
+// "counter/<name>".
+std::string CounterKey(std::string_view name);
+// If `key` is a counter key, stores its name in *name and returns true.
+bool ParseCounterKey(std::string_view key, std::string* name);
+
+// Compact JSON of `counter`'s per-actor totals.
+std::string EncodeCounter(const PnCounter& counter);
+// Decodes what EncodeCounter wrote into *counter (replacing it). Returns
+// Corruption, leaving *counter unchanged, for anything else: bad JSON, a
+// non-object, totals that are not unsigned 64-bit integers, extra fields.
+Status DecodeCounter(std::string_view json, PnCounter* counter);
+
+// JSON array of strings, e.g. ["a:1","b"].
+std::string EncodeStringList(const std::vector<std::string>& list);
+// Decodes a JSON array of strings into *list. Returns InvalidArgument,
+// leaving *list unchanged, for anything else.
+Status DecodeStringList(std::string_view json, std::vector<std::string>* list);
+
+}  // namespace dist_counter
+
+#endif  // DIST_COUNTER_STORE_CODEC_H_

@@ -1,0 +1,96 @@
+#include "util/metrics.h"
+
+#include <cstdio>
+
+namespace dist_counter {
+
+void Metrics::Describe(const std::string& name, const std::string& type,
+                       const std::string& help, double scale) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Family& family = families_[name];
+  family.type = type;
+  family.help = help;
+  family.scale = scale;
+}
+
+std::atomic<uint64_t>* Metrics::Counter(const std::string& name,
+                                        const std::string& labels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = families_[name].counters[labels];
+  if (!slot) slot = std::make_unique<std::atomic<uint64_t>>(0);
+  return slot.get();
+}
+
+std::atomic<int64_t>* Metrics::Gauge(const std::string& name,
+                                     const std::string& labels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = families_[name].gauges[labels];
+  if (!slot) slot = std::make_unique<std::atomic<int64_t>>(0);
+  return slot.get();
+}
+
+void Metrics::AddCollector(std::function<void()> collector) {
+  std::lock_guard<std::mutex> lock(mu_);
+  collectors_.push_back(std::move(collector));
+}
+
+namespace {
+
+void AppendSample(const std::string& name, const std::string& labels,
+                  double value, std::string* out) {
+  char number[64];
+  std::snprintf(number, sizeof(number), "%.17g", value);
+  *out += name;
+  if (!labels.empty()) *out += "{" + labels + "}";
+  *out += " ";
+  *out += number;
+  *out += "\n";
+}
+
+}  // namespace
+
+std::string Metrics::Render() const {
+  std::vector<std::function<void()>> collectors;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    collectors = collectors_;
+  }
+  for (const auto& collect : collectors) collect();
+
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  for (const auto& [name, family] : families_) {
+    if (!family.help.empty()) out += "# HELP " + name + " " + family.help + "\n";
+    out += "# TYPE " + name + " " + family.type + "\n";
+    for (const auto& [labels, value] : family.counters) {
+      AppendSample(name, labels,
+                   static_cast<double>(value->load(std::memory_order_relaxed)) *
+                       family.scale,
+                   &out);
+    }
+    for (const auto& [labels, value] : family.gauges) {
+      AppendSample(name, labels,
+                   static_cast<double>(value->load(std::memory_order_relaxed)) *
+                       family.scale,
+                   &out);
+    }
+  }
+  return out;
+}
+
+std::string EscapeLabelValue(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace dist_counter

@@ -1,0 +1,71 @@
+// Metrics holds the node's counters and gauges and renders them in the
+// Prometheus text exposition format (GET /metrics).
+//
+// A metric is a name plus an optional label set such as
+// `route="value",status="200"`. Counter() and Gauge() return a pointer that
+// stays valid as long as the Metrics object; callers keep it and update it
+// with relaxed atomics, so the hot path takes no lock.
+//
+// Thread-safe: every method may be called from any thread.
+
+#ifndef DIST_COUNTER_UTIL_METRICS_H_
+#define DIST_COUNTER_UTIL_METRICS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace dist_counter {
+
+class Metrics {
+ public:
+  Metrics() = default;
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // Declares `name`'s type ("counter" or "gauge") and help text. `scale`
+  // multiplies stored integers when rendered (1e-6 turns microseconds into
+  // seconds). Undeclared metrics render as untyped.
+  void Describe(const std::string& name, const std::string& type,
+                const std::string& help, double scale = 1.0);
+
+  // The monotonically increasing value `name{labels}`, created at 0.
+  std::atomic<uint64_t>* Counter(const std::string& name,
+                                 const std::string& labels = "");
+  // The value `name{labels}` that may go up and down, created at 0.
+  std::atomic<int64_t>* Gauge(const std::string& name,
+                              const std::string& labels = "");
+
+  // Registers `collector`, called at each Render() (without Metrics' lock
+  // held) to refresh gauges computed on demand, such as a peer's last pull
+  // age. It must stay callable for the life of this object.
+  void AddCollector(std::function<void()> collector);
+
+  // The whole exposition text, metrics sorted by name.
+  std::string Render() const;
+
+ private:
+  struct Family {
+    std::string type = "untyped";
+    std::string help;
+    double scale = 1.0;
+    std::map<std::string, std::unique_ptr<std::atomic<uint64_t>>> counters;
+    std::map<std::string, std::unique_ptr<std::atomic<int64_t>>> gauges;
+  };
+
+  mutable std::mutex mu_;                  // guards families_, collectors_
+  std::map<std::string, Family> families_;  // by metric name
+  std::vector<std::function<void()>> collectors_;
+};
+
+// Escapes `value` for use inside a label's double quotes.
+std::string EscapeLabelValue(const std::string& value);
+
+}  // namespace dist_counter
+
+#endif  // DIST_COUNTER_UTIL_METRICS_H_
