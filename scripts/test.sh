@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The test command (CI runs it through .ci/run): installs missing packages,
+# builds build/ and runs its tests with ctest, then builds build-asan/
+# (AddressSanitizer + UBSan) and runs the same tests there. Prints a summary
+# and exits nonzero if any build or test failed.
+#
+#   scripts/test.sh             both stages
+#   scripts/test.sh --no-asan   only build/ (quick check; the Docker test target)
+#   scripts/test.sh --asan-only only build-asan/
+#
+# Environment: JOBS (default 2), CTEST_TIMEOUT (seconds per test, default 600),
+# CTEST_PARALLEL_LEVEL (ctest's own; default serial), ASAN_OPTIONS and
+# UBSAN_OPTIONS (defaults below).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${ROOT}"
+
+usage() {
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+run_normal=1
+run_asan=1
+for arg in "$@"; do
+  case "${arg}" in
+    --no-asan) run_asan=0 ;;
+    --asan-only) run_normal=0 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "test.sh: unknown argument '${arg}'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+# Sanitizer reports must fail the test that triggers them, with a stack.
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+
+ctest_timeout="${CTEST_TIMEOUT:-600}"
+log_dir="$(mktemp -d "${TMPDIR:-/tmp}/dist_counter_test.XXXXXX")"
+trap 'rm -rf "${log_dir}"' EXIT
+
+summary=()
+total_passed=0
+total_failed=0
+failed=0
+script_start=${SECONDS}
+
+# Formats a number of seconds as 1m05s.
+elapsed() {
+  printf '%dm%02ds' $(( $1 / 60 )) $(( $1 % 60 ))
+}
+
+# Builds one build directory and runs its tests. Arguments: a stage name, the
+# build directory, then the arguments for scripts/build.sh. Appends a line to
+# `summary` and adds to the totals; returns 1 if the build itself failed.
+run_stage() {
+  local name="$1" dir="$2"
+  shift 2
+  local start=${SECONDS}
+  echo
+  echo "==== test.sh: ${name}: building ${dir}/ ===="
+  if ! "${ROOT}/scripts/build.sh" --no-deps "$@"; then
+    summary+=("$(printf '  %-7s %-13s BUILD FAILED (%s)' "${name}" "${dir}/" \
+      "$(elapsed $(( SECONDS - start )))")")
+    failed=1
+    return 1
+  fi
+
+  echo
+  echo "==== test.sh: ${name}: ctest in ${dir}/ ===="
+  local log="${log_dir}/${name}.log" rc=0
+  (cd "${dir}" && ctest --output-on-failure --no-tests=error \
+      --timeout "${ctest_timeout}") 2>&1 | tee "${log}" || rc=$?
+
+  # ctest closes with "NN% tests passed, F tests failed out of T".
+  local line total=0 bad=0
+  line="$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "${log}" \
+          | tail -n 1 || true)"
+  if [[ "${line}" =~ ([0-9]+)\ tests?\ failed\ out\ of\ ([0-9]+) ]]; then
+    bad="${BASH_REMATCH[1]}"
+    total="${BASH_REMATCH[2]}"
+  fi
+  local verdict="PASS"
+  if (( rc != 0 )); then
+    verdict="FAIL"
+    failed=1
+    # A crash or a missing test list may leave no count: count the stage as
+    # one failure so the closing line never reads "0 failed" on a failure.
+    if (( bad == 0 )); then bad=1; fi
+  fi
+  total_passed=$(( total_passed + total - (bad > total ? total : bad) ))
+  total_failed=$(( total_failed + bad ))
+  summary+=("$(printf '  %-7s %-13s %s  %d tests, %d failed (%s)' "${name}" \
+    "${dir}/" "${verdict}" "${total}" "${bad}" \
+    "$(elapsed $(( SECONDS - start )))")")
+  return 0
+}
+
+"${ROOT}/scripts/install_deps.sh"
+
+normal_built=1
+if (( run_normal )); then
+  run_stage normal build || normal_built=0
+fi
+if (( run_asan )); then
+  if (( normal_built )); then
+    run_stage asan build-asan --asan || true
+  else
+    summary+=("$(printf '  %-7s %-13s SKIPPED (the normal build failed)' \
+      asan build-asan/)")
+  fi
+fi
+
+echo
+echo "==================== test.sh summary ===================="
+printf '%s\n' "${summary[@]}"
+echo "  total time $(elapsed $(( SECONDS - script_start )))"
+if (( failed )); then
+  echo "  RESULT: FAILED"
+else
+  echo "  RESULT: OK"
+fi
+echo "tests: ${total_passed} passed, ${total_failed} failed"
+exit "${failed}"
