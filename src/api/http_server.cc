@@ -1,0 +1,178 @@
+#include "api/http_server.h"
+
+#include <glog/logging.h>
+#include <pistache/endpoint.h>
+#include <pistache/http.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <ostream>
+#include <exception>
+
+#include "api/routes.h"
+#include "util/crc32.h"
+#include "util/url.h"
+
+namespace dist_counter {
+
+namespace {
+
+using Pistache::Http::ResponseWriter;
+namespace Header = Pistache::Http::Header;
+
+// The original service's checksum header: the decimal CRC-32 of the body.
+// (Pistache does not send headers added with addRaw, so it gets a class.)
+class XSfnCrc32 : public Header::Header {
+ public:
+  NAME("X-SFN-CRC32")
+
+  XSfnCrc32() = default;
+  explicit XSfnCrc32(uint32_t crc) : crc_(crc) {}
+
+  void parse(const std::string& data) override {
+    crc_ = static_cast<uint32_t>(std::strtoul(data.c_str(), nullptr, 10));
+  }
+  void write(std::ostream& os) const override { os << crc_; }
+
+ private:
+  uint32_t crc_ = 0;
+};
+
+// True if the connection should stay open after this request: HTTP/1.1
+// without "Connection: close", or HTTP/1.0 with "Connection: keep-alive".
+bool WantsKeepAlive(const Pistache::Http::Request& request) {
+  auto connection = request.headers().tryGet<Header::Connection>();
+  if (request.version() == Pistache::Http::Version::Http10) {
+    return connection &&
+           connection->control() == Pistache::Http::ConnectionControl::KeepAlive;
+  }
+  return !connection ||
+         connection->control() != Pistache::Http::ConnectionControl::Close;
+}
+
+void ToApiRequest(const Pistache::Http::Request& in, ApiRequest* out) {
+  out->method = Pistache::Http::methodString(in.method());
+  out->path = in.resource();
+  for (auto it = in.query().parameters_begin();
+       it != in.query().parameters_end(); ++it) {
+    std::string value;
+    if (!PercentDecode(it->second, /*plus_is_space=*/true, &value).ok()) {
+      value = it->second;
+    }
+    out->query[it->first] = std::move(value);
+  }
+  out->body = in.body();
+}
+
+// Answers every request through one Api. Pistache copies the handler for
+// each worker thread; the copies share the Api.
+class Handler : public Pistache::Http::Handler {
+ public:
+  HTTP_PROTOTYPE(Handler)
+
+  explicit Handler(Api* api) : api_(api) {}
+
+  void onRequest(const Pistache::Http::Request& request,
+                 ResponseWriter response) override {
+    ApiReply reply;
+    try {
+      ApiRequest api_request;
+      ToApiRequest(request, &api_request);
+      api_->Handle(api_request, &reply);
+      Send(request, reply, &response);
+    } catch (const std::exception& e) {
+      LOG(ERROR) << "sending a reply failed: " << e.what();
+    } catch (...) {
+      LOG(ERROR) << "sending a reply failed with an unknown exception";
+    }
+  }
+
+  void onTimeout(const Pistache::Http::Request& /*request*/,
+                 ResponseWriter response) override {
+    try {
+      ApiReply reply;
+      ReplyError(408, "RequestTimeout", "request not received in time",
+                 &reply);
+      response.headers().add<Header::Connection>(
+          Pistache::Http::ConnectionControl::Close);
+      response.setMime(Pistache::Http::Mime::MediaType::fromString(
+          reply.content_type));
+      response.send(Pistache::Http::Code::Request_Timeout, reply.body);
+    } catch (...) {
+      // The peer is gone or the reply failed: nothing more to do.
+    }
+  }
+
+ private:
+  static void Send(const Pistache::Http::Request& request,
+                   const ApiReply& reply, ResponseWriter* response) {
+    auto& headers = response->headers();
+    headers.remove<Header::Connection>();
+    headers.add<Header::Connection>(
+        WantsKeepAlive(request) ? Pistache::Http::ConnectionControl::KeepAlive
+                                : Pistache::Http::ConnectionControl::Close);
+    headers.add<XSfnCrc32>(Crc32(reply.body));
+    const auto code = static_cast<Pistache::Http::Code>(reply.status);
+    if (reply.status == 204) {
+      response->send(code);
+      return;
+    }
+    response->setMime(
+        Pistache::Http::Mime::MediaType::fromString(reply.content_type));
+    response->send(code, reply.body);
+  }
+
+  Api* api_;
+};
+
+}  // namespace
+
+Status HttpServer::Start(const HttpServerOptions& options, Api* api,
+                         std::unique_ptr<HttpServer>* server) {
+  if (options.threads < 1) {
+    return Status::InvalidArgument("threads must be at least 1");
+  }
+  std::unique_ptr<HttpServer> started(new HttpServer());
+  try {
+    Pistache::Address address(options.bind, Pistache::Port(options.port));
+    started->endpoint_ = std::make_unique<Pistache::Http::Endpoint>(address);
+    auto endpoint_options =
+        Pistache::Http::Endpoint::options()
+            .threads(options.threads)
+            .flags(Pistache::Tcp::Options::ReuseAddr)
+            // Bodies up to 4 MiB reach the Api, which answers 413 in JSON
+            // past its own limit; beyond that Pistache refuses by itself.
+            .maxRequestSize(std::max<size_t>(4 << 20,
+                                             options.max_body_bytes + 65536))
+            .headerTimeout(std::chrono::milliseconds(options.header_timeout_ms))
+            .bodyTimeout(std::chrono::milliseconds(options.body_timeout_ms))
+            .keepaliveTimeout(
+                std::chrono::milliseconds(options.keepalive_timeout_ms));
+    started->endpoint_->init(endpoint_options);
+    started->endpoint_->setHandler(Pistache::Http::make_handler<Handler>(api));
+    started->endpoint_->serveThreaded();
+    started->port_ = static_cast<uint16_t>(started->endpoint_->getPort());
+  } catch (const std::exception& e) {
+    started->endpoint_.reset();
+    return Status::IOError("cannot serve on " + options.bind + ":" +
+                           std::to_string(options.port) + ": " + e.what());
+  }
+  *server = std::move(started);
+  return Status::OK();
+}
+
+HttpServer::~HttpServer() { Shutdown(); }
+
+void HttpServer::Shutdown() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!endpoint_) return;
+  try {
+    endpoint_->shutdown();
+  } catch (const std::exception& e) {
+    LOG(WARNING) << "shutting down the HTTP server: " << e.what();
+  }
+  endpoint_.reset();
+}
+
+}  // namespace dist_counter

@@ -1,0 +1,505 @@
+#include "api/routes.h"
+
+#include <glog/logging.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <exception>
+#include <vector>
+
+#include "api/cluster_view.h"
+#include "util/peer_address.h"
+#include "crdt/pn_counter.h"
+#include "store/codec.h"
+#include "store/counter_store.h"
+#include "util/decimal.h"
+#include "util/metrics.h"
+#include "util/url.h"
+
+namespace dist_counter {
+
+namespace {
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+constexpr char kValidationMessage[] = "Validation Failure";
+constexpr char kValidationType[] = "ValidationError";
+
+void WriteString(JsonWriter* w, const std::string& s) {
+  w->String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+void WriteRaw(JsonWriter* w, const std::string& json,
+              rapidjson::Type type = rapidjson::kObjectType) {
+  w->RawValue(json.data(), json.size(), type);
+}
+
+std::string Finish(const rapidjson::StringBuffer& buffer) {
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+void ReplyJson(int status, std::string body, ApiReply* reply) {
+  reply->status = status;
+  reply->body = std::move(body);
+  reply->content_type = "application/json";
+}
+
+void ReplyNoContent(ApiReply* reply) {
+  reply->status = 204;
+  reply->body.clear();
+}
+
+void ReplyValidation(ApiReply* reply) {
+  ReplyError(400, kValidationType, kValidationMessage, reply);
+}
+
+void ReplyMethodNotAllowed(ApiReply* reply) {
+  ReplyError(405, "MethodNotAllowed", "Method Not Allowed", reply);
+}
+
+std::string_view TrimSpace(std::string_view text) {
+  const char* kSpace = " \t\r\n";
+  const size_t begin = text.find_first_not_of(kSpace);
+  if (begin == std::string_view::npos) return {};
+  const size_t end = text.find_last_not_of(kSpace);
+  return text.substr(begin, end - begin + 1);
+}
+
+// Splits "/a/b/c" into {"a","b","c"}; "/" gives {""}.
+std::vector<std::string> SplitPath(const std::string& path) {
+  std::vector<std::string> segments;
+  size_t start = 1;
+  for (;;) {
+    const size_t slash = path.find('/', start);
+    if (slash == std::string::npos) {
+      segments.push_back(path.substr(start));
+      return segments;
+    }
+    segments.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+}
+
+// Reads an unsigned query parameter; `fallback` when absent.
+Status QueryUint(const ApiRequest& request, const std::string& key,
+                 uint64_t fallback, uint64_t* value) {
+  auto it = request.query.find(key);
+  if (it == request.query.end()) {
+    *value = fallback;
+    return Status::OK();
+  }
+  Status s = ParseUint64(it->second, value);
+  if (!s.ok()) return Status::InvalidArgument(key + ": " + s.message());
+  return Status::OK();
+}
+
+std::string QueryString(const ApiRequest& request, const std::string& key) {
+  auto it = request.query.find(key);
+  return it == request.query.end() ? std::string() : it->second;
+}
+
+void WriteNode(const CounterStore& store, JsonWriter* w) {
+  w->Key("node");
+  w->StartObject();
+  w->Key("challenge_id");
+  WriteString(w, store.challenge_id());
+  w->Key("node_id");
+  WriteString(w, store.node_id());
+  w->Key("actor");
+  WriteString(w, store.actor_id());
+  w->EndObject();
+}
+
+}  // namespace
+
+void ReplyError(int status, const std::string& type,
+                const std::string& message, ApiReply* reply) {
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  w.Key("message");
+  WriteString(&w, message);
+  w.Key("type");
+  WriteString(&w, type);
+  w.EndObject();
+  ReplyJson(status, Finish(buffer), reply);
+}
+
+void ReplyStatus(const Status& status, ApiReply* reply) {
+  switch (status.code()) {
+    case Status::Code::kOk:
+      ReplyNoContent(reply);
+      return;
+    case Status::Code::kInvalidArgument:
+      ReplyError(400, "InvalidArgument", status.message(), reply);
+      return;
+    case Status::Code::kNotFound:
+      ReplyError(404, "NotFound", status.message(), reply);
+      return;
+    case Status::Code::kUnavailable:
+    case Status::Code::kBusy:
+      ReplyError(503, "Unavailable", status.message(), reply);
+      return;
+    case Status::Code::kCorruption:
+    case Status::Code::kIOError:
+      ReplyError(500, "InternalError", status.ToString(), reply);
+      return;
+  }
+  ReplyError(500, "InternalError", status.ToString(), reply);
+}
+
+Api::Api(const ApiOptions& options, CounterStore* store, ClusterView* cluster,
+         Metrics* metrics)
+    : options_(options), store_(store), cluster_(cluster), metrics_(metrics) {
+  if (metrics_ != nullptr) {
+    metrics_->Describe("dist_counter_http_requests_total", "counter",
+                       "HTTP requests answered, by route and status.");
+  }
+}
+
+void Api::Handle(const ApiRequest& request, ApiReply* reply) {
+  try {
+    if (request.body.size() > options_.max_body_bytes) {
+      ReplyError(413, "PayloadTooLarge",
+                 "request body larger than " +
+                     std::to_string(options_.max_body_bytes) + " bytes",
+                 reply);
+    } else {
+      Dispatch(request, reply);
+    }
+  } catch (const std::exception& e) {
+    LOG(ERROR) << "request " << request.method << " " << request.path
+               << " failed: " << e.what();
+    ReplyError(500, "InternalError", "internal error", reply);
+  } catch (...) {
+    LOG(ERROR) << "request " << request.method << " " << request.path
+               << " failed with an unknown exception";
+    ReplyError(500, "InternalError", "internal error", reply);
+  }
+  if (metrics_ != nullptr) {
+    metrics_
+        ->Counter("dist_counter_http_requests_total",
+                  "route=\"" + reply->route + "\",status=\"" +
+                      std::to_string(reply->status) + "\"")
+        ->fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void Api::Dispatch(const ApiRequest& request, ApiReply* reply) {
+  const std::vector<std::string> seg = SplitPath(request.path);
+  const bool get = request.method == "GET";
+  const bool post = request.method == "POST";
+
+  if (seg.size() == 1 && seg[0] == "ping") {
+    reply->route = "ping";
+    ReplyJson(200, "{\"status\":\"OK\"}", reply);
+    return;
+  }
+  if (seg.size() == 1 && seg[0] == "config") {
+    reply->route = "config";
+    HandleConfig(request, reply);
+    return;
+  }
+  if (seg.size() == 1 && seg[0] == "metrics") {
+    reply->route = "metrics";
+    if (!get) return ReplyMethodNotAllowed(reply);
+    reply->status = 200;
+    reply->body = metrics_ != nullptr ? metrics_->Render() : std::string();
+    reply->content_type = "text/plain; version=0.0.4";
+    return;
+  }
+  if (seg.size() == 1 && seg[0] == "counters") {
+    reply->route = "counters";
+    if (get) return HandleList(request, reply);
+    if (post) return HandleBatch(request.body, reply);
+    return ReplyMethodNotAllowed(reply);
+  }
+  if ((seg.size() == 2 || seg.size() == 3) && seg[0] == "counter") {
+    std::string name;
+    const std::string action = seg.size() == 3 ? seg[2] : "";
+    if (action != "" && action != "value" && action != "consistent_value") {
+      reply->route = "unknown";
+      ReplyError(404, "NotFound", "no such route", reply);
+      return;
+    }
+    reply->route = action.empty() ? "counter" : "counter_" + action;
+    if (!PercentDecode(seg[1], /*plus_is_space=*/false, &name).ok() ||
+        !ValidateCounterName(name).ok()) {
+      const bool known_method =
+          action.empty() ? (get || post) : get;
+      if (!known_method) return ReplyMethodNotAllowed(reply);
+      return ReplyValidation(reply);
+    }
+    HandleCounter(request, name, action, reply);
+    return;
+  }
+  if (seg.size() == 2 && seg[0] == "internal" && seg[1] == "changes") {
+    reply->route = "internal_changes";
+    if (!get) return ReplyMethodNotAllowed(reply);
+    return HandleChanges(request, reply);
+  }
+  if (seg.size() == 3 && seg[0] == "internal" && seg[1] == "counter") {
+    reply->route = "internal_counter";
+    if (!get) return ReplyMethodNotAllowed(reply);
+    std::string name;
+    if (!PercentDecode(seg[2], false, &name).ok() ||
+        !ValidateCounterName(name).ok()) {
+      return ReplyValidation(reply);
+    }
+    return HandleInternalCounter(name, reply);
+  }
+  reply->route = "unknown";
+  ReplyError(404, "NotFound", "no such route: " + request.path, reply);
+}
+
+void Api::HandleConfig(const ApiRequest& request, ApiReply* reply) {
+  if (request.method == "GET") {
+    rapidjson::StringBuffer buffer;
+    JsonWriter w(buffer);
+    w.StartObject();
+    w.Key("actors");
+    w.StartArray();
+    for (const std::string& peer : store_->Peers()) WriteString(&w, peer);
+    w.EndArray();
+    w.Key("challenge_id");
+    WriteString(&w, store_->challenge_id());
+    w.Key("connected_nodes");
+    w.StartArray();
+    if (cluster_ != nullptr) {
+      for (const std::string& peer : cluster_->ConnectedNodes()) {
+        WriteString(&w, peer);
+      }
+    }
+    w.EndArray();
+    w.EndObject();
+    ReplyJson(200, Finish(buffer), reply);
+    return;
+  }
+  if (request.method != "POST") return ReplyMethodNotAllowed(reply);
+
+  rapidjson::Document doc;
+  doc.Parse(request.body.data(), request.body.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    ReplyError(400, "InvalidArgument", "body must be a JSON object", reply);
+    return;
+  }
+  auto actors = doc.FindMember("actors");
+  if (actors == doc.MemberEnd() || !actors->value.IsArray()) {
+    ReplyError(400, "InvalidArgument", "\"actors\" must be a list of strings",
+               reply);
+    return;
+  }
+  std::vector<std::string> peers;
+  for (const auto& item : actors->value.GetArray()) {
+    if (!item.IsString()) {
+      ReplyError(400, "InvalidArgument",
+                 "\"actors\" must be a list of strings", reply);
+      return;
+    }
+    std::string peer(item.GetString(), item.GetStringLength());
+    Status s = ValidatePeerAddress(peer);
+    if (!s.ok()) {
+      ReplyError(400, "InvalidArgument", s.message(), reply);
+      return;
+    }
+    peers.push_back(std::move(peer));
+  }
+  Status s = store_->SetPeers(peers);
+  if (!s.ok()) {
+    LOG(ERROR) << "saving the peer list: " << s.ToString();
+    return ReplyStatus(s, reply);
+  }
+  if (cluster_ != nullptr) cluster_->PeersChanged(peers);
+  ReplyNoContent(reply);
+}
+
+void Api::HandleCounter(const ApiRequest& request, const std::string& name,
+                        const std::string& action, ApiReply* reply) {
+  if (action.empty()) {
+    if (request.method == "POST") return HandleIncrement(name, request.body, reply);
+    if (request.method == "GET") return HandleState(name, reply);
+    return ReplyMethodNotAllowed(reply);
+  }
+  if (request.method != "GET") return ReplyMethodNotAllowed(reply);
+  HandleValue(name, action == "consistent_value", reply);
+}
+
+void Api::HandleIncrement(const std::string& name, const std::string& body,
+                          ApiReply* reply) {
+  int64_t delta = 0;
+  if (!ParseInt64(TrimSpace(body), &delta).ok()) return ReplyValidation(reply);
+  Status s = store_->Increment(name, delta);
+  if (s.IsInvalidArgument()) return ReplyValidation(reply);
+  if (!s.ok()) {
+    LOG(ERROR) << "increment of " << name << " failed: " << s.ToString();
+    return ReplyStatus(s, reply);
+  }
+  ReplyNoContent(reply);
+}
+
+void Api::HandleValue(const std::string& name, bool consistent,
+                      ApiReply* reply) {
+  if (consistent && cluster_ != nullptr) {
+    std::vector<std::string> unreachable;
+    Status s = cluster_->RefreshCounter(name, &unreachable);
+    if (!s.ok()) {
+      rapidjson::StringBuffer buffer;
+      JsonWriter w(buffer);
+      w.StartObject();
+      w.Key("node_down");
+      w.Bool(true);
+      w.Key("unreachable");
+      w.StartArray();
+      for (const std::string& peer : unreachable) WriteString(&w, peer);
+      w.EndArray();
+      w.EndObject();
+      ReplyJson(503, Finish(buffer), reply);
+      return;
+    }
+  }
+  PnCounter state;
+  Status s = store_->Get(name, &state);  // NotFound leaves it empty: 0
+  if (!s.ok() && !s.IsNotFound()) return ReplyStatus(s, reply);
+  ReplyJson(200, state.ValueString(), reply);
+}
+
+void Api::HandleState(const std::string& name, ApiReply* reply) {
+  PnCounter state;
+  Status s = store_->Get(name, &state);
+  if (s.IsNotFound()) {
+    ReplyError(404, "NotFound", "no counter named " + name, reply);
+    return;
+  }
+  if (!s.ok()) return ReplyStatus(s, reply);
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  w.Key("name");
+  WriteString(&w, name);
+  w.Key("value");
+  const std::string value = state.ValueString();
+  w.RawValue(value.data(), value.size(), rapidjson::kNumberType);
+  w.Key("actors");
+  WriteRaw(&w, EncodeCounter(state));
+  w.EndObject();
+  ReplyJson(200, Finish(buffer), reply);
+}
+
+void Api::HandleList(const ApiRequest& request, ApiReply* reply) {
+  uint64_t limit = 0;
+  Status s = QueryUint(request, "limit", 100, &limit);
+  if (!s.ok() || limit == 0 || limit > options_.max_list_limit) {
+    ReplyError(400, "InvalidArgument",
+               "limit must be between 1 and " +
+                   std::to_string(options_.max_list_limit),
+               reply);
+    return;
+  }
+  std::vector<std::string> names;
+  // One extra name tells whether another page follows.
+  store_->List(QueryString(request, "prefix"),
+               QueryString(request, "start_after"), limit + 1, &names);
+  const bool more = names.size() > limit;
+  if (more) names.pop_back();
+
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  w.Key("counters");
+  w.StartArray();
+  for (const std::string& name : names) WriteString(&w, name);
+  w.EndArray();
+  w.Key("next_start_after");
+  if (more) {
+    WriteString(&w, names.back());
+  } else {
+    w.Null();
+  }
+  w.EndObject();
+  ReplyJson(200, Finish(buffer), reply);
+}
+
+void Api::HandleBatch(const std::string& body, ApiReply* reply) {
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) return ReplyValidation(reply);
+  std::vector<std::pair<std::string, int64_t>> deltas;
+  for (const auto& member : doc.GetObject()) {
+    if (!member.value.IsInt64()) return ReplyValidation(reply);
+    deltas.emplace_back(
+        std::string(member.name.GetString(), member.name.GetStringLength()),
+        member.value.GetInt64());
+  }
+  Status s = store_->IncrementBatch(deltas);
+  if (s.IsInvalidArgument()) return ReplyValidation(reply);
+  if (!s.ok()) {
+    LOG(ERROR) << "batch increment failed: " << s.ToString();
+    return ReplyStatus(s, reply);
+  }
+  ReplyNoContent(reply);
+}
+
+void Api::HandleChanges(const ApiRequest& request, ApiReply* reply) {
+  uint64_t instance = 0, since = 0, limit = 0;
+  Status s = QueryUint(request, "instance", 0, &instance);
+  if (s.ok()) s = QueryUint(request, "since", 0, &since);
+  if (s.ok()) s = QueryUint(request, "limit", 1000, &limit);
+  if (!s.ok()) return ReplyStatus(s, reply);
+  if (limit == 0 || limit > options_.max_changes_limit) {
+    limit = options_.max_changes_limit;
+  }
+  // A cursor from another instance of this node means nothing here: send
+  // everything, and say so.
+  const bool reset = instance != store_->instance_id();
+  if (reset) since = 0;
+
+  std::vector<CounterChange> changes;
+  uint64_t next = 0;
+  store_->ChangesSince(since, limit, &changes, &next);
+  const bool more = next < store_->LatestCursor();
+
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  WriteNode(*store_, &w);
+  w.Key("instance");
+  w.Uint64(store_->instance_id());
+  w.Key("reset");
+  w.Bool(reset);
+  w.Key("next");
+  w.Uint64(next);
+  w.Key("more");
+  w.Bool(more);
+  w.Key("counters");
+  w.StartArray();
+  for (const CounterChange& change : changes) {
+    w.StartObject();
+    w.Key("name");
+    WriteString(&w, change.name);
+    w.Key("state");
+    WriteRaw(&w, EncodeCounter(change.state));
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  ReplyJson(200, Finish(buffer), reply);
+}
+
+void Api::HandleInternalCounter(const std::string& name, ApiReply* reply) {
+  PnCounter state;
+  Status s = store_->Get(name, &state);
+  if (!s.ok() && !s.IsNotFound()) return ReplyStatus(s, reply);
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  WriteNode(*store_, &w);
+  w.Key("name");
+  WriteString(&w, name);
+  w.Key("state");
+  WriteRaw(&w, EncodeCounter(state));
+  w.EndObject();
+  ReplyJson(200, Finish(buffer), reply);
+}
+
+}  // namespace dist_counter

@@ -1,0 +1,104 @@
+// Api turns one HTTP request (already read off the wire) into one reply. It
+// validates input into plain values and calls the store or the cluster view;
+// it is the only place where a Status becomes an HTTP status code. It knows
+// nothing of Pistache, so it is tested without sockets; http_server.h puts
+// it on the wire.
+//
+// Routes (SPEC §2):
+//   *      /ping                              200 {"status":"OK"}
+//   GET    /config                            actors, challenge_id, peers
+//   POST   /config                            204; replaces the peer list
+//   POST   /counter/<name>                    204; body a decimal delta
+//   GET    /counter/<name>                    full per-actor state
+//   GET    /counter/<name>/value              the value, as decimal text
+//   GET    /counter/<name>/consistent_value   the value after a peer refresh
+//   GET    /counters?prefix=&start_after=&limit=   names, paginated
+//   POST   /counters                          {"name": delta, ...}, one batch
+//   GET    /metrics                           Prometheus text
+//   GET    /internal/changes?instance=&since=&limit=   peer delta sync
+//   GET    /internal/counter/<name>           one counter's state, for peers
+//
+// Thread-safe: Handle() may run on many threads at once.
+
+#ifndef DIST_COUNTER_API_ROUTES_H_
+#define DIST_COUNTER_API_ROUTES_H_
+
+#include <atomic>
+#include <map>
+#include <string>
+
+#include "util/status.h"
+
+namespace dist_counter {
+
+class ClusterView;
+class CounterStore;
+class Metrics;
+
+// One request, as the server read it.
+struct ApiRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // raw (still percent-encoded), without the query
+  std::map<std::string, std::string> query;  // decoded names and values
+  std::string body;
+};
+
+// One reply, for the server to send.
+struct ApiReply {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::string route = "unknown";  // label for metrics, e.g. "counter_value"
+};
+
+struct ApiOptions {
+  size_t max_body_bytes = 64 * 1024;  // larger bodies get 413
+  size_t max_list_limit = 10000;      // cap on GET /counters?limit=
+  size_t max_changes_limit = 10000;   // cap on /internal/changes?limit=
+};
+
+class Api {
+ public:
+  // Does not own `store`, `cluster` or `metrics`, which must outlive the
+  // Api. `cluster` may be null (a single node: consistent_value equals
+  // value); `metrics` may be null.
+  Api(const ApiOptions& options, CounterStore* store, ClusterView* cluster,
+      Metrics* metrics);
+
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
+
+  // Fills *reply for `request`. Never throws.
+  void Handle(const ApiRequest& request, ApiReply* reply);
+
+ private:
+  void Dispatch(const ApiRequest& request, ApiReply* reply);
+  void HandleConfig(const ApiRequest& request, ApiReply* reply);
+  void HandleCounter(const ApiRequest& request, const std::string& name,
+                     const std::string& action, ApiReply* reply);
+  void HandleIncrement(const std::string& name, const std::string& body,
+                       ApiReply* reply);
+  void HandleValue(const std::string& name, bool consistent, ApiReply* reply);
+  void HandleState(const std::string& name, ApiReply* reply);
+  void HandleList(const ApiRequest& request, ApiReply* reply);
+  void HandleBatch(const std::string& body, ApiReply* reply);
+  void HandleChanges(const ApiRequest& request, ApiReply* reply);
+  void HandleInternalCounter(const std::string& name, ApiReply* reply);
+
+  const ApiOptions options_;
+  CounterStore* const store_;
+  ClusterView* const cluster_;
+  Metrics* const metrics_;
+};
+
+// Fills *reply with the JSON error {"message": message, "type": type}.
+void ReplyError(int status, const std::string& type,
+                const std::string& message, ApiReply* reply);
+
+// Fills *reply with the error for a failed `status`: InvalidArgument 400,
+// NotFound 404, Unavailable and Busy 503, anything else 500.
+void ReplyStatus(const Status& status, ApiReply* reply);
+
+}  // namespace dist_counter
+
+#endif  // DIST_COUNTER_API_ROUTES_H_

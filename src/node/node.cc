@@ -1,0 +1,55 @@
+#include "node/node.h"
+
+#include <glog/logging.h>
+
+#include "util/metrics.h"
+
+namespace dist_counter {
+
+class Merger {};  // The cluster merger; wired in by the cluster module.
+
+Node::Node() = default;
+
+Node::~Node() {
+  Status s = Stop();
+  if (!s.ok()) LOG(ERROR) << "stopping the node: " << s.ToString();
+}
+
+Status Node::Start(const NodeOptions& options, std::unique_ptr<Node>* node) {
+  std::unique_ptr<Node> started(new Node());
+  started->metrics_ = std::make_unique<Metrics>();
+
+  StoreOptions store_options = options.store;
+  store_options.metrics = started->metrics_.get();
+  Status s = CounterStore::Open(store_options, &started->store_);
+  if (!s.ok()) return s;
+  if (options.peers_given) {
+    s = started->store_->SetPeers(options.peers);
+    if (!s.ok()) return s;
+  }
+
+  started->api_ = std::make_unique<Api>(options.api, started->store_.get(),
+                                        /*cluster=*/nullptr,
+                                        started->metrics_.get());
+  s = HttpServer::Start(options.http, started->api_.get(), &started->server_);
+  if (!s.ok()) return s;
+  LOG(INFO) << "node " << started->store_->challenge_id() << " (actor "
+            << started->store_->actor_id() << ") serving on "
+            << options.http.bind << ":" << started->server_->port()
+            << ", data in " << options.store.data_dir;
+  *node = std::move(started);
+  return Status::OK();
+}
+
+uint16_t Node::port() const { return server_ ? server_->port() : 0; }
+
+Status Node::Stop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (server_) server_->Shutdown();
+  merger_.reset();
+  Status s;
+  if (store_) s = store_->Close();
+  return s;
+}
+
+}  // namespace dist_counter
