@@ -1,32 +1,36 @@
 #!/usr/bin/env bash
 # Installs missing packages, then configures and builds dist_counter.
 #
-#   scripts/build.sh                 build/       (RelWithDebInfo, with tests)
+#   scripts/build.sh                 build/       (RelWithDebInfo)
 #   scripts/build.sh --asan          build-asan/  (-DDIST_COUNTER_SANITIZE=ON)
+#   scripts/build.sh --tests         build the GoogleTest suites (the default
+#                                    of a new build dir)
 #   scripts/build.sh --no-tests      skip the GoogleTest suites
 #   scripts/build.sh --target NAME   build one CMake target (e.g. dist_counter)
 #   scripts/build.sh --no-deps       do not run scripts/install_deps.sh
 #
-# Environment: BUILD_TYPE (default RelWithDebInfo), JOBS (default 2: the
-# machines have 2 cores), CMAKE_ARGS (extra words passed to cmake configure).
-# The node binary ends up at <build dir>/dist_counter.
+# Without --tests/--no-tests an existing build dir keeps its setting.
+# Environment: BUILD_TYPE (default: the build dir's, else RelWithDebInfo),
+# JOBS (default 2: the machines have 2 cores), CMAKE_ARGS (extra words passed
+# to cmake configure). The node binary ends up at <build dir>/dist_counter.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
 }
 
 build_dir="build"
 sanitize="OFF"
-tests="ON"
+tests=""
 target=""
 deps=1
 while (( $# > 0 )); do
   case "$1" in
     --asan) build_dir="build-asan"; sanitize="ON" ;;
+    --tests) tests="ON" ;;
     --no-tests) tests="OFF" ;;
     --target) shift; target="${1:?--target needs a name}" ;;
     --target=*) target="${1#--target=}" ;;
@@ -41,18 +45,21 @@ if (( deps )); then
   "${ROOT}/scripts/install_deps.sh"
 fi
 
-build_type="${BUILD_TYPE:-RelWithDebInfo}"
 jobs="${JOBS:-2}"
+configure_args=(-S . -B "${build_dir}" -DDIST_COUNTER_SANITIZE="${sanitize}")
+if [[ -n "${BUILD_TYPE:-}" ]]; then
+  configure_args+=(-DCMAKE_BUILD_TYPE="${BUILD_TYPE}")
+elif [[ ! -f "${build_dir}/CMakeCache.txt" ]]; then
+  configure_args+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+fi
+if [[ -n "${tests}" ]]; then
+  configure_args+=(-DDIST_COUNTER_BUILD_TESTS="${tests}")
+fi
 # shellcheck disable=SC2206  # CMAKE_ARGS is meant to be split into words.
-extra_args=(${CMAKE_ARGS:-})
+configure_args+=(${CMAKE_ARGS:-})
 
-echo "build.sh: configuring ${build_dir}/ (${build_type}, sanitize=${sanitize}," \
-     "tests=${tests})"
-cmake -S . -B "${build_dir}" \
-  -DCMAKE_BUILD_TYPE="${build_type}" \
-  -DDIST_COUNTER_SANITIZE="${sanitize}" \
-  -DDIST_COUNTER_BUILD_TESTS="${tests}" \
-  "${extra_args[@]}"
+echo "build.sh: configuring ${build_dir}/ (sanitize=${sanitize}${tests:+, tests=${tests}})"
+cmake "${configure_args[@]}"
 
 build_args=(--build "${build_dir}" --parallel "${jobs}")
 if [[ -n "${target}" ]]; then

@@ -20,7 +20,7 @@ readonly BUILD_PACKAGES=(
 readonly BENCH_PACKAGES=(wrk redis-server redis-tools nginx-light)
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
 }
 
 want_bench=0

@@ -6,7 +6,8 @@
 #   CHALLENGE_ID=7 scripts/run.sh
 #   scripts/run.sh --durable --flush_interval_ms=1000   (extra flags pass through)
 #
-# Later flags override earlier ones, so `scripts/run.sh --port=8080` works.
+# Later flags override earlier ones, so `scripts/run.sh --port=8080` works;
+# `scripts/run.sh --help` builds and lists the node's flags.
 # Stop it with Ctrl-C (SIGINT) or SIGTERM: the node flushes and exits 0.
 set -euo pipefail
 

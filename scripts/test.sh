@@ -17,7 +17,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
 
 usage() {
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
 }
 
 run_normal=1
@@ -100,11 +100,11 @@ run_stage() {
 
 normal_built=1
 if (( run_normal )); then
-  run_stage normal build || normal_built=0
+  run_stage normal build --tests || normal_built=0
 fi
 if (( run_asan )); then
   if (( normal_built )); then
-    run_stage asan build-asan --asan || true
+    run_stage asan build-asan --asan --tests || true
   else
     summary+=("$(printf '  %-7s %-13s SKIPPED (the normal build failed)' \
       asan build-asan/)")
