@@ -1,0 +1,814 @@
+// Tests of Api (src/api/routes.h) against a real CounterStore on a temporary
+// directory, without sockets: every route of SPEC §2 and the extras.
+
+#include "api/routes.h"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "api/cluster_view.h"
+#include "crdt/pn_counter.h"
+#include "store/counter_store.h"
+#include "testing/node_process.h"
+#include "util/metrics.h"
+#include "util/url.h"
+
+namespace dist_counter {
+namespace {
+
+constexpr char kValidation[] =
+    "{\"message\":\"Validation Failure\",\"type\":\"ValidationError\"}";
+constexpr char kInt64Max[] = "9223372036854775807";
+constexpr char kInt64Min[] = "-9223372036854775808";
+
+// A ClusterView whose answers the test sets. RefreshCounter merges
+// `remote_state` into the store, as the real one merges peers' states.
+class FakeClusterView : public ClusterView {
+ public:
+  explicit FakeClusterView(CounterStore* store) : store_(store) {}
+
+  Status RefreshCounter(const std::string& name,
+                        std::vector<std::string>* unreachable) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    refreshed.push_back(name);
+    if (!down.empty()) {
+      unreachable->insert(unreachable->end(), down.begin(), down.end());
+      return Status::Unavailable("peers down");
+    }
+    auto it = remote_state.find(name);
+    if (it != remote_state.end()) {
+      Status s = store_->Merge(name, it->second, nullptr);
+      if (!s.ok()) return s;
+    }
+    return Status::OK();
+  }
+
+  std::vector<std::string> ConnectedNodes() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return connected;
+  }
+
+  void PeersChanged(const std::vector<std::string>& peers) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    peers_changed.push_back(peers);
+  }
+
+  // Set by the test before requests; read after.
+  std::vector<std::string> down;
+  std::vector<std::string> connected;
+  std::map<std::string, PnCounter> remote_state;
+  std::vector<std::string> refreshed;
+  std::vector<std::vector<std::string>> peers_changed;
+
+ private:
+  mutable std::mutex mu_;
+  CounterStore* const store_;
+};
+
+// Splits "a=1&b=x%20y" into decoded pairs, as HttpServer does.
+std::map<std::string, std::string> ParseQuery(const std::string& query) {
+  std::map<std::string, std::string> out;
+  size_t start = 0;
+  while (start <= query.size() && !query.empty()) {
+    size_t amp = query.find('&', start);
+    if (amp == std::string::npos) amp = query.size();
+    const std::string pair = query.substr(start, amp - start);
+    const size_t eq = pair.find('=');
+    std::string name = pair.substr(0, eq);
+    std::string value = eq == std::string::npos ? "" : pair.substr(eq + 1);
+    std::string decoded;
+    if (PercentDecode(value, /*plus_is_space=*/true, &decoded).ok()) {
+      value = decoded;
+    }
+    out[name] = value;
+    start = amp + 1;
+  }
+  return out;
+}
+
+class RoutesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(OpenStore());
+    MakeApi(ApiOptions(), nullptr);
+  }
+
+  bool OpenStore() {
+    StoreOptions options;
+    options.data_dir = dir_.Sub("db");
+    options.challenge_id = "1";
+    options.flush_interval_ms = 600000;
+    options.metrics = &metrics_;
+    Status s = CounterStore::Open(options, &store_);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return s.ok();
+  }
+
+  // Closes and reopens the store on the same directory, with a new Api.
+  void Reopen() {
+    api_.reset();
+    ASSERT_TRUE(store_->Close().ok());
+    store_.reset();
+    ASSERT_TRUE(OpenStore());
+    MakeApi(ApiOptions(), nullptr);
+  }
+
+  void MakeApi(const ApiOptions& options, ClusterView* cluster) {
+    api_ = std::make_unique<Api>(options, store_.get(), cluster, &metrics_);
+  }
+
+  // Handles `method` on `target` ("/path?query").
+  ApiReply Call(const std::string& method, const std::string& target,
+                const std::string& body = "") {
+    ApiRequest request;
+    request.method = method;
+    const size_t q = target.find('?');
+    request.path = target.substr(0, q);
+    if (q != std::string::npos) request.query = ParseQuery(target.substr(q + 1));
+    request.body = body;
+    ApiReply reply;
+    api_->Handle(request, &reply);
+    return reply;
+  }
+
+  std::string Value(const std::string& encoded_name) {
+    ApiReply r = Call("GET", "/counter/" + encoded_name + "/value");
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.body;
+  }
+
+  bool Exists(const std::string& name) {
+    PnCounter state;
+    return store_->Get(name, &state).ok();
+  }
+
+  std::vector<std::string> Peers() { return store_->Peers(); }
+
+  test::TempDir dir_;
+  Metrics metrics_;  // outlives the store and the Api
+  std::unique_ptr<CounterStore> store_;
+  std::unique_ptr<Api> api_;
+};
+
+// Parses `json`, failing the test if it is not a JSON object.
+rapidjson::Document ParseObject(const std::string& json) {
+  rapidjson::Document doc;
+  doc.Parse(json.c_str(), json.size());
+  EXPECT_FALSE(doc.HasParseError()) << json;
+  EXPECT_TRUE(doc.IsObject()) << json;
+  return doc;
+}
+
+// Expects `reply` to be a JSON error with this status and type.
+void ExpectError(const ApiReply& reply, int status, const std::string& type) {
+  EXPECT_EQ(reply.status, status) << reply.body;
+  EXPECT_EQ(reply.content_type, "application/json");
+  rapidjson::Document doc;
+  doc.Parse(reply.body.c_str(), reply.body.size());
+  ASSERT_FALSE(doc.HasParseError()) << reply.body;
+  ASSERT_TRUE(doc.IsObject()) << reply.body;
+  ASSERT_TRUE(doc.HasMember("message") && doc["message"].IsString())
+      << reply.body;
+  EXPECT_GT(doc["message"].GetStringLength(), 0u) << reply.body;
+  ASSERT_TRUE(doc.HasMember("type") && doc["type"].IsString()) << reply.body;
+  EXPECT_EQ(doc["type"].GetString(), type) << reply.body;
+  EXPECT_EQ(doc.MemberCount(), 2u) << reply.body;
+}
+
+// ---- /ping
+
+TEST_F(RoutesTest, PingAnswersOkToAnyMethod) {
+  for (const char* method : {"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"}) {
+    ApiReply r = Call(method, "/ping", "whatever");
+    EXPECT_EQ(r.status, 200) << method;
+    EXPECT_EQ(r.body, "{\"status\":\"OK\"}") << method;
+    EXPECT_EQ(r.content_type, "application/json") << method;
+  }
+}
+
+// ---- /config
+
+TEST_F(RoutesTest, ConfigOfAFreshNodeHasNoActors) {
+  ApiReply r = Call("GET", "/config");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body,
+            "{\"actors\":[],\"challenge_id\":\"1\",\"connected_nodes\":[]}");
+}
+
+TEST_F(RoutesTest, PostConfigReplacesThePeerList) {
+  ApiReply r = Call("POST", "/config", "{\"actors\":[\"a:1\",\"b\"]}");
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(Call("GET", "/config").body,
+            "{\"actors\":[\"a:1\",\"b\"],\"challenge_id\":\"1\","
+            "\"connected_nodes\":[]}");
+
+  r = Call("POST", "/config", "{\"actors\":[\"c:2\"]}");
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(Peers(), std::vector<std::string>({"c:2"}));
+
+  r = Call("POST", "/config", "{\"actors\":[]}");
+  EXPECT_EQ(r.status, 204);
+  EXPECT_TRUE(Peers().empty());
+}
+
+TEST_F(RoutesTest, PostConfigRejectsBadInputAndKeepsThePeerList) {
+  ASSERT_EQ(Call("POST", "/config", "{\"actors\":[\"good:1\"]}").status, 204);
+  const std::vector<std::string> bad = {
+      "",
+      "{",
+      "not json",
+      "{\"actors\":[\"a\"]} trailing",
+      "[]",
+      "[\"a:1\"]",
+      "\"a:1\"",
+      "42",
+      "null",
+      "{}",
+      "{\"actors\":\"a:1\"}",
+      "{\"actors\":{\"a\":1}}",
+      "{\"actors\":null}",
+      "{\"actors\":[1]}",
+      "{\"actors\":[\"a:1\",null]}",
+      "{\"actors\":[[\"a:1\"]]}",
+      "{\"actors\":[\"a b\"]}",
+      "{\"actors\":[\"h:0\"]}",
+      "{\"actors\":[\"h:65536\"]}",
+      "{\"actors\":[\"h:x\"]}",
+      "{\"actors\":[\"h:\"]}",
+      "{\"actors\":[\"\"]}",
+      "{\"actors\":[\":7777\"]}",
+      "{\"actors\":[\"a/b:1\"]}",
+      "{\"actors\":[\"a\\u0000b\"]}",
+  };
+  for (const std::string& body : bad) {
+    SCOPED_TRACE(body);
+    ExpectError(Call("POST", "/config", body), 400, "InvalidArgument");
+    EXPECT_EQ(Peers(), std::vector<std::string>({"good:1"}));
+  }
+}
+
+TEST_F(RoutesTest, PeerListSurvivesAStoreReopen) {
+  ASSERT_EQ(Call("POST", "/config", "{\"actors\":[\"x:1\",\"y:2\"]}").status,
+            204);
+  Reopen();
+  EXPECT_EQ(Call("GET", "/config").body,
+            "{\"actors\":[\"x:1\",\"y:2\"],\"challenge_id\":\"1\","
+            "\"connected_nodes\":[]}");
+}
+
+TEST_F(RoutesTest, ConfigRejectsOtherMethods) {
+  ExpectError(Call("PUT", "/config", "{\"actors\":[]}"), 405,
+              "MethodNotAllowed");
+  ExpectError(Call("DELETE", "/config"), 405, "MethodNotAllowed");
+}
+
+// ---- POST /counter/:name
+
+TEST_F(RoutesTest, IncrementsAcceptSignedDecimals) {
+  for (const char* body : {"2", "-3", "+5"}) {
+    ApiReply r = Call("POST", "/counter/c", body);
+    EXPECT_EQ(r.status, 204) << body;
+    EXPECT_EQ(r.body, "") << body;
+  }
+  EXPECT_EQ(Value("c"), "4");
+}
+
+TEST_F(RoutesTest, IncrementIgnoresSurroundingWhitespace) {
+  // `echo 2 | curl --data-binary @-` sends "2\n".
+  EXPECT_EQ(Call("POST", "/counter/c", "2\n").status, 204);
+  EXPECT_EQ(Call("POST", "/counter/c", " -1\r\n").status, 204);
+  EXPECT_EQ(Value("c"), "1");
+}
+
+TEST_F(RoutesTest, IncrementOfZeroCreatesTheCounter) {
+  ExpectError(Call("GET", "/counter/z"), 404, "NotFound");
+  EXPECT_EQ(Call("POST", "/counter/z", "0").status, 204);
+  ApiReply r = Call("GET", "/counter/z");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Value("z"), "0");
+  EXPECT_EQ(Call("GET", "/counters").body,
+            "{\"counters\":[\"z\"],\"next_start_after\":null}");
+}
+
+TEST_F(RoutesTest, BadIncrementsGetTheValidationErrorAndChangeNothing) {
+  const std::vector<std::string> bad = {
+      "",     " ",    "\n",     "2.5",  "A",   "abc", "+",    "-",
+      "--1",  "+-1",  "0x10",   "1e3",  "2 3", "2,3", "\"2\"", "2a",
+      "\xd9\xa3",  // ARABIC-INDIC DIGIT THREE
+      "99999999999999999999", "9223372036854775808", "-9223372036854775809",
+      std::string("1\0", 2),
+  };
+  for (const std::string& body : bad) {
+    SCOPED_TRACE("body: \"" + body + "\"");
+    ApiReply r = Call("POST", "/counter/c", body);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.body, kValidation);
+    EXPECT_EQ(r.content_type, "application/json");
+    EXPECT_FALSE(Exists("c"));
+  }
+}
+
+TEST_F(RoutesTest, Int64LimitsAreValidDeltas) {
+  EXPECT_EQ(Call("POST", "/counter/max", kInt64Max).status, 204);
+  EXPECT_EQ(Value("max"), kInt64Max);
+  EXPECT_EQ(Call("POST", "/counter/min", kInt64Min).status, 204);
+  EXPECT_EQ(Value("min"), kInt64Min);
+}
+
+TEST_F(RoutesTest, IncrementsBeyondInt64AreRenderedExactly) {
+  ASSERT_EQ(Call("POST", "/counter/big", kInt64Max).status, 204);
+  ASSERT_EQ(Call("POST", "/counter/big", kInt64Max).status, 204);
+  EXPECT_EQ(Value("big"), "18446744073709551614");  // 2^64 - 2
+  ASSERT_EQ(Call("POST", "/counter/big", "1").status, 204);
+  EXPECT_EQ(Value("big"), "18446744073709551615");  // UINT64_MAX
+}
+
+TEST_F(RoutesTest, OverflowOfTheCounterIsAValidationError) {
+  // P is an unsigned 64-bit total: 3 x INT64_MAX does not fit.
+  ASSERT_EQ(Call("POST", "/counter/p", kInt64Max).status, 204);
+  ASSERT_EQ(Call("POST", "/counter/p", kInt64Max).status, 204);
+  ApiReply r = Call("POST", "/counter/p", kInt64Max);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, kValidation);
+  EXPECT_EQ(Value("p"), "18446744073709551614");
+
+  // N likewise: 2 x 2^63 does not fit.
+  ASSERT_EQ(Call("POST", "/counter/n", kInt64Min).status, 204);
+  r = Call("POST", "/counter/n", kInt64Min);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, kValidation);
+  EXPECT_EQ(Value("n"), kInt64Min);
+  // Decrements still fit up to UINT64_MAX.
+  EXPECT_EQ(Call("POST", "/counter/n", "-9223372036854775807").status, 204);
+  EXPECT_EQ(Value("n"), "-18446744073709551615");
+}
+
+// ---- GET /counter/:name/value and /counter/:name
+
+TEST_F(RoutesTest, ValueOfAnUnknownCounterIsZeroAndCreatesNothing) {
+  ApiReply r = Call("GET", "/counter/nothing/value");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "0");
+  EXPECT_FALSE(Exists("nothing"));
+}
+
+TEST_F(RoutesTest, CounterStateShowsThePerActorTotals) {
+  ASSERT_EQ(Call("POST", "/counter/s", "5").status, 204);
+  ASSERT_EQ(Call("POST", "/counter/s", "-2").status, 204);
+  ApiReply r = Call("GET", "/counter/s");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "application/json");
+  EXPECT_EQ(r.body, "{\"name\":\"s\",\"value\":3,\"actors\":{\"" +
+                        store_->actor_id() + "\":{\"p\":5,\"n\":2}}}");
+}
+
+TEST_F(RoutesTest, CounterStateRendersValuesBeyondInt64) {
+  ASSERT_EQ(Call("POST", "/counter/big", kInt64Max).status, 204);
+  ASSERT_EQ(Call("POST", "/counter/big", kInt64Max).status, 204);
+  ApiReply r = Call("GET", "/counter/big");
+  EXPECT_EQ(r.status, 200);
+  rapidjson::Document doc = ParseObject(r.body);
+  ASSERT_TRUE(doc.HasMember("value"));
+  ASSERT_TRUE(doc["value"].IsUint64()) << r.body;
+  EXPECT_EQ(doc["value"].GetUint64(), 18446744073709551614u);
+}
+
+TEST_F(RoutesTest, ConsistentValueWithoutAClusterEqualsValue) {
+  ASSERT_EQ(Call("POST", "/counter/c", "7").status, 204);
+  ApiReply r = Call("GET", "/counter/c/consistent_value");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "7");
+  r = Call("GET", "/counter/unknown/consistent_value");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "0");
+}
+
+// ---- counter names
+
+TEST_F(RoutesTest, NamesArePercentDecoded) {
+  ASSERT_EQ(Call("POST", "/counter/a%20b", "1").status, 204);
+  EXPECT_TRUE(Exists("a b"));
+  EXPECT_EQ(Value("a%20b"), "1");
+  // '+' is a plain character in a path.
+  ASSERT_EQ(Call("POST", "/counter/a+b", "2").status, 204);
+  EXPECT_TRUE(Exists("a+b"));
+  EXPECT_EQ(Value("a%2Bb"), "2");
+  EXPECT_EQ(Call("GET", "/counters").body,
+            "{\"counters\":[\"a b\",\"a+b\"],\"next_start_after\":null}");
+}
+
+TEST_F(RoutesTest, UnicodeNamesWork) {
+  const std::string name = "\xe2\x9c\x93 caf\xc3\xa9";  // "✓ café"
+  ASSERT_EQ(Call("POST", "/counter/" + PercentEncode(name), "3").status, 204);
+  EXPECT_TRUE(Exists(name));
+  EXPECT_EQ(Value(PercentEncode(name)), "3");
+  EXPECT_EQ(Call("GET", "/counters").body,
+            "{\"counters\":[\"" + name + "\"],\"next_start_after\":null}");
+  ApiReply r = Call("GET", "/counter/" + PercentEncode(name));
+  EXPECT_EQ(r.status, 200);
+  rapidjson::Document doc = ParseObject(r.body);
+  EXPECT_EQ(doc["name"].GetString(), name);
+}
+
+TEST_F(RoutesTest, BadNamesAreValidationErrors) {
+  const std::vector<std::string> bad = {
+      "a%2Fb", "a%2fb", "%2F", "a%00b", "%zz", "a%4", "a%", "",
+      std::string(201, 'n'),
+      [] {  // 67 x "✓" = 201 bytes
+        std::string s;
+        for (int i = 0; i < 67; ++i) s += "%E2%9C%93";
+        return s;
+      }(),
+  };
+  for (const std::string& name : bad) {
+    SCOPED_TRACE("name: " + name);
+    ApiReply r = Call("POST", "/counter/" + name, "1");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.body, kValidation);
+    EXPECT_EQ(Call("GET", "/counter/" + name + "/value").status, 400);
+    EXPECT_EQ(Call("GET", "/counter/" + name + "/consistent_value").status,
+              400);
+    EXPECT_EQ(Call("GET", "/counter/" + name).status, 400);
+  }
+  EXPECT_EQ(store_->size(), 0u);
+}
+
+TEST_F(RoutesTest, NamesOf200BytesAreAccepted) {
+  const std::string ascii(200, 'n');
+  EXPECT_EQ(Call("POST", "/counter/" + ascii, "1").status, 204);
+  EXPECT_EQ(Value(ascii), "1");
+  std::string wide, wide_encoded;  // 100 x "é" = 200 bytes
+  for (int i = 0; i < 100; ++i) {
+    wide += "\xc3\xa9";
+    wide_encoded += "%C3%A9";
+  }
+  EXPECT_EQ(Call("POST", "/counter/" + wide_encoded, "2").status, 204);
+  EXPECT_TRUE(Exists(wide));
+  EXPECT_EQ(Value(wide_encoded), "2");
+}
+
+// ---- unknown routes and wrong methods
+
+TEST_F(RoutesTest, UnknownRoutesAre404Json) {
+  for (const char* path :
+       {"/", "/nope", "/counter", "/counter/x/nope", "/counter/x/value/more",
+        "/ping/extra", "/pingx", "/internal", "/internal/nope",
+        "/internal/counter", "/counters/x", "//counter/x", "/Counter/x"}) {
+    SCOPED_TRACE(path);
+    ExpectError(Call("GET", path), 404, "NotFound");
+    ExpectError(Call("POST", path, "1"), 404, "NotFound");
+  }
+}
+
+TEST_F(RoutesTest, KnownPathsWithAWrongMethodAre405Json) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"DELETE", "/counter/x"},
+      {"PUT", "/counter/x"},
+      {"PATCH", "/counter/x"},
+      {"POST", "/counter/x/value"},
+      {"DELETE", "/counter/x/value"},
+      {"POST", "/counter/x/consistent_value"},
+      {"PUT", "/config"},
+      {"DELETE", "/counters"},
+      {"POST", "/metrics"},
+      {"POST", "/internal/changes"},
+      {"POST", "/internal/counter/x"},
+      {"DELETE", "/counter/a%2Fb"},
+  };
+  for (const auto& [method, path] : cases) {
+    SCOPED_TRACE(method + " " + path);
+    ExpectError(Call(method, path, "1"), 405, "MethodNotAllowed");
+  }
+  EXPECT_EQ(store_->size(), 0u);
+}
+
+// ---- body size
+
+TEST_F(RoutesTest, BodiesOverTheLimitAre413Json) {
+  ApiOptions options;
+  options.max_body_bytes = 16;
+  MakeApi(options, nullptr);
+  EXPECT_EQ(Call("POST", "/counter/c", "0000000000000002").status, 204);
+  ApiReply r = Call("POST", "/counter/c", "00000000000000002");
+  ExpectError(r, 413, "PayloadTooLarge");
+  ExpectError(Call("POST", "/config", std::string(17, ' ')), 413,
+              "PayloadTooLarge");
+  ExpectError(Call("POST", "/counters", std::string(17, ' ')), 413,
+              "PayloadTooLarge");
+  EXPECT_EQ(Value("c"), "2");
+}
+
+// ---- GET /counters
+
+TEST_F(RoutesTest, ListOfAnEmptyStoreIsEmpty) {
+  ApiReply r = Call("GET", "/counters");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "application/json");
+  EXPECT_EQ(r.body, "{\"counters\":[],\"next_start_after\":null}");
+}
+
+TEST_F(RoutesTest, ListPaginatesByPrefixAndStartAfter) {
+  for (const char* name : {"a3", "b1", "a1", "a2", "ab"}) {
+    ASSERT_EQ(Call("POST", std::string("/counter/") + name, "1").status, 204);
+  }
+  EXPECT_EQ(Call("GET", "/counters").body,
+            "{\"counters\":[\"a1\",\"a2\",\"a3\",\"ab\",\"b1\"],"
+            "\"next_start_after\":null}");
+  EXPECT_EQ(Call("GET", "/counters?prefix=a&limit=2").body,
+            "{\"counters\":[\"a1\",\"a2\"],\"next_start_after\":\"a2\"}");
+  EXPECT_EQ(Call("GET", "/counters?prefix=a&limit=2&start_after=a2").body,
+            "{\"counters\":[\"a3\",\"ab\"],\"next_start_after\":null}");
+  EXPECT_EQ(Call("GET", "/counters?prefix=a&limit=4").body,
+            "{\"counters\":[\"a1\",\"a2\",\"a3\",\"ab\"],"
+            "\"next_start_after\":null}");
+  EXPECT_EQ(Call("GET", "/counters?start_after=ab").body,
+            "{\"counters\":[\"b1\"],\"next_start_after\":null}");
+  EXPECT_EQ(Call("GET", "/counters?prefix=zz").body,
+            "{\"counters\":[],\"next_start_after\":null}");
+
+  // Walking every page with limit=1 visits every name once.
+  std::vector<std::string> seen;
+  std::string after;
+  for (int page = 0; page < 10; ++page) {
+    ApiReply r = Call("GET", "/counters?limit=1&start_after=" + after);
+    ASSERT_EQ(r.status, 200);
+    rapidjson::Document doc = ParseObject(r.body);
+    for (const auto& name : doc["counters"].GetArray()) {
+      seen.push_back(name.GetString());
+    }
+    if (doc["next_start_after"].IsNull()) break;
+    after = doc["next_start_after"].GetString();
+  }
+  EXPECT_EQ(seen, std::vector<std::string>({"a1", "a2", "a3", "ab", "b1"}));
+}
+
+TEST_F(RoutesTest, ListPrefixIsDecoded) {
+  ASSERT_EQ(Call("POST", "/counter/a%20b", "1").status, 204);
+  ASSERT_EQ(Call("POST", "/counter/ac", "1").status, 204);
+  EXPECT_EQ(Call("GET", "/counters?prefix=a%20").body,
+            "{\"counters\":[\"a b\"],\"next_start_after\":null}");
+}
+
+TEST_F(RoutesTest, ListRejectsBadLimits) {
+  for (const char* limit : {"0", "-1", "abc", "", "1.5", "10001",
+                            "99999999999999999999"}) {
+    SCOPED_TRACE(limit);
+    ExpectError(Call("GET", std::string("/counters?limit=") + limit), 400,
+                "InvalidArgument");
+  }
+  EXPECT_EQ(Call("GET", "/counters?limit=10000").status, 200);
+}
+
+// ---- POST /counters (batch)
+
+TEST_F(RoutesTest, BatchAppliesEveryDelta) {
+  ApiReply r = Call("POST", "/counters", "{\"a\":2,\"b\":-3,\"a\":5,\"c\":0}");
+  EXPECT_EQ(r.status, 204) << r.body;
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(Value("a"), "7");
+  EXPECT_EQ(Value("b"), "-3");
+  EXPECT_TRUE(Exists("c"));
+  EXPECT_EQ(Call("POST", "/counters", "{}").status, 204);
+  EXPECT_EQ(Call("POST", "/counters", "{\"a%20b\":1,\"x y\":1}").status, 204);
+  EXPECT_TRUE(Exists("x y"));  // JSON names are used as they are
+  EXPECT_TRUE(Exists("a%20b"));
+}
+
+TEST_F(RoutesTest, BatchRejectsBadJsonAndChangesNothing) {
+  const std::vector<std::string> bad = {
+      "",
+      "{",
+      "nope",
+      "[]",
+      "[{\"a\":1}]",
+      "1",
+      "null",
+      "{\"ok\":1,\"a\":1.5}",
+      "{\"ok\":1,\"a\":\"2\"}",
+      "{\"ok\":1,\"a\":true}",
+      "{\"ok\":1,\"a\":null}",
+      "{\"ok\":1,\"a\":[1]}",
+      "{\"ok\":1,\"a\":{\"b\":1}}",
+      "{\"ok\":1,\"a\":1e3}",
+      "{\"ok\":1,\"a\":18446744073709551615}",
+      "{\"ok\":1,\"a\":9223372036854775808}",
+      "{\"ok\":1,\"a\":-9223372036854775809}",
+      "{\"ok\":1,\"a/b\":1}",
+      "{\"ok\":1,\"\":1}",
+      "{\"ok\":1,\"" + std::string(201, 'n') + "\":1}",
+  };
+  for (const std::string& body : bad) {
+    SCOPED_TRACE(body);
+    ApiReply r = Call("POST", "/counters", body);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.body, kValidation);
+    EXPECT_EQ(store_->size(), 0u);
+  }
+}
+
+TEST_F(RoutesTest, BatchIsAllOrNothingOnOverflow) {
+  ApiReply r = Call("POST", "/counters",
+                    std::string("{\"ok\":1,\"big\":") + kInt64Max +
+                        ",\"big\":" + kInt64Max + ",\"big\":" + kInt64Max +
+                        "}");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, kValidation);
+  EXPECT_EQ(store_->size(), 0u);
+
+  ASSERT_EQ(Call("POST", "/counter/big", kInt64Max).status, 204);
+  ASSERT_EQ(Call("POST", "/counter/big", kInt64Max).status, 204);
+  ASSERT_EQ(Call("POST", "/counter/ok", "10").status, 204);
+  r = Call("POST", "/counters", "{\"ok\":1,\"new\":1,\"big\":2}");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, kValidation);
+  EXPECT_EQ(Value("ok"), "10");
+  EXPECT_EQ(Value("big"), "18446744073709551614");
+  EXPECT_FALSE(Exists("new"));
+
+  EXPECT_EQ(Call("POST", "/counters", "{\"ok\":1,\"big\":1}").status, 204);
+  EXPECT_EQ(Value("ok"), "11");
+  EXPECT_EQ(Value("big"), "18446744073709551615");
+}
+
+// ---- /metrics
+
+TEST_F(RoutesTest, MetricsCountRequestsByRouteAndStatus) {
+  Call("GET", "/ping");
+  Call("GET", "/ping");
+  Call("POST", "/counter/c", "x");
+  Call("GET", "/nope");
+  ApiReply r = Call("GET", "/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type.rfind("text/plain", 0), 0u) << r.content_type;
+  EXPECT_NE(r.body.find("# TYPE dist_counter_http_requests_total counter"),
+            std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("dist_counter_http_requests_total{route=\"ping\","
+                        "status=\"200\"} 2\n"),
+            std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("dist_counter_http_requests_total{route=\"counter\","
+                        "status=\"400\"} 1\n"),
+            std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("dist_counter_http_requests_total{route=\"unknown\","
+                        "status=\"404\"} 1\n"),
+            std::string::npos)
+      << r.body;
+}
+
+// ---- internal routes for peers
+
+TEST_F(RoutesTest, InternalCounterReturnsTheStateAndTheNode) {
+  ASSERT_EQ(Call("POST", "/counter/c%20d", "4").status, 204);
+  ASSERT_EQ(Call("POST", "/counter/c%20d", "-1").status, 204);
+  const std::string node = "{\"challenge_id\":\"1\",\"node_id\":\"" +
+                           store_->node_id() + "\",\"actor\":\"" +
+                           store_->actor_id() + "\"}";
+  ApiReply r = Call("GET", "/internal/counter/c%20d");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "{\"node\":" + node + ",\"name\":\"c d\",\"state\":{\"" +
+                        store_->actor_id() + "\":{\"p\":4,\"n\":1}}}");
+  r = Call("GET", "/internal/counter/unknown");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body,
+            "{\"node\":" + node + ",\"name\":\"unknown\",\"state\":{}}");
+  EXPECT_EQ(Call("GET", "/internal/counter/a%2Fb").status, 400);
+}
+
+TEST_F(RoutesTest, InternalChangesPagesThroughChangedCounters) {
+  ASSERT_EQ(Call("POST", "/counter/a", "1").status, 204);
+  ASSERT_EQ(Call("POST", "/counter/b", "2").status, 204);
+  const std::string instance = std::to_string(store_->instance_id());
+
+  // A cursor from another instance: everything, with reset.
+  ApiReply r = Call("GET", "/internal/changes");
+  ASSERT_EQ(r.status, 200);
+  rapidjson::Document doc = ParseObject(r.body);
+  EXPECT_EQ(doc["node"]["challenge_id"].GetString(), std::string("1"));
+  EXPECT_EQ(doc["node"]["node_id"].GetString(), store_->node_id());
+  EXPECT_EQ(doc["node"]["actor"].GetString(), store_->actor_id());
+  EXPECT_EQ(doc["instance"].GetUint64(), store_->instance_id());
+  EXPECT_TRUE(doc["reset"].GetBool());
+  EXPECT_FALSE(doc["more"].GetBool());
+  ASSERT_EQ(doc["counters"].Size(), 2u);
+  EXPECT_EQ(doc["counters"][0]["name"].GetString(), std::string("a"));
+  EXPECT_EQ(doc["counters"][1]["name"].GetString(), std::string("b"));
+  EXPECT_EQ(doc["counters"][1]["state"][store_->actor_id().c_str()]["p"]
+                .GetUint64(),
+            2u);
+  const uint64_t next = doc["next"].GetUint64();
+
+  // Nothing new since `next`.
+  r = Call("GET",
+           "/internal/changes?instance=" + instance + "&since=" +
+               std::to_string(next));
+  doc = ParseObject(r.body);
+  EXPECT_FALSE(doc["reset"].GetBool());
+  EXPECT_EQ(doc["counters"].Size(), 0u);
+  EXPECT_FALSE(doc["more"].GetBool());
+
+  // A change shows up once, after the cursor.
+  ASSERT_EQ(Call("POST", "/counter/a", "5").status, 204);
+  r = Call("GET",
+           "/internal/changes?instance=" + instance + "&since=" +
+               std::to_string(next));
+  doc = ParseObject(r.body);
+  ASSERT_EQ(doc["counters"].Size(), 1u);
+  EXPECT_EQ(doc["counters"][0]["name"].GetString(), std::string("a"));
+  EXPECT_EQ(doc["counters"][0]["state"][store_->actor_id().c_str()]["p"]
+                .GetUint64(),
+            6u);
+
+  // limit=1 pages, saying more follows.
+  r = Call("GET", "/internal/changes?instance=" + instance +
+                      "&since=0&limit=1");
+  doc = ParseObject(r.body);
+  ASSERT_EQ(doc["counters"].Size(), 1u);
+  EXPECT_TRUE(doc["more"].GetBool());
+  r = Call("GET", "/internal/changes?instance=" + instance + "&since=" +
+                      std::to_string(doc["next"].GetUint64()) + "&limit=1");
+  doc = ParseObject(r.body);
+  ASSERT_EQ(doc["counters"].Size(), 1u);
+  EXPECT_FALSE(doc["more"].GetBool());
+}
+
+TEST_F(RoutesTest, InternalChangesRejectsBadParameters) {
+  ExpectError(Call("GET", "/internal/changes?since=x"), 400,
+              "InvalidArgument");
+  ExpectError(Call("GET", "/internal/changes?instance=-1"), 400,
+              "InvalidArgument");
+  ExpectError(Call("GET", "/internal/changes?limit=1.5"), 400,
+              "InvalidArgument");
+}
+
+// ---- a cluster view
+
+TEST_F(RoutesTest, ConsistentValueIncludesWhatTheClusterFetched) {
+  FakeClusterView cluster(store_.get());
+  MakeApi(ApiOptions(), &cluster);
+  ASSERT_EQ(Call("POST", "/counter/a%20b", "2").status, 204);
+  PnCounter remote;
+  ASSERT_TRUE(remote.Add("peer.1.00000001", 40).ok());
+  cluster.remote_state["a b"] = remote;
+
+  EXPECT_EQ(Value("a%20b"), "2");  // /value does not reach the cluster
+  EXPECT_TRUE(cluster.refreshed.empty());
+  ApiReply r = Call("GET", "/counter/a%20b/consistent_value");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "42");
+  EXPECT_EQ(cluster.refreshed, std::vector<std::string>({"a b"}));
+  EXPECT_EQ(Value("a%20b"), "42");
+}
+
+TEST_F(RoutesTest, ConsistentValueIs503WhenAPeerIsDown) {
+  FakeClusterView cluster(store_.get());
+  MakeApi(ApiOptions(), &cluster);
+  ASSERT_EQ(Call("POST", "/counter/c", "2").status, 204);
+  cluster.down = {"b:2", "c:3"};
+  ApiReply r = Call("GET", "/counter/c/consistent_value");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.content_type, "application/json");
+  EXPECT_EQ(r.body, "{\"node_down\":true,\"unreachable\":[\"b:2\",\"c:3\"]}");
+  // The plain value still answers.
+  EXPECT_EQ(Value("c"), "2");
+}
+
+TEST_F(RoutesTest, ConfigShowsConnectedNodesAndTellsTheCluster) {
+  FakeClusterView cluster(store_.get());
+  MakeApi(ApiOptions(), &cluster);
+  cluster.connected = {"a:1"};
+  ASSERT_EQ(Call("POST", "/config", "{\"actors\":[\"a:1\",\"b:2\"]}").status,
+            204);
+  ASSERT_EQ(cluster.peers_changed.size(), 1u);
+  EXPECT_EQ(cluster.peers_changed[0],
+            std::vector<std::string>({"a:1", "b:2"}));
+  EXPECT_EQ(Call("GET", "/config").body,
+            "{\"actors\":[\"a:1\",\"b:2\"],\"challenge_id\":\"1\","
+            "\"connected_nodes\":[\"a:1\"]}");
+  // A rejected list is not passed on.
+  ASSERT_EQ(Call("POST", "/config", "{\"actors\":[\"a b\"]}").status, 400);
+  EXPECT_EQ(cluster.peers_changed.size(), 1u);
+}
+
+// ---- failures below the API
+
+TEST_F(RoutesTest, StoreFailuresAreJson500sNotCrashes) {
+  ASSERT_EQ(Call("POST", "/counter/c", "1").status, 204);
+  ASSERT_TRUE(store_->Close().ok());
+  ExpectError(Call("POST", "/counter/c", "1"), 500, "InternalError");
+  ExpectError(Call("POST", "/counters", "{\"c\":1}"), 500, "InternalError");
+  ApiReply r = Call("GET", "/ping");
+  EXPECT_EQ(r.status, 200);
+}
+
+}  // namespace
+}  // namespace dist_counter
