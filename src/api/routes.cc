@@ -108,6 +108,8 @@ void WriteNode(const CounterStore& store, JsonWriter* w) {
   WriteString(w, store.node_id());
   w->Key("actor");
   WriteString(w, store.actor_id());
+  w->Key("instance");
+  w->Uint64(store.instance_id());
   w->EndObject();
 }
 

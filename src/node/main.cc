@@ -11,6 +11,7 @@
 #include <limits>
 #include <thread>
 
+#include "cluster/peer_client.h"
 #include "node/node.h"
 #include "util/peer_address.h"
 
@@ -140,6 +141,12 @@ int main(int argc, char** argv) {
 
   dist_counter::NodeOptions options;
   if (!ReadFlags(&options)) return 2;
+
+  // libcurl (peer pulls) initializes once, before any thread exists.
+  if (!dist_counter::InitPeerClients()) {
+    LOG(ERROR) << "cannot initialize libcurl";
+    return 1;
+  }
 
   sigset_t stop_signals;
   BlockStopSignals(&stop_signals);

@@ -2,11 +2,11 @@
 
 #include <glog/logging.h>
 
+#include "cluster/merger.h"
+#include "node/merger_view.h"
 #include "util/metrics.h"
 
 namespace dist_counter {
-
-class Merger {};  // The cluster merger; wired in by the cluster module.
 
 Node::Node() = default;
 
@@ -28,11 +28,23 @@ Status Node::Start(const NodeOptions& options, std::unique_ptr<Node>* node) {
     if (!s.ok()) return s;
   }
 
+  MergerOptions merger_options;
+  merger_options.merge_interval_ms = options.merge_interval_ms;
+  merger_options.peer_timeout_ms = options.peer_timeout_ms;
+  merger_options.bind = options.http.bind;
+  merger_options.port = options.http.port;
+  merger_options.metrics = started->metrics_.get();
+  started->merger_ =
+      std::make_unique<Merger>(merger_options, started->store_.get());
+  started->cluster_view_ =
+      std::make_unique<MergerView>(started->merger_.get());
+
   started->api_ = std::make_unique<Api>(options.api, started->store_.get(),
-                                        /*cluster=*/nullptr,
+                                        started->cluster_view_.get(),
                                         started->metrics_.get());
   s = HttpServer::Start(options.http, started->api_.get(), &started->server_);
   if (!s.ok()) return s;
+  started->merger_->Start(started->server_->port());
   LOG(INFO) << "node " << started->store_->challenge_id() << " (actor "
             << started->store_->actor_id() << ") serving on "
             << options.http.bind << ":" << started->server_->port()

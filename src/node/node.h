@@ -23,6 +23,7 @@ namespace dist_counter {
 
 class Metrics;
 class Merger;
+class MergerView;
 
 struct NodeOptions {
   StoreOptions store;        // data_dir, challenge_id, flush, durable
@@ -64,6 +65,7 @@ class Node {
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<CounterStore> store_;
   std::unique_ptr<Merger> merger_;
+  std::unique_ptr<MergerView> cluster_view_;  // the Api's view of merger_
   std::unique_ptr<Api> api_;
   std::unique_ptr<HttpServer> server_;
 };

@@ -1,0 +1,161 @@
+// PeerClient talks to one peer node over its HTTP port (libcurl): it pulls
+// the peer's changes since a cursor (GET /internal/changes) and one
+// counter's live state (GET /internal/counter/<name>). CounterFanout asks
+// several peers for one counter at once, from the calling thread.
+//
+// Every request is bounded: a connect timeout and a total timeout (a peer
+// that accepts the connection and then hangs, e.g. under SIGSTOP, costs at
+// most the total timeout), and a cap on the reply size. Everything a peer
+// sends is validated strictly before any of it is returned: bad JSON
+// (including truncated or deeply nested), wrong types, unknown or malformed
+// counter states, names or actor ids, inconsistent cursors, more counters
+// than asked for. Such a reply is Corruption and none of it is returned.
+// Transport failures (refused, timed out, reset, HTTP 5xx) are Unavailable.
+//
+// Connections are kept alive between requests (one curl handle per client).
+// InitPeerClients() must have been called before the first client is made.
+//
+// Not thread-safe: use one PeerClient (or CounterFanout) per thread at a
+// time. Distinct objects may be used from distinct threads concurrently.
+
+#ifndef DIST_COUNTER_CLUSTER_PEER_CLIENT_H_
+#define DIST_COUNTER_CLUSTER_PEER_CLIENT_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crdt/pn_counter.h"
+#include "store/counter_store.h"
+#include "util/status.h"
+
+namespace dist_counter {
+
+struct PeerClientOptions {
+  int connect_timeout_ms = 500;  // TCP connect
+  int timeout_ms = 500;          // the whole request, connect included
+  size_t max_reply_bytes = 64 << 20;  // larger replies are Corruption
+  // When not null and set to true, a transfer in progress is abandoned
+  // (Unavailable) within a few milliseconds. Not owned; must outlive the
+  // client.
+  const std::atomic<bool>* abort = nullptr;
+};
+
+// Who answered, as the reply's "node" object says.
+struct PeerIdentity {
+  std::string challenge_id;
+  std::string node_id;
+  std::string actor;
+  uint64_t instance = 0;  // the peer's CounterStore::instance_id()
+};
+
+// Where a puller stands in one peer's change log. The default cursor means
+// "nothing pulled yet": the peer then sends everything.
+struct ChangesCursor {
+  uint64_t instance = 0;  // the peer instance `since` belongs to; 0: none
+  uint64_t since = 0;     // changes after this one are wanted
+};
+
+// One page of a peer's changes.
+struct ChangesPage {
+  PeerIdentity node;
+  bool reset = false;  // the cursor was not the peer's: this starts at 0
+  ChangesCursor next;  // the cursor to send next time
+  bool more = false;   // further changes wait: ask again with `next`
+  std::vector<CounterChange> counters;
+};
+
+// Initializes libcurl for the whole process. Call once at startup, before
+// any thread is started and before the first PeerClient is made. Returns
+// false if libcurl could not initialize.
+bool InitPeerClients();
+
+class PeerClient {
+ public:
+  // `address` is "host:port" (or "host", port 7777).
+  PeerClient(const std::string& address, const PeerClientOptions& options);
+  PeerClient(const PeerClient&) = delete;
+  PeerClient& operator=(const PeerClient&) = delete;
+  ~PeerClient();
+
+  const std::string& address() const { return address_; }
+
+  // Asks for at most `limit` (>= 1) changes after `cursor`. On success
+  // fills *page (replacing it) and returns OK. On failure returns
+  // Unavailable (transport, timeout, abort, HTTP 5xx) or Corruption (any
+  // other reply that is not a valid page) and leaves *page unchanged.
+  Status FetchChanges(const ChangesCursor& cursor, size_t limit,
+                      ChangesPage* page);
+
+  // Asks for counter `name`'s state. On success stores who answered in
+  // *node and the state in *state (empty if the peer has no such counter)
+  // and returns OK. Failures as for FetchChanges(); outputs unchanged.
+  Status FetchCounter(const std::string& name, PeerIdentity* node,
+                      PnCounter* state);
+
+  // Bytes of reply bodies received by this client so far (valid or not).
+  uint64_t bytes_received() const { return bytes_received_; }
+
+ private:
+  friend class CounterFanout;
+
+  // Points the curl handle at `path_and_query` and clears the buffers.
+  void Prepare(const std::string& path_and_query);
+  // Turns the finished transfer (`code` is a CURLcode) into a status and,
+  // if OK, leaves the body in body_.
+  Status Finish(int code);
+  Status Perform(const std::string& path_and_query);
+
+  static size_t OnBody(char* data, size_t size, size_t count, void* self);
+  static size_t OnHeader(char* data, size_t size, size_t count, void* self);
+
+  const std::string address_;
+  const PeerClientOptions options_;
+  void* curl_ = nullptr;  // CURL*, owned
+  std::string url_;
+  std::string body_;
+  bool body_too_large_ = false;
+  bool has_crc_ = false;
+  bool crc_unreadable_ = false;
+  uint32_t crc_ = 0;  // the X-SFN-CRC32 header, when has_crc_
+  uint64_t bytes_received_ = 0;
+};
+
+// CounterFanout fetches one counter from several peers in parallel from the
+// calling thread (curl multi), keeping one keep-alive connection per peer
+// between calls. Not thread-safe; keep one per concurrent caller.
+class CounterFanout {
+ public:
+  // options.abort is ignored.
+  explicit CounterFanout(const PeerClientOptions& options);
+  CounterFanout(const CounterFanout&) = delete;
+  CounterFanout& operator=(const CounterFanout&) = delete;
+  ~CounterFanout();
+
+  struct Result {
+    std::string address;
+    Status status;      // as PeerClient::FetchCounter's
+    PeerIdentity node;  // valid if status.ok()
+    PnCounter state;    // valid if status.ok()
+  };
+
+  // Asks every peer in `addresses` for counter `name` at once and returns
+  // when all answered or failed, within about the total timeout. Replaces
+  // *results with one Result per address, in the same order. Forgets the
+  // connections of peers not in `addresses`.
+  void FetchCounter(const std::vector<std::string>& addresses,
+                    const std::string& name, std::vector<Result>* results);
+
+ private:
+  const PeerClientOptions options_;
+  void* multi_ = nullptr;  // CURLM*, owned; holds the connection cache
+  std::map<std::string, std::unique_ptr<PeerClient>> clients_;
+};
+
+}  // namespace dist_counter
+
+#endif  // DIST_COUNTER_CLUSTER_PEER_CLIENT_H_
