@@ -108,8 +108,6 @@ void WriteNode(const CounterStore& store, JsonWriter* w) {
   WriteString(w, store.node_id());
   w->Key("actor");
   WriteString(w, store.actor_id());
-  w->Key("instance");
-  w->Uint64(store.instance_id());
   w->EndObject();
 }
 

@@ -362,7 +362,12 @@ Status Merger::CheckIdentity(Peer* peer, const PeerIdentity& node,
                              bool* self) {
   *self = false;
   if (node.node_id == store_->node_id()) {
-    if (node.instance == store_->instance_id()) {
+    // A counter reply carries no instance; its actor id (with the
+    // incarnation) then tells. The changes pulls tell copies apart.
+    const bool us = node.instance != 0
+                        ? node.instance == store_->instance_id()
+                        : node.actor == store_->actor_id();
+    if (us) {
       *self = true;
       if (!peer->self.exchange(true)) {
         LOG(INFO) << "peer " << peer->address

@@ -71,8 +71,7 @@ Status ParseIdentity(const rapidjson::Value& reply, PeerIdentity* node) {
   PeerIdentity parsed;
   if (!GetString(v, "challenge_id", kMaxIdBytes, &parsed.challenge_id) ||
       !GetString(v, "node_id", kMaxIdBytes, &parsed.node_id) ||
-      !GetString(v, "actor", kMaxIdBytes, &parsed.actor) ||
-      !GetUint64(v, "instance", &parsed.instance) || parsed.instance == 0) {
+      !GetString(v, "actor", kMaxIdBytes, &parsed.actor)) {
     return Status::Corruption("reply has a malformed \"node\" object");
   }
   *node = std::move(parsed);
@@ -153,9 +152,8 @@ Status ParseChanges(const std::string& body, const ChangesCursor& cursor,
       !GetBool(doc, "more", &parsed.more)) {
     return Status::Corruption("changes reply lacks instance/reset/next/more");
   }
-  if (instance == 0 || instance != parsed.node.instance) {
-    return Status::Corruption("changes reply has an inconsistent instance");
-  }
+  if (instance == 0) return Status::Corruption("changes reply has instance 0");
+  parsed.node.instance = instance;
   parsed.next.instance = instance;
   const uint64_t since = parsed.reset ? 0 : cursor.since;
   if (!parsed.reset && instance != cursor.instance) {

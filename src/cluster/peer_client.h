@@ -50,7 +50,9 @@ struct PeerIdentity {
   std::string challenge_id;
   std::string node_id;
   std::string actor;
-  uint64_t instance = 0;  // the peer's CounterStore::instance_id()
+  // The peer's CounterStore::instance_id(), given by changes replies; 0 in
+  // counter replies, which do not carry it.
+  uint64_t instance = 0;
 };
 
 // Where a puller stands in one peer's change log. The default cursor means
