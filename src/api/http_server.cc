@@ -3,6 +3,8 @@
 #include <glog/logging.h>
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
+#include <pistache/peer.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
@@ -107,20 +109,37 @@ class Handler : public Pistache::Http::Handler {
  private:
   static void Send(const Pistache::Http::Request& request,
                    const ApiReply& reply, ResponseWriter* response) {
+    const bool keep_alive = WantsKeepAlive(request);
     auto& headers = response->headers();
     headers.remove<Header::Connection>();
     headers.add<Header::Connection>(
-        WantsKeepAlive(request) ? Pistache::Http::ConnectionControl::KeepAlive
-                                : Pistache::Http::ConnectionControl::Close);
+        keep_alive ? Pistache::Http::ConnectionControl::KeepAlive
+                   : Pistache::Http::ConnectionControl::Close);
     headers.add<XSfnCrc32>(Crc32(reply.body));
     const auto code = static_cast<Pistache::Http::Code>(reply.status);
-    if (reply.status == 204) {
-      response->send(code);
-      return;
+    if (reply.status != 204) {
+      response->setMime(
+          Pistache::Http::Mime::MediaType::fromString(reply.content_type));
     }
-    response->setMime(
-        Pistache::Http::Mime::MediaType::fromString(reply.content_type));
-    response->send(code, reply.body);
+    auto sent = reply.status == 204 ? response->send(code)
+                                    : response->send(code, reply.body);
+    if (!keep_alive) CloseAfter(std::move(sent), response->getPeer());
+  }
+
+  // Pistache 0.0.5 sends "Connection: Close" but leaves the connection
+  // open. Once `sent` (the reply's write) completes, shuts the socket down,
+  // so the client sees the end of the reply and Pistache, reading EOF,
+  // drops the peer and closes its fd. Runs on the peer's own reactor
+  // thread, which is the only one that closes that fd.
+  static void CloseAfter(Pistache::Async::Promise<ssize_t> sent,
+                         const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
+    if (!peer) return;
+    std::weak_ptr<Pistache::Tcp::Peer> weak = peer;
+    sent.then(
+        [weak](ssize_t) {
+          if (auto alive = weak.lock()) ::shutdown(alive->fd(), SHUT_RDWR);
+        },
+        Pistache::Async::IgnoreException);
   }
 
   Api* api_;

@@ -1,0 +1,488 @@
+// Tests of HttpServer (src/api/http_server.h): a real Pistache server on an
+// ephemeral loopback port over a real Api and CounterStore, driven by curl
+// and by raw sockets.
+
+#include "api/http_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/routes.h"
+#include "store/counter_store.h"
+#include "testing/http_client.h"
+#include "testing/node_process.h"
+#include "util/crc32.h"
+#include "util/metrics.h"
+
+namespace dist_counter {
+namespace {
+
+using test::HttpClient;
+using test::HttpClientOptions;
+using test::HttpRequest;
+using test::HttpResponse;
+using Clock = std::chrono::steady_clock;
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// A raw TCP connection to 127.0.0.1:port, for what curl will not do.
+class RawConnection {
+ public:
+  explicit RawConnection(uint16_t port) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    connected_ = fd_ >= 0 && connect(fd_, reinterpret_cast<sockaddr*>(&addr),
+                                     sizeof(addr)) == 0;
+  }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+  ~RawConnection() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+  bool connected() const { return connected_; }
+
+  bool Send(const std::string& data) {
+    size_t sent = 0;
+    while (sent < data.size()) {
+      const ssize_t n =
+          send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  // Reads until the peer closes or `timeout_ms` passes. Returns what was
+  // read; *closed says whether the peer closed.
+  std::string ReadUntilClosed(int timeout_ms, bool* closed) {
+    return Read(timeout_ms, /*one_reply=*/false, closed);
+  }
+
+  // Reads one reply (headers and a Content-Length body), or until the peer
+  // closes or `timeout_ms` passes.
+  std::string ReadReply(int timeout_ms) {
+    bool closed = false;
+    return Read(timeout_ms, /*one_reply=*/true, &closed);
+  }
+
+ private:
+  static bool HasFullReply(const std::string& data) {
+    const size_t end = data.find("\r\n\r\n");
+    if (end == std::string::npos) return false;
+    const std::string head = Lower(data.substr(0, end));
+    size_t length = 0;
+    const size_t cl = head.find("content-length:");
+    if (cl != std::string::npos) {
+      length = std::stoul(head.substr(cl + 15));
+    }
+    return data.size() >= end + 4 + length;
+  }
+
+  std::string Read(int timeout_ms, bool one_reply, bool* closed) {
+    std::string data;
+    *closed = false;
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (Clock::now() < deadline) {
+      if (one_reply && HasFullReply(data)) return data;
+      pollfd p{fd_, POLLIN, 0};
+      const int left = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(
+              deadline - Clock::now())
+              .count());
+      if (poll(&p, 1, std::max(left, 1)) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+      if (n <= 0) {
+        *closed = true;
+        return data;
+      }
+      data.append(buf, static_cast<size_t>(n));
+    }
+    return data;
+  }
+
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    StoreOptions store_options;
+    store_options.data_dir = dir_.Sub("db");
+    store_options.challenge_id = "1";
+    store_options.flush_interval_ms = 600000;
+    store_options.metrics = &metrics_;
+    Status s = CounterStore::Open(store_options, &store_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    api_ = std::make_unique<Api>(ApiOptions(), store_.get(), nullptr,
+                                 &metrics_);
+    HttpServerOptions options;
+    options.bind = "127.0.0.1";
+    options.port = 0;
+    StartServer(options);
+  }
+
+  void StartServer(const HttpServerOptions& options) {
+    server_.reset();
+    Status s = HttpServer::Start(options, api_.get(), &server_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_NE(server_->port(), 0);
+  }
+
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(server_->port()) + path;
+  }
+
+  test::TempDir dir_;
+  Metrics metrics_;
+  std::unique_ptr<CounterStore> store_;
+  std::unique_ptr<Api> api_;
+  std::unique_ptr<HttpServer> server_;  // stopped first
+};
+
+// Expects the JSON headers of SPEC §2 on `r`.
+void ExpectJsonHeaders(const HttpResponse& r) {
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(Lower(r.Header("content-type")).rfind("application/json", 0), 0u)
+      << r.Header("content-type") << " for " << r.body;
+  ASSERT_FALSE(r.Header("x-sfn-crc32").empty()) << r.body;
+  EXPECT_EQ(r.Header("x-sfn-crc32"), std::to_string(Crc32(r.body))) << r.body;
+}
+
+TEST_F(HttpServerTest, EveryJsonReplyHasContentTypeAndCrc32) {
+  ASSERT_EQ(HttpRequest("POST", Url("/counter/c"), "4").status, 204);
+  struct Case {
+    const char* method;
+    const char* path;
+    std::string body;
+    long status;
+  };
+  const std::vector<Case> cases = {
+      {"GET", "/ping", "", 200},
+      {"POST", "/ping", "", 200},
+      {"GET", "/config", "", 200},
+      {"GET", "/counter/c/value", "", 200},
+      {"GET", "/counter/c/consistent_value", "", 200},
+      {"GET", "/counter/c", "", 200},
+      {"GET", "/counters", "", 200},
+      {"GET", "/internal/counter/c", "", 200},
+      {"GET", "/internal/changes", "", 200},
+      {"POST", "/counter/c", "abc", 400},
+      {"POST", "/config", "[", 400},
+      {"GET", "/counter/unknown", "", 404},
+      {"GET", "/nope", "", 404},
+      {"DELETE", "/counter/c", "", 405},
+      {"POST", "/counter/c", std::string(70 * 1024, '1'), 413},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.method) + " " + c.path);
+    HttpResponse r = HttpRequest(c.method, Url(c.path), c.body);
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.status, c.status) << r.body;
+    EXPECT_FALSE(r.body.empty());
+    ExpectJsonHeaders(r);
+  }
+  HttpResponse r = HttpRequest("GET", Url("/counter/c/value"));
+  EXPECT_EQ(r.body, "4");
+}
+
+TEST_F(HttpServerTest, NoContentRepliesHaveNoBody) {
+  HttpResponse r = HttpRequest("POST", Url("/counter/c"), "1");
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(r.Header("x-sfn-crc32"), std::to_string(Crc32("")));
+}
+
+TEST_F(HttpServerTest, MetricsAreServedAsText) {
+  ASSERT_EQ(HttpRequest("GET", Url("/ping")).status, 200);
+  HttpResponse r = HttpRequest("GET", Url("/metrics"));
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(Lower(r.Header("content-type")).rfind("text/plain", 0), 0u)
+      << r.Header("content-type");
+  EXPECT_NE(r.body.find("dist_counter_http_requests_total{route=\"ping\","
+                        "status=\"200\"} 1"),
+            std::string::npos)
+      << r.body;
+}
+
+TEST_F(HttpServerTest, Http11ConnectionsAreKeptAlive) {
+  HttpClientOptions options;
+  options.reuse_connection = true;
+  HttpClient client(options);
+  HttpResponse first = client.Request("GET", Url("/ping"));
+  ASSERT_TRUE(first.ok()) << first.error;
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(first.num_connects, 1);
+  EXPECT_EQ(Lower(first.Header("connection")), "keep-alive");
+  HttpResponse second = client.Request("POST", Url("/counter/k"), "1");
+  ASSERT_TRUE(second.ok()) << second.error;
+  EXPECT_EQ(second.status, 204);
+  EXPECT_EQ(second.num_connects, 0) << "the second request reconnected";
+  HttpResponse third = client.Request("GET", Url("/nope"));
+  EXPECT_EQ(third.status, 404);
+  EXPECT_EQ(third.num_connects, 0) << "an error reply closed the connection";
+}
+
+TEST_F(HttpServerTest, ManyRequestsShareOneRawConnection) {
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(c.Send("POST /counter/raw HTTP/1.1\r\nHost: x\r\n"
+                       "Content-Length: 1\r\n\r\n1"));
+    const std::string reply = c.ReadReply(10000);
+    EXPECT_EQ(reply.rfind("HTTP/1.1 204", 0), 0u) << reply;
+  }
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/raw/value")).body, "3");
+}
+
+TEST_F(HttpServerTest, ConnectionCloseIsHonoured) {
+  HttpClientOptions options;
+  options.reuse_connection = true;
+  HttpClient client(options);
+  HttpResponse r =
+      client.Request("GET", Url("/ping"), "", {{"Connection", "close"}});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(Lower(r.Header("connection")), "close");
+  r = client.Request("GET", Url("/ping"));
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.num_connects, 1);
+
+  // The server itself closes the connection after the reply.
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  bool closed = false;
+  const std::string reply = c.ReadUntilClosed(20000, &closed);
+  EXPECT_TRUE(closed) << reply;
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_NE(reply.find("{\"status\":\"OK\"}"), std::string::npos) << reply;
+}
+
+TEST_F(HttpServerTest, Http10IsAnsweredAndClosedUnlessKeepAliveIsAsked) {
+  HttpClientOptions options;
+  options.http10 = true;
+  HttpClient client(options);
+  HttpResponse r = client.Request("POST", Url("/counter/old"), "5");
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 204);
+  r = client.Request("GET", Url("/counter/old/value"));
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "5");
+  ExpectJsonHeaders(r);
+
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("GET /ping HTTP/1.0\r\n\r\n"));
+  bool closed = false;
+  std::string reply = c.ReadUntilClosed(20000, &closed);
+  EXPECT_TRUE(closed) << reply;
+  EXPECT_NE(reply.find(" 200 "), std::string::npos) << reply;
+  EXPECT_NE(reply.find("{\"status\":\"OK\"}"), std::string::npos) << reply;
+
+  RawConnection k(server_->port());
+  ASSERT_TRUE(k.connected());
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(k.Send("GET /ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    reply = k.ReadReply(10000);
+    EXPECT_NE(reply.find(" 200 "), std::string::npos) << i << ": " << reply;
+    EXPECT_NE(Lower(reply).find("connection: keep-alive"), std::string::npos)
+        << reply;
+  }
+}
+
+TEST_F(HttpServerTest, AOneMebibyteBodyGets413AndTheServerGoesOn) {
+  const std::string big(1 << 20, '7');
+  HttpResponse r = HttpRequest("POST", Url("/counter/big"), big);
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 413);
+  ExpectJsonHeaders(r);
+  EXPECT_NE(r.body.find("\"type\":\"PayloadTooLarge\""), std::string::npos)
+      << r.body;
+  r = HttpRequest("POST", Url("/counters"), "{\"a\":\"" + big + "\"}");
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(HttpRequest("GET", Url("/ping")).status, 200);
+  EXPECT_EQ(HttpRequest("POST", Url("/counter/big"), "1").status, 204);
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/big/value")).body, "1");
+}
+
+TEST_F(HttpServerTest, BodiesBeyondPistachesLimitAreRefusedAndTheServerGoesOn) {
+  const std::string huge(5 << 20, '7');
+  HttpResponse r = HttpRequest("POST", Url("/counter/huge"), huge);
+  // Pistache may answer or drop the connection; either way no success.
+  EXPECT_NE(r.status, 204) << r.body;
+  EXPECT_EQ(HttpRequest("GET", Url("/ping")).status, 200);
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/huge/value")).body, "0");
+}
+
+TEST_F(HttpServerTest, ConcurrentIncrementsSumExactly) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 200;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      HttpClientOptions options;
+      options.reuse_connection = (t % 2 == 0);  // half reuse, half reconnect
+      HttpClient client(options);
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string delta = (i % 4 == 3) ? "-1" : "+2";
+        HttpResponse r = client.Request("POST", Url("/counter/hot"), delta);
+        if (r.status != 204) failures.fetch_add(1);
+        r = client.Request("POST", Url("/counter/t" + std::to_string(t)), "1");
+        if (r.status != 204) failures.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  // Per thread: 150 x +2 and 50 x -1.
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/hot/value")).body,
+            std::to_string(kThreads * (150 * 2 - 50)));
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(
+        HttpRequest("GET", Url("/counter/t" + std::to_string(t) + "/value"))
+            .body,
+        std::to_string(kPerThread));
+  }
+}
+
+TEST_F(HttpServerTest, IdleAndHalfSentRequestsDoNotBlockOthers) {
+  HttpServerOptions options;
+  options.bind = "127.0.0.1";
+  options.port = 0;
+  options.threads = 1;
+  StartServer(options);
+
+  std::vector<std::unique_ptr<RawConnection>> stalled;
+  for (int i = 0; i < 4; ++i) {
+    stalled.push_back(std::make_unique<RawConnection>(server_->port()));
+    ASSERT_TRUE(stalled.back()->connected());
+  }
+  // Nothing on stalled[0]; half a request line, half the headers, and half
+  // a body on the others.
+  ASSERT_TRUE(stalled[1]->Send("POST /counter/sl"));
+  ASSERT_TRUE(stalled[2]->Send("POST /counter/slow HTTP/1.1\r\nHost: x\r\n"));
+  ASSERT_TRUE(stalled[3]->Send("POST /counter/slow HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Length: 10\r\n\r\n12"));
+  HttpClientOptions client_options;
+  client_options.timeout_ms = 20000;
+  for (int i = 0; i < 20; ++i) {
+    HttpClient client(client_options);
+    HttpResponse r = client.Request("POST", Url("/counter/fast"), "1");
+    ASSERT_TRUE(r.ok()) << i << ": " << r.error;
+    ASSERT_EQ(r.status, 204) << i;
+  }
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/fast/value")).body, "20");
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/slow/value")).body, "0");
+}
+
+TEST_F(HttpServerTest, SlowClientsAreTimedOut) {
+  HttpServerOptions options;
+  options.bind = "127.0.0.1";
+  options.port = 0;
+  options.header_timeout_ms = 200;
+  options.body_timeout_ms = 200;
+  StartServer(options);
+
+  RawConnection headers(server_->port());
+  ASSERT_TRUE(headers.connected());
+  ASSERT_TRUE(headers.Send("GET /ping HTTP/1.1\r\nHost: x\r\n"));
+  RawConnection body(server_->port());
+  ASSERT_TRUE(body.connected());
+  ASSERT_TRUE(body.Send("POST /counter/slow HTTP/1.1\r\nHost: x\r\n"
+                        "Content-Length: 10\r\n\r\n12"));
+  for (RawConnection* c : {&headers, &body}) {
+    bool closed = false;
+    const std::string reply = c->ReadUntilClosed(30000, &closed);
+    EXPECT_TRUE(closed) << "a slow client kept its connection: " << reply;
+    if (!reply.empty()) {
+      EXPECT_EQ(reply.rfind("HTTP/1.1 408", 0), 0u) << reply;
+    }
+  }
+  EXPECT_EQ(HttpRequest("GET", Url("/ping")).status, 200);
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/slow/value")).body, "0");
+}
+
+TEST_F(HttpServerTest, PathsAndQueriesAreDecodedOnce) {
+  // "%25" is a literal '%': decoding twice would reject or alter the name.
+  HttpResponse r = HttpRequest("POST", Url("/counter/100%2525"), "1");
+  EXPECT_EQ(r.status, 204) << r.body;
+  PnCounter state;
+  EXPECT_TRUE(store_->Get("100%25", &state).ok());
+  r = HttpRequest("POST", Url("/counter/%E2%9C%93%20ok"), "2");
+  EXPECT_EQ(r.status, 204) << r.body;
+  EXPECT_TRUE(store_->Get("\xe2\x9c\x93 ok", &state).ok());
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/%E2%9C%93%20ok/value")).body, "2");
+  EXPECT_EQ(HttpRequest("POST", Url("/counter/a%2Fb"), "1").status, 400);
+
+  r = HttpRequest("GET", Url("/counters?prefix=100%2525"));
+  EXPECT_EQ(r.body, "{\"counters\":[\"100%25\"],\"next_start_after\":null}");
+  r = HttpRequest("GET", Url("/counters?prefix=%E2%9C%93+o&limit=5"));
+  EXPECT_EQ(r.body,
+            "{\"counters\":[\"\xe2\x9c\x93 ok\"],\"next_start_after\":null}");
+}
+
+TEST_F(HttpServerTest, ShutdownStopsServingAndIsIdempotent) {
+  const std::string url = Url("/ping");
+  ASSERT_EQ(HttpRequest("GET", url).status, 200);
+  server_->Shutdown();
+  server_->Shutdown();
+  HttpResponse r = HttpRequest("GET", url, "", {}, 5000);
+  EXPECT_FALSE(r.ok()) << r.status << " " << r.body;
+}
+
+TEST_F(HttpServerTest, StartFailsOnAPortInUse) {
+  HttpServerOptions options;
+  options.bind = "127.0.0.1";
+  options.port = server_->port();
+  std::unique_ptr<HttpServer> second;
+  Status s = HttpServer::Start(options, api_.get(), &second);
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_EQ(second, nullptr);
+  EXPECT_EQ(HttpRequest("GET", Url("/ping")).status, 200);
+}
+
+TEST_F(HttpServerTest, StartRejectsBadOptions) {
+  HttpServerOptions options;
+  options.bind = "127.0.0.1";
+  options.port = 0;
+  options.threads = 0;
+  std::unique_ptr<HttpServer> server;
+  EXPECT_TRUE(HttpServer::Start(options, api_.get(), &server)
+                  .IsInvalidArgument());
+  options.threads = 1;
+  options.bind = "not an address";
+  Status s = HttpServer::Start(options, api_.get(), &server);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(server, nullptr);
+}
+
+}  // namespace
+}  // namespace dist_counter
