@@ -430,6 +430,47 @@ TEST_F(HttpServerTest, SlowClientsAreTimedOut) {
   EXPECT_EQ(HttpRequest("GET", Url("/counter/slow/value")).body, "0");
 }
 
+// Pistache itself answers what it cannot parse, in plain text (it gives
+// the handler no say); incomplete request lines wait for the header timeout.
+TEST_F(HttpServerTest, MalformedRequestsAreRefusedAndTheServerGoesOn) {
+  HttpServerOptions options;
+  options.bind = "127.0.0.1";
+  options.port = 0;
+  options.header_timeout_ms = 200;
+  options.body_timeout_ms = 200;
+  StartServer(options);
+  const std::vector<std::string> bad = {
+      "GARBAGE\r\n\r\n",
+      "FOO /ping HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /ping HTTP/9.9\r\nHost: x\r\n\r\n",
+      "GET /ping\r\n\r\n",
+      "POST /counter/x HTTP/1.1\r\nContent-Length: abc\r\n\r\n1",
+      "POST /counter/x HTTP/1.1\r\nContent-Length: -5\r\n\r\n1",
+      "POST /counter/x HTTP/1.1\r\nContent-Length: 99999999999999999999"
+      "\r\n\r\n1",
+      "POST /counter/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "zz\r\n1\r\n0\r\n\r\n",
+      "POST /counter/x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n1",
+      "POST /counter/x HTTP/1.1\r\nContent-Length: 1\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n1\r\n1\r\n0\r\n\r\n",
+      "GET /ping HTTP/1.1\r\nNoColonHere\r\n\r\n",
+      std::string("GET /pi\0ng HTTP/1.1\r\n\r\n", 24),
+  };
+  for (const std::string& request : bad) {
+    SCOPED_TRACE(request);
+    RawConnection c(server_->port());
+    ASSERT_TRUE(c.connected());
+    ASSERT_TRUE(c.Send(request));
+    const std::string reply = c.ReadReply(20000);
+    // Whatever the answer, it is not a success, and the server lives on.
+    EXPECT_EQ(reply.find("HTTP/1.1 2"), std::string::npos) << reply;
+    HttpResponse r = HttpRequest("GET", Url("/ping"));
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.status, 200);
+  }
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/x/value")).body, "0");
+}
+
 TEST_F(HttpServerTest, PathsAndQueriesAreDecodedOnce) {
   // "%25" is a literal '%': decoding twice would reject or alter the name.
   HttpResponse r = HttpRequest("POST", Url("/counter/100%2525"), "1");

@@ -1,9 +1,21 @@
 // Tests of the dist_counter process itself: flags, environment, signals,
-// crash recovery and startup failures. Each test runs the real binary.
+// crash recovery and startup failures. Each test runs the real binary
+// (tests/testing/node_process.h) on a loopback port.
 
 #include "testing/node_process.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
 
 #include "testing/http_client.h"
 
@@ -11,12 +23,74 @@ namespace dist_counter {
 namespace test {
 namespace {
 
+constexpr char kValidation[] =
+    "{\"message\":\"Validation Failure\",\"type\":\"ValidationError\"}";
+constexpr char kHugeFlush[] = "--flush_interval_ms=600000";
+
+NodeProcessOptions Options(const TempDir& tmp, const std::string& name,
+                           std::vector<std::string> flags = {}) {
+  NodeProcessOptions options;
+  options.data_dir = tmp.Sub(name);
+  options.flags = std::move(flags);
+  return options;
+}
+
+// POSTs `delta` to counter `name`, expecting 204.
+void Increment(const NodeProcess& node, const std::string& name,
+               const std::string& delta) {
+  HttpResponse r = HttpRequest("POST", node.Url("/counter/" + name), delta);
+  ASSERT_TRUE(r.ok()) << r.error;
+  ASSERT_EQ(r.status, 204) << r.body;
+}
+
+std::string Value(const NodeProcess& node, const std::string& name) {
+  HttpResponse r = HttpRequest("GET", node.Url("/counter/" + name + "/value"));
+  EXPECT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 200) << r.body;
+  return r.body;
+}
+
+// The actor ids in GET /counter/<name>, in order.
+std::vector<std::string> Actors(const NodeProcess& node,
+                                const std::string& name) {
+  HttpResponse r = HttpRequest("GET", node.Url("/counter/" + name));
+  EXPECT_EQ(r.status, 200) << r.body;
+  rapidjson::Document doc;
+  doc.Parse(r.body.c_str());
+  std::vector<std::string> actors;
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("actors")) {
+    ADD_FAILURE() << r.body;
+    return actors;
+  }
+  for (const auto& m : doc["actors"].GetObject()) {
+    actors.push_back(m.name.GetString());
+  }
+  return actors;
+}
+
+// The incarnation part of an actor id "<challenge_id>.<incarnation>.<node>".
+long Incarnation(const std::string& actor) {
+  const size_t last = actor.rfind('.');
+  const size_t first = actor.rfind('.', last - 1);
+  if (last == std::string::npos || first == std::string::npos) return -1;
+  return std::stol(actor.substr(first + 1, last - first - 1));
+}
+
+std::string ChallengeIdOf(const NodeProcess& node) {
+  HttpResponse r = HttpRequest("GET", node.Url("/config"));
+  rapidjson::Document doc;
+  doc.Parse(r.body.c_str());
+  if (doc.HasParseError() || !doc.IsObject() ||
+      !doc.HasMember("challenge_id")) {
+    ADD_FAILURE() << r.body;
+    return "";
+  }
+  return doc["challenge_id"].GetString();
+}
+
 TEST(NodeProcessTest, ReadmeCurlSessionGivesTheOriginalReplies) {
   TempDir tmp;
-  NodeProcessOptions options;
-  options.data_dir = tmp.Sub("node1");
-  options.flags = {"--challenge_id=1"};
-  NodeProcess node(options);
+  NodeProcess node(Options(tmp, "node1", {"--challenge_id=1"}));
   ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
 
   HttpResponse r = HttpRequest("POST", node.Url("/counter/test"), "2");
@@ -31,8 +105,7 @@ TEST(NodeProcessTest, ReadmeCurlSessionGivesTheOriginalReplies) {
   EXPECT_EQ(r.body, "0");
   r = HttpRequest("POST", node.Url("/counter/test"), "abc");
   EXPECT_EQ(r.status, 400);
-  EXPECT_EQ(r.body,
-            "{\"message\":\"Validation Failure\",\"type\":\"ValidationError\"}");
+  EXPECT_EQ(r.body, kValidation);
   r = HttpRequest("GET", node.Url("/ping"));
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "{\"status\":\"OK\"}");
@@ -41,6 +114,255 @@ TEST(NodeProcessTest, ReadmeCurlSessionGivesTheOriginalReplies) {
   EXPECT_EQ(r.body,
             "{\"actors\":[],\"challenge_id\":\"1\",\"connected_nodes\":[]}");
 
+  EXPECT_EQ(node.Stop(), 0) << node.ReadLog();
+}
+
+TEST(NodeProcessTest, HelpNamesEveryFlag) {
+  TempDir tmp;
+  NodeProcess node(Options(tmp, "node", {"--help"}));
+  ASSERT_TRUE(node.Start());
+  // gflags ends --help with exit(1), as redis-server does.
+  EXPECT_EQ(node.Wait(), 1);
+  const std::string help = node.ReadLog();
+  for (const char* flag :
+       {"challenge_id", "port", "bind", "data_dir", "flush_interval_ms",
+        "durable", "threads", "max_body_bytes", "actors",
+        "merge_interval_ms", "peer_timeout_ms"}) {
+    EXPECT_NE(help.find(std::string("-") + flag + " ("), std::string::npos)
+        << "--help does not describe --" << flag << ":\n"
+        << help;
+  }
+  EXPECT_NE(help.find("CHALLENGE_ID"), std::string::npos) << help;
+}
+
+TEST(NodeProcessTest, BadFlagsExitNonZeroWithoutServing) {
+  TempDir tmp;
+  const std::vector<std::vector<std::string>> bad = {
+      {"--no_such_flag"},        {"--flush_interval_ms=0"},
+      {"--threads=0"},           {"--port=70000"},
+      {"--challenge_id=a b"},    {"--actors=[\"a b\"]"},
+      {"--actors=h:0"},          {"--peer_timeout_ms=-1"},
+  };
+  for (const auto& flags : bad) {
+    SCOPED_TRACE(flags[0]);
+    NodeProcess node(Options(tmp, "node", flags));
+    ASSERT_TRUE(node.Start());
+    const int status = node.Wait();
+    EXPECT_GT(status, 0) << node.ReadLog();
+    EXPECT_LT(status, 128) << "crashed: " << node.ReadLog();
+  }
+}
+
+TEST(NodeProcessTest, ChallengeIdFallsBackToTheEnvironment) {
+  TempDir tmp;
+  NodeProcessOptions options = Options(tmp, "env");
+  options.env = {{"CHALLENGE_ID", "from_env"}};
+  NodeProcess env_only(options);
+  ASSERT_TRUE(env_only.StartAndWait()) << env_only.ReadLog();
+  EXPECT_EQ(ChallengeIdOf(env_only), "from_env");
+  EXPECT_EQ(env_only.Stop(), 0);
+
+  options = Options(tmp, "both", {"--challenge_id=from_flag"});
+  options.env = {{"CHALLENGE_ID", "from_env"}};
+  NodeProcess both(options);
+  ASSERT_TRUE(both.StartAndWait()) << both.ReadLog();
+  EXPECT_EQ(ChallengeIdOf(both), "from_flag");
+  EXPECT_EQ(both.Stop(), 0);
+
+  NodeProcess neither(Options(tmp, "neither"));
+  ASSERT_TRUE(neither.StartAndWait()) << neither.ReadLog();
+  EXPECT_EQ(ChallengeIdOf(neither), "DEFAULT");
+  EXPECT_EQ(neither.Stop(), 0);
+}
+
+TEST(NodeProcessTest, ActorsComeFromTheFlagOrTheEnvironment) {
+  TempDir tmp;
+  NodeProcess flag(Options(tmp, "flag", {"--challenge_id=1",
+                                         "--actors=[\"127.0.0.1:1\"]"}));
+  ASSERT_TRUE(flag.StartAndWait()) << flag.ReadLog();
+  HttpResponse r = HttpRequest("GET", flag.Url("/config"));
+  EXPECT_NE(r.body.find("\"actors\":[\"127.0.0.1:1\"]"), std::string::npos)
+      << r.body;
+  EXPECT_EQ(flag.Stop(), 0);
+
+  NodeProcessOptions options = Options(tmp, "env", {"--challenge_id=1"});
+  options.env = {{"ACTORS", "127.0.0.1:1, 127.0.0.1:2"}};
+  NodeProcess env(options);
+  ASSERT_TRUE(env.StartAndWait()) << env.ReadLog();
+  r = HttpRequest("GET", env.Url("/config"));
+  EXPECT_NE(r.body.find("\"actors\":[\"127.0.0.1:1\",\"127.0.0.1:2\"]"),
+            std::string::npos)
+      << r.body;
+  EXPECT_EQ(env.Stop(), 0);
+}
+
+TEST(NodeProcessTest, PeerListSetByPostConfigSurvivesARestart) {
+  TempDir tmp;
+  NodeProcess node(Options(tmp, "node", {"--challenge_id=1"}));
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  HttpResponse r = HttpRequest("POST", node.Url("/config"),
+                               "{\"actors\":[\"127.0.0.1:1\"]}");
+  ASSERT_EQ(r.status, 204) << r.body;
+  ASSERT_TRUE(node.Restart()) << node.ReadLog();
+  EXPECT_EQ(node.exit_status(), -1);  // the restarted child is running
+  r = HttpRequest("GET", node.Url("/config"));
+  EXPECT_NE(r.body.find("\"actors\":[\"127.0.0.1:1\"]"), std::string::npos)
+      << r.body;
+  EXPECT_EQ(node.Stop(), 0);
+}
+
+TEST(NodeProcessTest, SigtermFlushesEveryAcknowledgedIncrement) {
+  TempDir tmp;
+  NodeProcess node(Options(tmp, "node", {"--challenge_id=1", kHugeFlush}));
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  for (int i = 0; i < 50; ++i) Increment(node, "a", "2");
+  Increment(node, "b", "-7");
+  Increment(node, "zero", "0");
+  HttpResponse r =
+      HttpRequest("POST", node.Url("/counters"), "{\"a\":1,\"c%20d\":5}");
+  ASSERT_EQ(r.status, 204) << r.body;
+
+  EXPECT_EQ(node.Stop(), 0) << node.ReadLog();
+  EXPECT_NE(node.ReadLog().find("stopped cleanly"), std::string::npos);
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  EXPECT_EQ(Value(node, "a"), "101");
+  EXPECT_EQ(Value(node, "b"), "-7");
+  EXPECT_EQ(Value(node, "c%2520d"), "5");
+  EXPECT_EQ(HttpRequest("GET", node.Url("/counter/zero")).status, 200);
+  EXPECT_EQ(node.Stop(), 0);
+}
+
+TEST(NodeProcessTest, SigintAlsoStopsCleanly) {
+  TempDir tmp;
+  NodeProcess node(Options(tmp, "node", {"--challenge_id=1", kHugeFlush}));
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  Increment(node, "a", "3");
+  ASSERT_EQ(kill(node.pid(), SIGINT), 0);
+  EXPECT_EQ(node.Wait(), 0) << node.ReadLog();
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  EXPECT_EQ(Value(node, "a"), "3");
+}
+
+TEST(NodeProcessTest, Kill9LosesUnflushedIncrementsButNotLaterOnes) {
+  TempDir tmp;
+  NodeProcess node(Options(tmp, "node", {"--challenge_id=1", kHugeFlush}));
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  Increment(node, "c", "5");
+  const std::vector<std::string> before = Actors(node, "c");
+  ASSERT_EQ(before.size(), 1u);
+
+  node.Kill9();
+  EXPECT_EQ(node.exit_status(), 128 + SIGKILL);
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  // Nothing was flushed: the 5 is gone (default mode allows that).
+  EXPECT_EQ(Value(node, "c"), "0");
+  Increment(node, "c", "3");
+  EXPECT_EQ(Value(node, "c"), "3");
+  const std::vector<std::string> after = Actors(node, "c");
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_NE(after[0], before[0]) << "an actor id was reused after a crash";
+  EXPECT_EQ(Incarnation(after[0]), Incarnation(before[0]) + 1)
+      << before[0] << " -> " << after[0];
+
+  // The new incarnation's increments survive a clean stop.
+  EXPECT_EQ(node.Stop(), 0);
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  EXPECT_EQ(Value(node, "c"), "3");
+}
+
+TEST(NodeProcessTest, Kill9InDurableModeLosesNothingAcknowledged) {
+  TempDir tmp;
+  NodeProcess node(
+      Options(tmp, "node", {"--challenge_id=1", "--durable", kHugeFlush}));
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  for (int i = 0; i < 30; ++i) Increment(node, "a", "+1");
+  Increment(node, "b", "-4");
+  HttpResponse r =
+      HttpRequest("POST", node.Url("/counters"), "{\"a\":10,\"c\":2}");
+  ASSERT_EQ(r.status, 204) << r.body;
+  const std::vector<std::string> before = Actors(node, "a");
+
+  node.Kill9();
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  EXPECT_EQ(Value(node, "a"), "40");
+  EXPECT_EQ(Value(node, "b"), "-4");
+  EXPECT_EQ(Value(node, "c"), "2");
+  // New increments go to a new actor; the old totals stay.
+  Increment(node, "a", "1");
+  EXPECT_EQ(Value(node, "a"), "41");
+  const std::vector<std::string> after = Actors(node, "a");
+  EXPECT_EQ(after.size(), 2u);
+  EXPECT_NE(std::find(after.begin(), after.end(), before[0]), after.end());
+}
+
+TEST(NodeProcessTest, SecondNodeOnTheSameDataDirRefusesToStart) {
+  TempDir tmp;
+  NodeProcess first(Options(tmp, "shared", {"--challenge_id=1"}));
+  ASSERT_TRUE(first.StartAndWait()) << first.ReadLog();
+  Increment(first, "a", "1");
+
+  NodeProcessOptions options = Options(tmp, "shared", {"--challenge_id=1"});
+  NodeProcess second(options);
+  ASSERT_NE(second.port(), first.port());
+  ASSERT_TRUE(second.Start());
+  const int status = second.Wait();
+  EXPECT_GT(status, 0);
+  EXPECT_LT(status, 128) << "crashed";
+  const std::string log = second.ReadLog();
+  EXPECT_NE(log.find(options.data_dir), std::string::npos) << log;
+  EXPECT_NE(log.find("in use"), std::string::npos) << log;
+
+  // The first node is untouched.
+  EXPECT_EQ(Value(first, "a"), "1");
+  Increment(first, "a", "1");
+  EXPECT_EQ(first.Stop(), 0);
+  // And the directory opens once it is free again.
+  ASSERT_TRUE(second.StartAndWait()) << second.ReadLog();
+  EXPECT_EQ(Value(second, "a"), "2");
+}
+
+TEST(NodeProcessTest, PortInUseExitsNonZeroAndFreesTheDataDir) {
+  // Hold a listening socket on the port.
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 4), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+
+  TempDir tmp;
+  NodeProcessOptions options = Options(tmp, "node", {"--challenge_id=1"});
+  options.port = ntohs(addr.sin_port);
+  NodeProcess node(options);
+  ASSERT_TRUE(node.Start());
+  const int status = node.Wait();
+  close(fd);
+  EXPECT_GT(status, 0) << node.ReadLog();
+  EXPECT_LT(status, 128) << "crashed: " << node.ReadLog();
+  const std::string log = node.ReadLog();
+  EXPECT_NE(log.find(std::to_string(options.port)), std::string::npos) << log;
+
+  // The store was closed on the way out: the directory opens again.
+  options.port = 0;
+  NodeProcess again(options);
+  ASSERT_TRUE(again.StartAndWait()) << again.ReadLog();
+  EXPECT_EQ(again.Stop(), 0);
+}
+
+TEST(NodeProcessTest, PausedNodeAnswersAgainAfterResume) {
+  TempDir tmp;
+  NodeProcess node(Options(tmp, "node", {"--challenge_id=1"}));
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  node.Pause();
+  HttpResponse r = HttpRequest("GET", node.Url("/ping"), "", {}, 300);
+  EXPECT_FALSE(r.ok()) << "a stopped process answered";
+  node.Resume();
+  EXPECT_TRUE(node.WaitReady()) << node.ReadLog();
+  // A paused node still stops cleanly on SIGTERM.
+  node.Pause();
   EXPECT_EQ(node.Stop(), 0) << node.ReadLog();
 }
 
