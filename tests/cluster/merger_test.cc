@@ -1,0 +1,453 @@
+// Merger against real stores served over loopback in this process (and fake
+// peers for misbehaviour): pulls converge, paging and delta sync work, a
+// restarted peer is re-read, this node and copies of it are recognised,
+// garbage and hung peers are ignored without delaying the others, and
+// RefreshCounter names exactly the peers that did not answer.
+
+#include "cluster/merger.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/http_server.h"
+#include "api/routes.h"
+#include "cluster/fake_peer.h"
+#include "cluster/peer_client.h"
+#include "crdt/pn_counter.h"
+#include "store/counter_store.h"
+#include "testing/node_process.h"
+#include "util/metrics.h"
+
+namespace dist_counter {
+namespace {
+
+using test::FakePeer;
+using test::FakeReply;
+using test::JsonReply;
+
+class CurlEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { ASSERT_TRUE(InitPeerClients()); }
+};
+const auto* const kCurl =
+    ::testing::AddGlobalTestEnvironment(new CurlEnvironment);
+
+// Generous: convergence normally takes a few merge intervals.
+constexpr int kDeadlineMs = 20000;
+
+bool WaitUntil(const std::function<bool()>& done, int timeout_ms = kDeadlineMs) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return done();
+}
+
+// One node in this process: a store served by the real Api over HTTP on
+// 127.0.0.1, and optionally a Merger pulling its peers.
+class LocalNode {
+ public:
+  explicit LocalNode(const std::string& challenge_id, uint16_t port = 0)
+      : challenge_id_(challenge_id), port_(port) {
+    Open();
+  }
+  ~LocalNode() { Close(); }
+
+  void Open() {
+    StoreOptions store_options;
+    store_options.data_dir = dir_.Sub("db");
+    store_options.challenge_id = challenge_id_;
+    store_options.flush_interval_ms = 200;
+    store_options.metrics = &metrics_;
+    ASSERT_TRUE(CounterStore::Open(store_options, &store_).ok());
+    api_ = std::make_unique<Api>(ApiOptions(), store_.get(), nullptr, &metrics_);
+    HttpServerOptions http;
+    http.bind = "127.0.0.1";
+    http.port = port_;
+    ASSERT_TRUE(HttpServer::Start(http, api_.get(), &server_).ok());
+    port_ = server_->port();
+  }
+
+  void Close() {
+    merger_.reset();
+    if (server_) server_->Shutdown();
+    server_.reset();
+    api_.reset();
+    if (store_) store_->Close();
+    store_.reset();
+  }
+
+  // Closes and reopens the store (a new instance) on the same port. Any
+  // merger of this node is gone afterwards.
+  void Restart() {
+    Close();
+    Open();
+  }
+
+  void StartMerger(const std::vector<std::string>& peers,
+                   MergerOptions options = Fast()) {
+    ASSERT_TRUE(store_->SetPeers(peers).ok());
+    options.metrics = &metrics_;
+    merger_ = std::make_unique<Merger>(options, store_.get());
+    merger_->Start(options.port);
+  }
+
+  static MergerOptions Fast() {
+    MergerOptions options;
+    options.merge_interval_ms = 50;
+    options.peer_timeout_ms = 300;
+    options.max_backoff_ms = 400;
+    options.bind = "127.0.0.1";
+    return options;
+  }
+
+  std::string Address() const { return "127.0.0.1:" + std::to_string(port_); }
+  uint16_t port() const { return port_; }
+  CounterStore* store() { return store_.get(); }
+  Merger* merger() { return merger_.get(); }
+  Metrics* metrics() { return &metrics_; }
+
+  std::string Value(const std::string& name) const {
+    PnCounter state;
+    store_->Get(name, &state);
+    return state.ValueString();
+  }
+  bool Has(const std::string& name) const {
+    PnCounter state;
+    return store_->Get(name, &state).ok();
+  }
+  // The value of metric line `name_and_labels` in /metrics, or -1.
+  double Metric(const std::string& name_and_labels) const {
+    const std::string text = metrics_.Render();
+    const std::string key = "\n" + name_and_labels + " ";
+    const size_t at = ("\n" + text).find(key);
+    if (at == std::string::npos) return -1;
+    return std::stod(text.substr(at + key.size() - 1));
+  }
+
+ private:
+  test::TempDir dir_;
+  const std::string challenge_id_;
+  uint16_t port_;
+  Metrics metrics_;
+  std::unique_ptr<CounterStore> store_;
+  std::unique_ptr<Api> api_;
+  std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<Merger> merger_;
+};
+
+PeerStatus StatusOf(Merger* merger, const std::string& address) {
+  for (const PeerStatus& s : merger->PeerStatuses()) {
+    if (s.address == address) return s;
+  }
+  return PeerStatus();
+}
+
+std::string PeerLabel(const std::string& address) {
+  return "peer=\"" + address + "\"";
+}
+
+TEST(MergerTest, PullsEveryCounterOfAPeerInPages) {
+  LocalNode a("1"), b("2");
+  std::vector<std::pair<std::string, int64_t>> batch;
+  for (int i = 0; i < 2500; ++i) batch.emplace_back("c" + std::to_string(i), i - 100);
+  ASSERT_TRUE(a.store()->IncrementBatch(batch).ok());
+  MergerOptions options = LocalNode::Fast();
+  options.page_limit = 1000;
+  b.StartMerger({a.Address()}, options);
+  ASSERT_TRUE(WaitUntil([&] { return b.store()->size() == 2500; }))
+      << b.store()->size();
+  for (int i = 0; i < 2500; i += 97) {
+    const std::string name = "c" + std::to_string(i);
+    PnCounter from_a, from_b;
+    ASSERT_TRUE(a.store()->Get(name, &from_a).ok());
+    ASSERT_TRUE(b.store()->Get(name, &from_b).ok());
+    EXPECT_EQ(from_a, from_b) << name;
+  }
+  EXPECT_EQ(b.Value("c0"), "-100");
+  EXPECT_EQ(b.Metric("dist_counter_peer_pulled_counters_total{" +
+                     PeerLabel(a.Address()) + "}"),
+            2500);
+}
+
+TEST(MergerTest, TwoNodesConvergeBothWays) {
+  LocalNode a("1"), b("2");
+  a.StartMerger({a.Address(), b.Address()});
+  b.StartMerger({a.Address(), b.Address()});
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(a.store()->Increment("x", 3).ok());
+    ASSERT_TRUE(b.store()->Increment("x", -1).ok());
+  }
+  ASSERT_TRUE(WaitUntil([&] { return a.Value("x") == "100" && b.Value("x") == "100"; }))
+      << a.Value("x") << " " << b.Value("x");
+  ASSERT_TRUE(WaitUntil([&] {
+    return a.merger()->ConnectedNodes() == std::vector<std::string>{b.Address()} &&
+           b.merger()->ConnectedNodes() == std::vector<std::string>{a.Address()};
+  }));
+}
+
+TEST(MergerTest, RoundsWithoutChangesMoveFewBytes) {
+  LocalNode a("1"), b("2");
+  std::vector<std::pair<std::string, int64_t>> batch;
+  for (int i = 0; i < 1000; ++i) batch.emplace_back("counter-" + std::to_string(i), 1);
+  ASSERT_TRUE(a.store()->IncrementBatch(batch).ok());
+  b.StartMerger({a.Address()});
+  ASSERT_TRUE(WaitUntil([&] { return b.store()->size() == 1000; }));
+  const std::string bytes_metric =
+      "dist_counter_peer_pulled_bytes_total{" + PeerLabel(a.Address()) + "}";
+  const double full = b.Metric(bytes_metric);
+  EXPECT_GT(full, 1000 * 30);
+  const uint64_t rounds_before = StatusOf(b.merger(), a.Address()).rounds;
+  ASSERT_TRUE(WaitUntil([&] {
+    return StatusOf(b.merger(), a.Address()).rounds >= rounds_before + 10;
+  }));
+  const double bytes = b.Metric(bytes_metric) - full;
+  const uint64_t rounds = StatusOf(b.merger(), a.Address()).rounds - rounds_before;
+  EXPECT_LT(bytes / rounds, 300) << bytes << " bytes in " << rounds << " rounds";
+
+  // One change moves one counter.
+  ASSERT_TRUE(a.store()->Increment("counter-7", 5).ok());
+  ASSERT_TRUE(WaitUntil([&] { return b.Value("counter-7") == "6"; }));
+  EXPECT_EQ(b.Metric("dist_counter_peer_pulled_counters_total{" +
+                     PeerLabel(a.Address()) + "}"),
+            1001);
+}
+
+TEST(MergerTest, RereadsAPeerThatRestartedWithAShorterLog) {
+  LocalNode a("1"), b("2");
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(a.store()->Increment("k" + std::to_string(i), 1).ok());
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(a.store()->Increment("k0", 1).ok());
+  b.StartMerger({a.Address()});
+  ASSERT_TRUE(WaitUntil([&] { return b.Value("k0") == "201"; }));
+  // After its restart, a's change log starts over below b's cursor.
+  a.Restart();
+  ASSERT_TRUE(a.store()->Increment("after-restart", 4).ok());
+  ASSERT_TRUE(WaitUntil([&] { return b.Value("after-restart") == "4"; }));
+  EXPECT_EQ(b.Value("k0"), "201");
+}
+
+TEST(MergerTest, SkipsItsOwnAddressWithoutAsking) {
+  LocalNode a("1"), b("2");
+  MergerOptions options = LocalNode::Fast();
+  options.port = b.port();
+  b.StartMerger({"localhost:" + std::to_string(b.port()), b.Address(), a.Address()},
+                options);
+  ASSERT_TRUE(WaitUntil([&] {
+    return b.merger()->ConnectedNodes() == std::vector<std::string>{a.Address()};
+  }));
+  const std::vector<PeerStatus> statuses = b.merger()->PeerStatuses();
+  ASSERT_EQ(statuses.size(), 3u);
+  EXPECT_TRUE(statuses[0].self);
+  EXPECT_TRUE(statuses[1].self);
+  EXPECT_FALSE(statuses[2].self);
+  EXPECT_EQ(statuses[0].rounds + statuses[1].rounds, 0u);
+  std::vector<std::string> unreachable;
+  EXPECT_TRUE(b.merger()->RefreshCounter("x", &unreachable).ok());
+  EXPECT_TRUE(unreachable.empty());
+}
+
+TEST(MergerTest, RecognisesItselfFromAPeersReply) {
+  LocalNode b("2");
+  MergerOptions options = LocalNode::Fast();
+  options.port = 0;  // unknown: only the reply can tell
+  b.StartMerger({b.Address()}, options);
+  ASSERT_TRUE(WaitUntil([&] { return StatusOf(b.merger(), b.Address()).self; }));
+  EXPECT_TRUE(b.merger()->ConnectedNodes().empty());
+  std::vector<std::string> unreachable;
+  EXPECT_TRUE(b.merger()->RefreshCounter("x", &unreachable).ok());
+  EXPECT_EQ(b.Metric("dist_counter_duplicate_challenge_id_total"), 0);
+}
+
+TEST(MergerTest, ReportsADuplicateChallengeIdAndKeepsTheNodesApart) {
+  LocalNode a("same"), b("same");
+  ASSERT_NE(a.store()->actor_id(), b.store()->actor_id());
+  a.StartMerger({b.Address()});
+  b.StartMerger({a.Address()});
+  ASSERT_TRUE(a.store()->Increment("x", 5).ok());
+  ASSERT_TRUE(b.store()->Increment("x", 7).ok());
+  ASSERT_TRUE(WaitUntil([&] { return a.Value("x") == "12" && b.Value("x") == "12"; }))
+      << a.Value("x") << " " << b.Value("x");
+  EXPECT_EQ(a.Metric("dist_counter_duplicate_challenge_id_total"), 1);
+  EXPECT_EQ(b.Metric("dist_counter_duplicate_challenge_id_total"), 1);
+}
+
+// A fake peer whose change log is one page holding `counters`.
+std::unique_ptr<FakePeer> PeerWithChanges(const std::string& node_json,
+                                          const std::string& counters) {
+  auto peer = std::make_unique<FakePeer>([=](const std::string& target) {
+    if (target.rfind("/internal/changes", 0) != 0) {
+      return JsonReply("{}");
+    }
+    return JsonReply("{\"node\":" + node_json +
+                     ",\"instance\":77,\"reset\":true,\"next\":1,"
+                     "\"more\":false,\"counters\":" + counters + "}");
+  });
+  EXPECT_TRUE(peer->Start());
+  return peer;
+}
+
+TEST(MergerTest, NeverTakesItsOwnActorsCountsFromAPeer) {
+  LocalNode b("2");
+  ASSERT_TRUE(b.store()->Increment("c", 2).ok());
+  const std::string own = b.store()->actor_id();
+  auto peer = PeerWithChanges(
+      R"({"challenge_id":"9","node_id":"99999999","actor":"9.1.99999999"})",
+      R"([{"name":"c","state":{")" + own +
+          R"(":{"p":1000,"n":0},"9.1.99999999":{"p":5,"n":1}}}])");
+  b.StartMerger({peer->Address()});
+  ASSERT_TRUE(WaitUntil([&] { return b.Value("c") == "6"; })) << b.Value("c");
+  PnCounter state;
+  ASSERT_TRUE(b.store()->Get("c", &state).ok());
+  EXPECT_EQ(state.actors().at(own).p, 2u);
+}
+
+TEST(MergerTest, RefusesToMergeACopyOfItself) {
+  LocalNode b("2");
+  // Our node id from another store instance: a copied data directory.
+  auto peer = PeerWithChanges(
+      R"({"challenge_id":"2","node_id":")" + b.store()->node_id() +
+          R"(","actor":"2.5.)" + b.store()->node_id() + R"("})",
+      R"([{"name":"stolen","state":{"x":{"p":5,"n":1}}}])");
+  b.StartMerger({peer->Address()});
+  ASSERT_TRUE(WaitUntil([&] {
+    return StatusOf(b.merger(), peer->Address()).failures >= 2;
+  }));
+  EXPECT_FALSE(b.Has("stolen"));
+  EXPECT_FALSE(StatusOf(b.merger(), peer->Address()).self);
+}
+
+TEST(MergerTest, GarbageAndHungPeersNeitherDisturbNorDelayTheOthers) {
+  LocalNode a("1"), b("2");
+  auto garbage = std::make_unique<FakePeer>([](const std::string&) {
+    return JsonReply(
+        R"({"node":{"challenge_id":"g","node_id":"g","actor":"g"},"instance":5,)"
+        R"("reset":true,"next":3,"more":false,"counters":[)"
+        R"({"name":"poison","state":{"x":{"p":1,"n":0}}},)"
+        R"({"name":"bad","state":{"x":{"p":-1,"n":0}}}]})");
+  });
+  ASSERT_TRUE(garbage->Start());
+  FakeReply silent;
+  silent.hang = true;
+  auto hung = std::make_unique<FakePeer>([silent](const std::string&) { return silent; });
+  ASSERT_TRUE(hung->Start());
+  MergerOptions options = LocalNode::Fast();
+  options.peer_timeout_ms = 5000;  // the hung peer holds its worker long
+  b.StartMerger({garbage->Address(), hung->Address(), a.Address()}, options);
+
+  for (int i = 1; i <= 20; ++i) {
+    ASSERT_TRUE(a.store()->Increment("x", 1).ok());
+    const std::string want = std::to_string(i);
+    ASSERT_TRUE(WaitUntil([&] { return b.Value("x") == want; })) << want;
+  }
+  EXPECT_FALSE(b.Has("poison"));
+  EXPECT_FALSE(b.Has("bad"));
+  EXPECT_GT(StatusOf(b.merger(), garbage->Address()).failures, 0);
+  EXPECT_GT(b.Metric("dist_counter_peer_rejected_replies_total{" +
+                     PeerLabel(garbage->Address()) + "}"),
+            0);
+  EXPECT_EQ(b.merger()->ConnectedNodes(), std::vector<std::string>{a.Address()});
+}
+
+TEST(MergerTest, RefreshCounterMergesWhatAnswersAndNamesWhatDoesNot) {
+  LocalNode a("1"), b("2");
+  FakeReply silent;
+  silent.hang = true;
+  auto hung = std::make_unique<FakePeer>([silent](const std::string&) { return silent; });
+  ASSERT_TRUE(hung->Start());
+  const std::string dead = "127.0.0.1:" + std::to_string(test::FreePort());
+  MergerOptions options = LocalNode::Fast();
+  options.merge_interval_ms = 3600 * 1000;  // only refreshes move data
+  options.max_backoff_ms = options.merge_interval_ms;
+  ASSERT_TRUE(a.store()->Increment("c", 9).ok());
+  ASSERT_TRUE(a.store()->Increment("other", 1).ok());
+  b.StartMerger({hung->Address(), a.Address(), dead}, options);
+
+  std::vector<std::string> unreachable;
+  Status s = b.merger()->RefreshCounter("c", &unreachable);
+  EXPECT_TRUE(s.IsUnavailable());
+  EXPECT_EQ(unreachable, (std::vector<std::string>{hung->Address(), dead}));
+  EXPECT_EQ(b.Value("c"), "9");  // a answered and was merged
+
+  b.merger()->SetPeers({a.Address()});
+  ASSERT_TRUE(a.store()->Increment("c", 1).ok());
+  unreachable.clear();
+  EXPECT_TRUE(b.merger()->RefreshCounter("c", &unreachable).ok());
+  EXPECT_TRUE(unreachable.empty());
+  EXPECT_EQ(b.Value("c"), "10");
+  // A counter nobody has stays unknown.
+  EXPECT_TRUE(b.merger()->RefreshCounter("nowhere", &unreachable).ok());
+  EXPECT_EQ(b.Value("nowhere"), "0");
+  EXPECT_EQ(b.Metric("dist_counter_consistent_refreshes_total{result=\"ok\"}"), 2);
+}
+
+TEST(MergerTest, RefreshCounterWithoutPeersSucceeds) {
+  LocalNode b("2");
+  b.StartMerger({});
+  std::vector<std::string> unreachable;
+  EXPECT_TRUE(b.merger()->RefreshCounter("c", &unreachable).ok());
+  EXPECT_TRUE(unreachable.empty());
+}
+
+TEST(MergerTest, PicksUpAPeerThatComesUpLate) {
+  const uint16_t port = test::FreePort();
+  LocalNode b("2");
+  b.StartMerger({"127.0.0.1:" + std::to_string(port)});
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  ASSERT_TRUE(WaitUntil([&] { return StatusOf(b.merger(), address).failures >= 5; }));
+  EXPECT_TRUE(b.merger()->ConnectedNodes().empty());
+  EXPECT_EQ(b.Metric("dist_counter_peer_up{" + PeerLabel(address) + "}"), 0);
+
+  LocalNode a("1", port);
+  ASSERT_TRUE(a.store()->Increment("late", 3).ok());
+  ASSERT_TRUE(WaitUntil([&] { return b.Value("late") == "3"; }));
+  ASSERT_TRUE(WaitUntil([&] { return StatusOf(b.merger(), address).connected; }));
+  EXPECT_EQ(StatusOf(b.merger(), address).failures, 0);
+  EXPECT_EQ(b.Metric("dist_counter_peer_up{" + PeerLabel(address) + "}"), 1);
+}
+
+TEST(MergerTest, SetPeersAddsAndRemovesWorkers) {
+  LocalNode a("1"), c("3"), b("2");
+  b.StartMerger({a.Address()});
+  ASSERT_TRUE(a.store()->Increment("from-a", 1).ok());
+  ASSERT_TRUE(c.store()->Increment("from-c", 1).ok());
+  ASSERT_TRUE(WaitUntil([&] { return b.Has("from-a"); }));
+  EXPECT_FALSE(b.Has("from-c"));
+
+  b.merger()->SetPeers({c.Address()});
+  ASSERT_TRUE(WaitUntil([&] { return b.Has("from-c"); }));
+  ASSERT_TRUE(WaitUntil([&] {
+    return b.merger()->ConnectedNodes() == std::vector<std::string>{c.Address()};
+  }));
+  ASSERT_TRUE(a.store()->Increment("from-a-later", 1).ok());
+  // c does not have it and a is no longer pulled; give it a few rounds.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(b.Has("from-a-later"));
+  b.merger()->SetPeers({});
+  EXPECT_TRUE(b.merger()->PeerStatuses().empty());
+}
+
+TEST(MergerTest, StopsPromptlyWhileAPeerHangs) {
+  FakeReply silent;
+  silent.hang = true;
+  auto hung = std::make_unique<FakePeer>([silent](const std::string&) { return silent; });
+  ASSERT_TRUE(hung->Start());
+  LocalNode b("2");
+  MergerOptions options = LocalNode::Fast();
+  options.peer_timeout_ms = 600000;  // only the abort can end the pull
+  b.StartMerger({hung->Address()}, options);
+  ASSERT_TRUE(WaitUntil([&] { return hung->requests() > 0; }));
+  b.merger()->Stop();  // returns: the pull in progress is abandoned
+  b.merger()->Stop();
+  EXPECT_TRUE(b.merger()->ConnectedNodes().empty());
+}
+
+}  // namespace
+}  // namespace dist_counter
