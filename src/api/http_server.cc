@@ -121,8 +121,12 @@ class Handler : public Pistache::Http::Handler {
       response->setMime(
           Pistache::Http::Mime::MediaType::fromString(reply.content_type));
     }
-    auto sent = reply.status == 204 ? response->send(code)
-                                    : response->send(code, reply.body);
+    // A reply to HEAD carries no body (RFC 9110 9.3.2): one would be read
+    // as the start of the next reply on a kept-alive connection.
+    const bool no_body = reply.status == 204 ||
+                         request.method() == Pistache::Http::Method::Head;
+    auto sent =
+        no_body ? response->send(code) : response->send(code, reply.body);
     if (!keep_alive) CloseAfter(std::move(sent), response->getPeer());
   }
 

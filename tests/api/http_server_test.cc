@@ -77,52 +77,72 @@ class RawConnection {
   // Reads until the peer closes or `timeout_ms` passes. Returns what was
   // read; *closed says whether the peer closed.
   std::string ReadUntilClosed(int timeout_ms, bool* closed) {
-    return Read(timeout_ms, /*one_reply=*/false, closed);
+    *closed = Fill(timeout_ms, [](const std::string&) { return 0; });
+    return Take(pending_.size());
   }
 
-  // Reads one reply (headers and a Content-Length body), or until the peer
-  // closes or `timeout_ms` passes.
+  // Reads one reply's head (through the blank line), or what came before
+  // the peer closed or `timeout_ms` passed. Later bytes stay for the next
+  // read.
+  std::string ReadHead(int timeout_ms) {
+    Fill(timeout_ms, &HeadSize);
+    const size_t size = HeadSize(pending_);
+    return Take(size != 0 ? size : pending_.size());
+  }
+
+  // Reads one reply (head and a Content-Length body), as ReadHead() does.
   std::string ReadReply(int timeout_ms) {
-    bool closed = false;
-    return Read(timeout_ms, /*one_reply=*/true, &closed);
+    Fill(timeout_ms, &ReplySize);
+    const size_t size = ReplySize(pending_);
+    return Take(size != 0 ? size : pending_.size());
   }
 
  private:
-  static bool HasFullReply(const std::string& data) {
+  // The size of the head at the start of `data`, or 0 if incomplete.
+  static size_t HeadSize(const std::string& data) {
     const size_t end = data.find("\r\n\r\n");
-    if (end == std::string::npos) return false;
-    const std::string head = Lower(data.substr(0, end));
-    size_t length = 0;
-    const size_t cl = head.find("content-length:");
-    if (cl != std::string::npos) {
-      length = std::stoul(head.substr(cl + 15));
-    }
-    return data.size() >= end + 4 + length;
+    return end == std::string::npos ? 0 : end + 4;
   }
 
-  std::string Read(int timeout_ms, bool one_reply, bool* closed) {
-    std::string data;
-    *closed = false;
+  // The size of the reply at the start of `data`, or 0 if incomplete.
+  static size_t ReplySize(const std::string& data) {
+    const size_t head = HeadSize(data);
+    if (head == 0) return 0;
+    const std::string lower = Lower(data.substr(0, head));
+    size_t length = 0;
+    const size_t cl = lower.find("content-length:");
+    if (cl != std::string::npos) length = std::stoul(lower.substr(cl + 15));
+    return data.size() >= head + length ? head + length : 0;
+  }
+
+  std::string Take(size_t size) {
+    std::string out = pending_.substr(0, size);
+    pending_.erase(0, size);
+    return out;
+  }
+
+  // Reads into pending_ until `complete(pending_)` is non-zero, the peer
+  // closes (returns true) or `timeout_ms` passes.
+  template <typename Complete>
+  bool Fill(int timeout_ms, Complete complete) {
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (Clock::now() < deadline) {
-      if (one_reply && HasFullReply(data)) return data;
+    while (complete(pending_) == 0 && Clock::now() < deadline) {
       pollfd p{fd_, POLLIN, 0};
-      const int left = static_cast<int>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(
-              deadline - Clock::now())
-              .count());
-      if (poll(&p, 1, std::max(left, 1)) <= 0) continue;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            deadline - Clock::now())
+                            .count();
+      if (poll(&p, 1, static_cast<int>(std::max<int64_t>(left, 1))) <= 0) {
+        continue;
+      }
       char buf[4096];
       const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) {
-        *closed = true;
-        return data;
-      }
-      data.append(buf, static_cast<size_t>(n));
+      if (n <= 0) return true;
+      pending_.append(buf, static_cast<size_t>(n));
     }
-    return data;
+    return false;
   }
 
+  std::string pending_;  // read but not yet returned
   int fd_ = -1;
   bool connected_ = false;
 };
@@ -315,6 +335,20 @@ TEST_F(HttpServerTest, Http10IsAnsweredAndClosedUnlessKeepAliveIsAsked) {
     EXPECT_NE(Lower(reply).find("connection: keep-alive"), std::string::npos)
         << reply;
   }
+}
+
+TEST_F(HttpServerTest, HeadRepliesHaveNoBody) {
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("HEAD /ping HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const std::string head = c.ReadHead(10000);
+  EXPECT_EQ(head.rfind("HTTP/1.1 200", 0), 0u) << head;
+  // On the same connection, the next reply comes right after the head.
+  ASSERT_TRUE(c.Send("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const std::string reply = c.ReadReply(10000);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_NE(reply.find("\r\n\r\n{\"status\":\"OK\"}"), std::string::npos)
+      << reply;
 }
 
 TEST_F(HttpServerTest, AOneMebibyteBodyGets413AndTheServerGoesOn) {
