@@ -66,6 +66,11 @@ bool DecodeActorCounts(const rapidjson::Value& value, ActorCounts* counts) {
 }  // namespace
 
 Status DecodeCounter(std::string_view json, PnCounter* counter) {
+  // RapidJSON stops at a NUL as if the text ended there; a raw NUL is never
+  // valid JSON, so refuse it rather than decode only what comes before it.
+  if (json.find('\0') != std::string_view::npos) {
+    return Status::Corruption("counter: NUL byte in JSON");
+  }
   rapidjson::Document doc;
   doc.Parse(json.data(), json.size());
   if (doc.HasParseError()) return Status::Corruption("counter: bad JSON");
@@ -97,6 +102,9 @@ std::string EncodeStringList(const std::vector<std::string>& list) {
 
 Status DecodeStringList(std::string_view json,
                         std::vector<std::string>* list) {
+  if (json.find('\0') != std::string_view::npos) {
+    return Status::InvalidArgument("NUL byte in JSON");
+  }
   rapidjson::Document doc;
   doc.Parse(json.data(), json.size());
   if (doc.HasParseError()) return Status::InvalidArgument("bad JSON");

@@ -70,9 +70,14 @@ Status CounterStore::Open(const StoreOptions& options,
   rocksdb::DB* db = nullptr;
   rocksdb::Status rs = rocksdb::DB::Open(db_options, options.data_dir, &db);
   if (!rs.ok()) {
+    // RocksDB reports a LOCK file held by another process as "While lock
+    // file: ..." and one held by this process as "lock hold by current
+    // process". Any other error (whose text may well contain "lock", e.g.
+    // in a path) is not Busy.
     const std::string text = rs.ToString();
-    if (text.find("lock") != std::string::npos ||
-        text.find("LOCK") != std::string::npos) {
+    if (rs.IsIOError() &&
+        (text.find("While lock file") != std::string::npos ||
+         text.find("lock hold by current process") != std::string::npos)) {
       return Status::Busy("data dir " + options.data_dir +
                           " is in use by another process (" + text + ")");
     }
