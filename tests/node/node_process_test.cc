@@ -14,7 +14,9 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "testing/http_client.h"
@@ -241,6 +243,90 @@ TEST(NodeProcessTest, SigintAlsoStopsCleanly) {
   EXPECT_EQ(node.Wait(), 0) << node.ReadLog();
   ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
   EXPECT_EQ(Value(node, "a"), "3");
+}
+
+// A connected TCP socket to 127.0.0.1:port (-1 on failure).
+int ConnectTo(uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST(NodeProcessTest, SigtermStopsDespiteIdleAndHalfSentConnections) {
+  TempDir tmp;
+  NodeProcess node(Options(tmp, "node", {"--challenge_id=1", kHugeFlush}));
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  Increment(node, "a", "1");
+  std::vector<int> fds;
+  for (const char* partial :
+       {"", "POST /counter/a HTTP/1.1\r\nHost: x\r\n",
+        "POST /counter/a HTTP/1.1\r\nContent-Length: 5\r\n\r\n1"}) {
+    const int fd = ConnectTo(node.port());
+    ASSERT_GE(fd, 0);
+    const size_t length = std::char_traits<char>::length(partial);
+    ASSERT_EQ(send(fd, partial, length, MSG_NOSIGNAL),
+              static_cast<ssize_t>(length));
+    fds.push_back(fd);
+  }
+  // One idle kept-alive connection after a complete request, too.
+  HttpClientOptions options;
+  options.reuse_connection = true;
+  HttpClient keep_alive(options);
+  ASSERT_EQ(keep_alive.Request("GET", node.Url("/ping")).status, 200);
+
+  EXPECT_EQ(node.Stop(), 0) << node.ReadLog();
+  for (int fd : fds) close(fd);
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  EXPECT_EQ(Value(node, "a"), "1");
+}
+
+TEST(NodeProcessTest, SigtermUnderLoadKeepsEveryAcknowledgedIncrement) {
+  TempDir tmp;
+  NodeProcess node(Options(tmp, "node", {"--challenge_id=1", kHugeFlush}));
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  constexpr int kThreads = 4;
+  std::atomic<bool> stop{false};
+  std::atomic<int> acked{0}, sent{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      HttpClientOptions options;
+      options.reuse_connection = true;
+      options.timeout_ms = 5000;
+      HttpClient client(options);
+      while (!stop.load()) {
+        sent.fetch_add(1);
+        HttpResponse r = client.Request("POST", node.Url("/counter/hot"), "1");
+        if (r.status == 204) {
+          acked.fetch_add(1);
+        } else if (!r.ok()) {
+          return;  // the node is gone
+        }
+      }
+    });
+  }
+  // Let increments flow, then stop the node under load.
+  for (int i = 0; i < 20000 && acked.load() < 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_GT(acked.load(), 0);
+  const int status = node.Stop();
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(status, 0) << node.ReadLog();
+
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  const long value = std::stol(Value(node, "hot"));
+  EXPECT_GE(value, acked.load()) << "acknowledged increments were lost";
+  EXPECT_LE(value, sent.load());
 }
 
 TEST(NodeProcessTest, Kill9LosesUnflushedIncrementsButNotLaterOnes) {
