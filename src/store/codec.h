@@ -10,6 +10,10 @@
 //                         apart
 //   meta/incarnation   -> decimal, raised (with a synced write) at every start
 //   meta/actors        -> JSON array of peer addresses, as POST /config set
+//   meta/clean_stop    -> the incarnation that ended with a complete, synced
+//                         final flush; present only while the node is down.
+//                         The next start then keeps that incarnation (its
+//                         totals on disk are the highest it ever issued).
 //
 // Never change what an existing key means: old data dirs must still open.
 // A value that fails to decode is Corruption, never an empty counter.
@@ -34,6 +38,7 @@ inline constexpr std::string_view kMetaChallengeIdKey = "meta/challenge_id";
 inline constexpr std::string_view kMetaNodeIdKey = "meta/node_id";
 inline constexpr std::string_view kMetaIncarnationKey = "meta/incarnation";
 inline constexpr std::string_view kMetaActorsKey = "meta/actors";
+inline constexpr std::string_view kMetaCleanStopKey = "meta/clean_stop";
 inline constexpr std::string_view kFormatVersion = "1";
 
 // Longest counter name accepted, in bytes.

@@ -124,7 +124,14 @@ Status CounterStore::LoadIdentity() {
   } else if (!rs.IsNotFound()) {
     return FromRocks(rs, "reading incarnation");
   }
-  incarnation_ = incarnation + 1;
+  // After a clean stop every count of the last incarnation is on disk, so
+  // it may go on; after a crash some may be lost, so a new one starts.
+  std::string clean_stop;
+  rs = db_->Get(read, std::string(kMetaCleanStopKey), &clean_stop);
+  if (!rs.ok() && !rs.IsNotFound()) return FromRocks(rs, "reading clean stop");
+  const bool clean = rs.ok() && incarnation != 0 &&
+                     clean_stop == std::to_string(incarnation);
+  incarnation_ = clean ? incarnation : incarnation + 1;
   challenge_id_ = options_.challenge_id;
   actor_id_ = challenge_id_ + "." + std::to_string(incarnation_) + "." +
               node_id_;
@@ -144,6 +151,7 @@ Status CounterStore::LoadIdentity() {
   batch.Put(std::string(kMetaNodeIdKey), node_id_);
   batch.Put(std::string(kMetaChallengeIdKey), challenge_id_);
   batch.Put(std::string(kMetaIncarnationKey), std::to_string(incarnation_));
+  batch.Delete(std::string(kMetaCleanStopKey));
   rocksdb::WriteOptions write;
   write.sync = true;
   return FromRocks(db_->Write(write, &batch), "writing identity");
@@ -430,7 +438,14 @@ Status CounterStore::Close() {
   Status s = Flush(/*sync=*/true);
   std::lock_guard<std::mutex> write_lock(write_mu_);
   if (!db_) return Status::OK();  // closed before
-  if (db_) {
+  if (s.ok()) {
+    rocksdb::WriteOptions write;
+    write.sync = true;
+    s = FromRocks(db_->Put(write, std::string(kMetaCleanStopKey),
+                           std::to_string(incarnation_)),
+                  "marking the clean stop");
+  }
+  {
     rocksdb::Status rs = db_->Close();
     if (!rs.ok()) LOG(WARNING) << "closing RocksDB: " << rs.ToString();
     db_.reset();

@@ -8,11 +8,13 @@
 // WriteBatch holding it reached RocksDB's WAL; concurrent increments share
 // one sync (group commit).
 //
-// Identity: Open() raises the directory's incarnation with a synced write
-// before anything is served, and this node's increments are recorded under
-// the actor id "<challenge_id>.<incarnation>.<node_id>". A node restarted
-// after losing un-flushed increments therefore never reuses an actor id with
-// a lower count, so merges cannot hide its new increments.
+// Identity: this node's increments are recorded under the actor id
+// "<challenge_id>.<incarnation>.<node_id>". Unless the last run ended with a
+// clean Close() (every count on disk), Open() raises the incarnation with a
+// synced write before anything is served. A node restarted after losing
+// un-flushed increments therefore never reuses an actor id with a lower
+// count, so merges cannot hide its new increments; clean restarts do not
+// add actors.
 //
 // Thread-safe: every method may be called from any thread without external
 // locking. Never blocks on the network.
@@ -134,7 +136,8 @@ class CounterStore {
   Status Flush(bool sync = false);
 
   // Stops the flush thread, writes every dirty counter with a synced
-  // write, and closes RocksDB. Later writes return IOError. Idempotent.
+  // write, marks the stop clean (so the next Open keeps the incarnation),
+  // and closes RocksDB. Later writes return IOError. Idempotent.
   Status Close();
 
  private:

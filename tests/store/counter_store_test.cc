@@ -219,6 +219,17 @@ class CounterStoreTest : public ::testing::Test {
     ASSERT_TRUE(db->Close().ok());
   }
 
+  // Deletes `key` with a plain RocksDB handle (store closed).
+  rocksdb::Status DeleteFromDisk(const std::string& key) const {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(rocksdb::Options(), dir_, &raw);
+    if (!s.ok()) return s;
+    std::unique_ptr<rocksdb::DB> db(raw);
+    s = db->Delete(rocksdb::WriteOptions(), key);
+    if (!s.ok()) return s;
+    return db->Close();
+  }
+
   std::string root_;  // removed in TearDown
   std::string dir_;   // the data dir, inside root_
 };
@@ -338,7 +349,35 @@ TEST_F(CounterStoreTest, DestructorClosesAndFlushes) {
   EXPECT_EQ(DiskValueOf("a"), "3");
 }
 
-TEST_F(CounterStoreTest, EveryOpenRaisesIncarnationAndChangesActor) {
+TEST_F(CounterStoreTest, CleanReopenKeepsIncarnationAndActor) {
+  std::string actor;
+  uint64_t incarnation = 0;
+  for (int i = 0; i < 3; ++i) {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    if (i == 0) {
+      actor = store->actor_id();
+      incarnation = store->incarnation();
+    }
+    EXPECT_EQ(store->incarnation(), incarnation);
+    EXPECT_EQ(store->actor_id(), actor);
+    EXPECT_EQ(store->node_id().size(), 8u);
+    EXPECT_EQ(store->challenge_id(), "1");
+    EXPECT_EQ(store->actor_id(), "1." + std::to_string(store->incarnation()) +
+                                     "." + store->node_id());
+    ASSERT_TRUE(store->Increment("c", 1).ok());
+    ASSERT_TRUE(store->Close().ok());
+  }
+  // Clean stops add no actors.
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  PnCounter state;
+  ASSERT_TRUE(store->Get("c", &state).ok());
+  EXPECT_EQ(state.actors().size(), 1u);
+  EXPECT_EQ(state.ValueString(), "3");
+}
+
+TEST_F(CounterStoreTest, OpenAfterUncleanStopRaisesIncarnation) {
   std::string node_id;
   uint64_t last_incarnation = 0;
   std::vector<std::string> actors;
@@ -349,16 +388,13 @@ TEST_F(CounterStoreTest, EveryOpenRaisesIncarnationAndChangesActor) {
     last_incarnation = store->incarnation();
     if (i == 0) node_id = store->node_id();
     EXPECT_EQ(store->node_id(), node_id);
-    EXPECT_EQ(store->node_id().size(), 8u);
-    EXPECT_EQ(store->challenge_id(), "1");
-    EXPECT_EQ(store->actor_id(), "1." + std::to_string(store->incarnation()) +
-                                     "." + store->node_id());
     for (const std::string& old : actors) EXPECT_NE(store->actor_id(), old);
     actors.push_back(store->actor_id());
     ASSERT_TRUE(store->Increment("c", 1).ok());
     ASSERT_TRUE(store->Close().ok());
+    // Forget the clean stop, as if the process had died after its flush.
+    ASSERT_TRUE(DeleteFromDisk(std::string(kMetaCleanStopKey)).ok());
   }
-  // Each incarnation counted under its own actor.
   auto store = MustOpen(Options());
   ASSERT_TRUE(store);
   PnCounter state;
