@@ -8,6 +8,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <cstdlib>
 #include <ostream>
 #include <exception>
@@ -17,6 +20,16 @@
 #include "util/url.h"
 
 namespace dist_counter {
+
+// Counts replies still owed by other threads (durable increments waiting
+// for their sync), so that Shutdown() can wait for them: a reply sent after
+// the endpoint is gone would write through a dead transport.
+struct PendingReplies {
+  std::mutex mu;  // guards count and closing
+  std::condition_variable cv;
+  int count = 0;
+  bool closing = false;  // once set, every reply is sent synchronously
+};
 
 namespace {
 
@@ -68,25 +81,43 @@ void ToApiRequest(const Pistache::Http::Request& in, ApiRequest* out) {
 }
 
 // Answers every request through one Api. Pistache copies the handler for
-// each worker thread; the copies share the Api.
+// each worker thread; the copies share the Api and the PendingReplies.
 class Handler : public Pistache::Http::Handler {
  public:
   HTTP_PROTOTYPE(Handler)
 
-  explicit Handler(Api* api) : api_(api) {}
+  Handler(Api* api, std::shared_ptr<PendingReplies> pending)
+      : api_(api), pending_(std::move(pending)) {}
 
   void onRequest(const Pistache::Http::Request& request,
                  ResponseWriter response) override {
-    ApiReply reply;
     try {
+      const bool keep_alive = WantsKeepAlive(request);
+      const bool head = request.method() == Pistache::Http::Method::Head;
       ApiRequest api_request;
       ToApiRequest(request, &api_request);
-      api_->Handle(api_request, &reply);
-      Send(request, reply, &response);
+      if (!BeginAsync()) {
+        ApiReply reply;
+        api_->Handle(api_request, &reply);
+        Send(keep_alive, head, reply, &response);
+        return;
+      }
+      auto writer = std::make_shared<ResponseWriter>(std::move(response));
+      auto pending = pending_;
+      api_->HandleAsync(api_request, [=](const ApiReply& reply) {
+        try {
+          Send(keep_alive, head, reply, writer.get());
+        } catch (const std::exception& e) {
+          LOG(ERROR) << "sending a reply failed: " << e.what();
+        } catch (...) {
+          LOG(ERROR) << "sending a reply failed with an unknown exception";
+        }
+        EndAsync(pending.get());
+      });
     } catch (const std::exception& e) {
-      LOG(ERROR) << "sending a reply failed: " << e.what();
+      LOG(ERROR) << "answering a request failed: " << e.what();
     } catch (...) {
-      LOG(ERROR) << "sending a reply failed with an unknown exception";
+      LOG(ERROR) << "answering a request failed with an unknown exception";
     }
   }
 
@@ -107,9 +138,22 @@ class Handler : public Pistache::Http::Handler {
   }
 
  private:
-  static void Send(const Pistache::Http::Request& request,
-                   const ApiReply& reply, ResponseWriter* response) {
-    const bool keep_alive = WantsKeepAlive(request);
+  // Registers a reply that may be sent from another thread; false once the
+  // server is closing (then answer synchronously).
+  bool BeginAsync() {
+    std::lock_guard<std::mutex> lock(pending_->mu);
+    if (pending_->closing) return false;
+    ++pending_->count;
+    return true;
+  }
+
+  static void EndAsync(PendingReplies* pending) {
+    std::lock_guard<std::mutex> lock(pending->mu);
+    if (--pending->count == 0) pending->cv.notify_all();
+  }
+
+  static void Send(bool keep_alive, bool head, const ApiReply& reply,
+                   ResponseWriter* response) {
     auto& headers = response->headers();
     headers.remove<Header::Connection>();
     headers.add<Header::Connection>(
@@ -123,8 +167,7 @@ class Handler : public Pistache::Http::Handler {
     }
     // A reply to HEAD carries no body (RFC 9110 9.3.2): one would be read
     // as the start of the next reply on a kept-alive connection.
-    const bool no_body = reply.status == 204 ||
-                         request.method() == Pistache::Http::Method::Head;
+    const bool no_body = reply.status == 204 || head;
     auto sent =
         no_body ? response->send(code) : response->send(code, reply.body);
     if (!keep_alive) CloseAfter(std::move(sent), response->getPeer());
@@ -147,6 +190,7 @@ class Handler : public Pistache::Http::Handler {
   }
 
   Api* api_;
+  std::shared_ptr<PendingReplies> pending_;
 };
 
 }  // namespace
@@ -173,7 +217,7 @@ Status HttpServer::Start(const HttpServerOptions& options, Api* api,
             .keepaliveTimeout(
                 std::chrono::milliseconds(options.keepalive_timeout_ms));
     started->endpoint_->init(endpoint_options);
-    started->endpoint_->setHandler(Pistache::Http::make_handler<Handler>(api));
+    started->endpoint_->setHandler(Pistache::Http::make_handler<Handler>(api, started->pending_));
     started->endpoint_->serveThreaded();
     started->port_ = static_cast<uint16_t>(started->endpoint_->getPort());
   } catch (const std::exception& e) {
@@ -185,11 +229,21 @@ Status HttpServer::Start(const HttpServerOptions& options, Api* api,
   return Status::OK();
 }
 
+HttpServer::HttpServer() : pending_(std::make_shared<PendingReplies>()) {}
+
 HttpServer::~HttpServer() { Shutdown(); }
 
 void HttpServer::Shutdown() {
   std::lock_guard<std::mutex> lock(mu_);
   if (!endpoint_) return;
+  {
+    // Let replies owed by other threads go out while the transport lives;
+    // new requests are answered synchronously from now on.
+    std::unique_lock<std::mutex> pending_lock(pending_->mu);
+    pending_->closing = true;
+    pending_->cv.wait_for(pending_lock, std::chrono::seconds(10),
+                          [this] { return pending_->count == 0; });
+  }
   try {
     endpoint_->shutdown();
   } catch (const std::exception& e) {

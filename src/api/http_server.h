@@ -25,6 +25,7 @@ class Endpoint;
 namespace dist_counter {
 
 class Api;
+struct PendingReplies;
 
 struct HttpServerOptions {
   std::string bind = "0.0.0.0";  // address to listen on
@@ -57,11 +58,12 @@ class HttpServer {
   void Shutdown();
 
  private:
-  HttpServer() = default;
+  HttpServer();
 
   std::mutex mu_;  // guards endpoint_ across Shutdown() calls
   std::unique_ptr<Pistache::Http::Endpoint> endpoint_;
   uint16_t port_ = 0;
+  std::shared_ptr<PendingReplies> pending_;  // replies owed by other threads
 };
 
 }  // namespace dist_counter

@@ -177,13 +177,43 @@ void Api::Handle(const ApiRequest& request, ApiReply* reply) {
                << " failed with an unknown exception";
     ReplyError(500, "InternalError", "internal error", reply);
   }
-  if (metrics_ != nullptr) {
-    metrics_
-        ->Counter("dist_counter_http_requests_total",
-                  "route=\"" + reply->route + "\",status=\"" +
-                      std::to_string(reply->status) + "\"")
-        ->fetch_add(1, std::memory_order_relaxed);
+  CountReply(*reply);
+}
+
+void Api::CountReply(const ApiReply& reply) {
+  if (metrics_ == nullptr) return;
+  metrics_
+      ->Counter("dist_counter_http_requests_total",
+                "route=\"" + reply.route + "\",status=\"" +
+                    std::to_string(reply.status) + "\"")
+      ->fetch_add(1, std::memory_order_relaxed);
+}
+
+void Api::HandleAsync(const ApiRequest& request, ReplyCallback done) {
+  // Only a plain increment can wait on a sync; everything else is answered
+  // here and now.
+  std::string name;
+  const std::vector<std::string> seg = SplitPath(request.path);
+  const bool increment =
+      request.method == "POST" && seg.size() == 2 && seg[0] == "counter" &&
+      request.body.size() <= options_.max_body_bytes &&
+      PercentDecode(seg[1], /*plus_is_space=*/false, &name).ok() &&
+      ValidateCounterName(name).ok();
+  int64_t delta = 0;
+  if (!increment || !ParseInt64(TrimSpace(request.body), &delta).ok()) {
+    ApiReply reply;
+    Handle(request, &reply);
+    done(reply);
+    return;
   }
+  store_->IncrementAsync(
+      name, delta, [this, name, done = std::move(done)](const Status& s) {
+        ApiReply reply;
+        reply.route = "counter";
+        ReplyIncrement(name, s, &reply);
+        CountReply(reply);
+        done(reply);
+      });
 }
 
 void Api::Dispatch(const ApiRequest& request, ApiReply* reply) {
@@ -329,11 +359,15 @@ void Api::HandleIncrement(const std::string& name, const std::string& body,
                           ApiReply* reply) {
   int64_t delta = 0;
   if (!ParseInt64(TrimSpace(body), &delta).ok()) return ReplyValidation(reply);
-  Status s = store_->Increment(name, delta);
-  if (s.IsInvalidArgument()) return ReplyValidation(reply);
-  if (!s.ok()) {
-    LOG(ERROR) << "increment of " << name << " failed: " << s.ToString();
-    return ReplyStatus(s, reply);
+  ReplyIncrement(name, store_->Increment(name, delta), reply);
+}
+
+void Api::ReplyIncrement(const std::string& name, const Status& status,
+                         ApiReply* reply) {
+  if (status.IsInvalidArgument()) return ReplyValidation(reply);
+  if (!status.ok()) {
+    LOG(ERROR) << "increment of " << name << " failed: " << status.ToString();
+    return ReplyStatus(status, reply);
   }
   ReplyNoContent(reply);
 }

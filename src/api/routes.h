@@ -24,6 +24,7 @@
 #define DIST_COUNTER_API_ROUTES_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -71,8 +72,22 @@ class Api {
   // Fills *reply for `request`. Never throws.
   void Handle(const ApiRequest& request, ApiReply* reply);
 
+  // Called with the reply of HandleAsync().
+  using ReplyCallback = std::function<void(const ApiReply&)>;
+
+  // Like Handle(), but an increment (POST /counter/<name>) on a durable
+  // store does not wait for its WAL sync: `done` then runs on the store's
+  // commit thread. Every other request, and every increment when not
+  // durable, calls `done` before returning. `done` runs exactly once.
+  void HandleAsync(const ApiRequest& request, ReplyCallback done);
+
  private:
   void Dispatch(const ApiRequest& request, ApiReply* reply);
+  // Counts `reply` in the request metrics.
+  void CountReply(const ApiReply& reply);
+  // Fills *reply for an increment's store result.
+  static void ReplyIncrement(const std::string& name, const Status& status,
+                             ApiReply* reply);
   void HandleConfig(const ApiRequest& request, ApiReply* reply);
   void HandleCounter(const ApiRequest& request, const std::string& name,
                      const std::string& action, ApiReply* reply);

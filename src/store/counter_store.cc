@@ -92,6 +92,10 @@ Status CounterStore::Open(const StoreOptions& options,
   opened->instance_id_ = RandomU64() | 1;  // never 0
   opened->RegisterMetrics();
   opened->flush_thread_ = std::thread([raw = opened.get()] { raw->FlushLoop(); });
+  if (options.durable) {
+    opened->commit_thread_ =
+        std::thread([raw = opened.get()] { raw->CommitLoop(); });
+  }
   *store = std::move(opened);
   return Status::OK();
 }
@@ -211,10 +215,10 @@ void CounterStore::MarkChangedLocked(const std::string& name, Entry* entry) {
   ++ticket_;
 }
 
-Status CounterStore::Increment(const std::string& name, int64_t delta) {
+Status CounterStore::ApplyIncrement(const std::string& name, int64_t delta,
+                                    uint64_t* ticket) {
   Status s = ValidateCounterName(name);
   if (!s.ok()) return s;
-  uint64_t ticket = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return Status::IOError("store is closed");
@@ -225,12 +229,37 @@ Status CounterStore::Increment(const std::string& name, int64_t delta) {
       return s;
     }
     MarkChangedLocked(name, &it->second);
-    ticket = ticket_;
+    *ticket = ticket_;
     if (inserted) Set(counters_metric_, static_cast<int64_t>(counters_.size()));
   }
   Bump(increments_metric_);
-  if (options_.durable) return CommitThrough(ticket);
   return Status::OK();
+}
+
+Status CounterStore::Increment(const std::string& name, int64_t delta) {
+  uint64_t ticket = 0;
+  Status s = ApplyIncrement(name, delta, &ticket);
+  if (!s.ok() || !options_.durable) return s;
+  return CommitThrough(ticket);
+}
+
+void CounterStore::IncrementAsync(const std::string& name, int64_t delta,
+                                  DoneCallback done) {
+  uint64_t ticket = 0;
+  Status s = ApplyIncrement(name, delta, &ticket);
+  if (!s.ok() || !options_.durable) {
+    done(s);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(commit_mu_);
+    if (!stop_commit_) {
+      pending_.push_back(PendingAck{ticket, std::move(done)});
+      commit_cv_.notify_one();
+      return;
+    }
+  }
+  done(CommitThrough(ticket));  // the commit thread is stopping
 }
 
 Status CounterStore::IncrementBatch(
@@ -408,6 +437,24 @@ Status CounterStore::CommitThrough(uint64_t ticket) {
   }
 }
 
+void CounterStore::CommitLoop() {
+  std::unique_lock<std::mutex> lock(commit_mu_);
+  for (;;) {
+    commit_cv_.wait(lock, [this] { return stop_commit_ || !pending_.empty(); });
+    if (pending_.empty()) return;  // stopping, nothing left
+    // Everything queued so far goes out in one synced write; what arrives
+    // meanwhile waits for the next round.
+    std::deque<PendingAck> batch;
+    batch.swap(pending_);
+    lock.unlock();
+    uint64_t through = 0;
+    for (const PendingAck& ack : batch) through = std::max(through, ack.ticket);
+    const Status s = CommitThrough(through);
+    for (PendingAck& ack : batch) ack.done(s);
+    lock.lock();
+  }
+}
+
 void CounterStore::FlushLoop() {
   const auto interval =
       std::chrono::milliseconds(std::max(1, options_.flush_interval_ms));
@@ -429,6 +476,13 @@ Status CounterStore::Close() {
   }
   flush_cv_.notify_all();
   if (flush_thread_.joinable()) flush_thread_.join();
+  {
+    // The commit thread answers everything queued, then exits.
+    std::lock_guard<std::mutex> lock(commit_mu_);
+    stop_commit_ = true;
+  }
+  commit_cv_.notify_all();
+  if (commit_thread_.joinable()) commit_thread_.join();
 
   {
     // From here on no change is accepted, so the final flush is complete.

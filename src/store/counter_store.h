@@ -25,6 +25,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -91,6 +93,18 @@ class CounterStore {
   // durable mode returns after the change is synced to the WAL, or IOError.
   Status Increment(const std::string& name, int64_t delta);
 
+  // Called with an increment's result once it is acknowledged.
+  using DoneCallback = std::function<void(const Status&)>;
+
+  // Like Increment(), but in durable mode returns without waiting for the
+  // WAL sync: `done` runs with the result on the store's commit thread once
+  // the change is synced (many increments share one sync). When not
+  // durable, when the change is refused, or after Close() began, `done` runs
+  // before IncrementAsync returns, on the caller's thread. `done` must not
+  // call back into this store's write methods.
+  void IncrementAsync(const std::string& name, int64_t delta,
+                      DoneCallback done);
+
   // Applies every (name, delta) as Increment() would, all or nothing: if
   // any one is invalid or would overflow, returns InvalidArgument naming it
   // and changes nothing. A name may appear more than once.
@@ -152,9 +166,14 @@ class CounterStore {
   Status LoadCounters();
   // Records that `name`'s entry changed: new seq, dirty. Requires mu_.
   void MarkChangedLocked(const std::string& name, Entry* entry);
+  // Validates and applies an increment in memory; stores its ticket.
+  Status ApplyIncrement(const std::string& name, int64_t delta,
+                        uint64_t* ticket);
   // In durable mode, waits until ticket `ticket` is synced (group commit).
   Status CommitThrough(uint64_t ticket);
   void FlushLoop();
+  // Durable mode: syncs queued changes and runs their callbacks.
+  void CommitLoop();
   void RegisterMetrics();
 
   const StoreOptions options_;
@@ -181,6 +200,16 @@ class CounterStore {
   std::condition_variable flush_cv_;
   bool stop_flush_ = false;
   std::thread flush_thread_;
+
+  struct PendingAck {
+    uint64_t ticket;
+    DoneCallback done;
+  };
+  std::mutex commit_mu_;  // guards pending_, stop_commit_; with commit_cv_
+  std::condition_variable commit_cv_;
+  std::deque<PendingAck> pending_;  // async increments awaiting their sync
+  bool stop_commit_ = false;
+  std::thread commit_thread_;  // runs CommitLoop() in durable mode
 
   // Metrics (null-safe through the helpers in the .cc).
   std::atomic<uint64_t>* increments_metric_ = nullptr;

@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -808,6 +811,74 @@ TEST_F(RoutesTest, StoreFailuresAreJson500sNotCrashes) {
   ExpectError(Call("POST", "/counters", "{\"c\":1}"), 500, "InternalError");
   ApiReply r = Call("GET", "/ping");
   EXPECT_EQ(r.status, 200);
+}
+
+
+// ---- HandleAsync
+
+TEST_F(RoutesTest, HandleAsyncAnswersEveryRouteExactlyOnce) {
+  const std::vector<std::pair<std::string, std::string>> calls = {
+      {"POST", "/counter/a"}, {"GET", "/counter/a/value"},
+      {"GET", "/ping"},       {"POST", "/counter/bad%2Fname"},
+      {"DELETE", "/counter/a"}};
+  for (const auto& [method, path] : calls) {
+    ApiRequest request;
+    request.method = method;
+    request.path = path;
+    request.body = "3";
+    int calls_made = 0;
+    ApiReply got;
+    api_->HandleAsync(request, [&](const ApiReply& reply) {
+      ++calls_made;
+      got = reply;
+    });
+    // Not durable: every reply comes before HandleAsync returns.
+    EXPECT_EQ(calls_made, 1) << method << " " << path;
+    ApiReply sync;
+    if (method == "POST" && path == "/counter/a") {
+      EXPECT_EQ(got.status, 204);
+      continue;
+    }
+    api_->Handle(request, &sync);
+    EXPECT_EQ(got.status, sync.status) << method << " " << path;
+  }
+  EXPECT_EQ(Value("a"), "3");
+}
+
+TEST_F(RoutesTest, HandleAsyncOnDurableStoreAnswersAfterTheSync) {
+  api_.reset();
+  ASSERT_TRUE(store_->Close().ok());
+  store_.reset();
+  StoreOptions options;
+  options.data_dir = dir_.Sub("durable");
+  options.challenge_id = "1";
+  options.flush_interval_ms = 600000;
+  options.durable = true;
+  ASSERT_TRUE(CounterStore::Open(options, &store_).ok());
+  MakeApi(ApiOptions(), nullptr);
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int> statuses;
+  const std::vector<std::string> bodies = {"5", "-2", "abc", ""};
+  for (const std::string& body : bodies) {
+    ApiRequest request;
+    request.method = "POST";
+    request.path = "/counter/d";
+    request.body = body;
+    api_->HandleAsync(request, [&](const ApiReply& reply) {
+      std::lock_guard<std::mutex> lock(mu);
+      statuses.push_back(reply.status);
+      cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30),
+                          [&] { return statuses.size() == bodies.size(); }));
+  std::sort(statuses.begin(), statuses.end());
+  EXPECT_EQ(statuses, (std::vector<int>{204, 204, 400, 400}));
+  lock.unlock();
+  EXPECT_EQ(Value("d"), "3");
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -1021,3 +1023,68 @@ TEST_F(CounterStoreTest, CorruptMetaMakesOpenFail) {
 
 }  // namespace
 }  // namespace dist_counter
+
+TEST_F(CounterStoreTest, AsyncDurableIncrementIsOnDiskWhenAcknowledged) {
+  StoreOptions options = Options();  // flush interval of an hour
+  options.durable = true;
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store);
+  constexpr int kCount = 200;
+  std::mutex mu;
+  std::condition_variable cv;
+  int acked = 0;
+  std::vector<std::string> disk_values;
+  for (int i = 0; i < kCount; ++i) {
+    store->IncrementAsync("a", 1, [&](const Status& s) {
+      EXPECT_TRUE(s.ok()) << s.ToString();
+      std::lock_guard<std::mutex> lock(mu);
+      ++acked;
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30),
+                            [&] { return acked == kCount; }));
+  }
+  // Every acknowledgement came after its sync, so all are on disk.
+  EXPECT_EQ(DiskValueOf("a"), std::to_string(kCount));
+}
+
+TEST_F(CounterStoreTest, AsyncIncrementAnswersAtOnceWhenRefusedOrNotDurable) {
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  bool called = false;
+  store->IncrementAsync("x", 2, [&](const Status& s) {
+    EXPECT_TRUE(s.ok());
+    called = true;
+  });
+  EXPECT_TRUE(called);  // not durable: answered on this thread
+  called = false;
+  store->IncrementAsync("bad/name", 2, [&](const Status& s) {
+    EXPECT_TRUE(s.IsInvalidArgument());
+    called = true;
+  });
+  EXPECT_TRUE(called);
+  PnCounter state;
+  ASSERT_TRUE(store->Get("x", &state).ok());
+  EXPECT_EQ(state.ValueString(), "2");
+}
+
+TEST_F(CounterStoreTest, CloseAnswersEveryQueuedAsyncIncrement) {
+  StoreOptions options = Options();
+  options.durable = true;
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store);
+  std::atomic<int> acked{0};
+  for (int i = 0; i < 100; ++i) {
+    store->IncrementAsync("q", 1, [&](const Status&) { acked.fetch_add(1); });
+  }
+  ASSERT_TRUE(store->Close().ok());
+  EXPECT_EQ(acked.load(), 100);
+  store = MustOpen(options);
+  ASSERT_TRUE(store);
+  PnCounter state;
+  ASSERT_TRUE(store->Get("q", &state).ok());
+  EXPECT_EQ(state.ValueString(), "100");
+}
