@@ -1021,8 +1021,6 @@ TEST_F(CounterStoreTest, CorruptMetaMakesOpenFail) {
   }
 }
 
-}  // namespace
-}  // namespace dist_counter
 
 TEST_F(CounterStoreTest, AsyncDurableIncrementIsOnDiskWhenAcknowledged) {
   StoreOptions options = Options();  // flush interval of an hour
@@ -1088,3 +1086,6 @@ TEST_F(CounterStoreTest, CloseAnswersEveryQueuedAsyncIncrement) {
   ASSERT_TRUE(store->Get("q", &state).ok());
   EXPECT_EQ(state.ValueString(), "100");
 }
+
+}  // namespace
+}  // namespace dist_counter
