@@ -1,0 +1,686 @@
+// Cluster tests: real dist_counter processes on loopback, each with the full
+// peer list, short merge/flush intervals and peer timeouts. They check the
+// contract of SPEC §3 from the outside: convergence to the exact sum, no
+// acknowledged increment lost to kill -9 in durable mode, no increment made
+// after a restart ever hidden, partitions (SIGSTOP) answered by /value and
+// refused by /consistent_value, a Jepsen-style bounds check on every read,
+// and a garbage peer in the actor list that changes nothing.
+//
+// Timings are never asserted; deadlines are generous and only bound a
+// failing test.
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <rapidjson/document.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster/fake_peer.h"
+#include "cluster/peer_client.h"
+#include "testing/http_client.h"
+#include "testing/node_process.h"
+
+namespace dist_counter {
+namespace {
+
+using test::FakePeer;
+using test::FakeReply;
+using test::HttpClient;
+using test::HttpClientOptions;
+using test::HttpRequest;
+using test::HttpResponse;
+using test::NodeProcess;
+using test::NodeProcessOptions;
+using test::TempDir;
+
+using Clock = std::chrono::steady_clock;
+
+class CurlEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { ASSERT_TRUE(InitPeerClients()); }
+};
+const auto* const kCurl =
+    ::testing::AddGlobalTestEnvironment(new CurlEnvironment);
+
+constexpr int kConvergeMs = 20000;
+
+bool WaitUntil(const std::function<bool()>& done, int timeout_ms = kConvergeMs) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (Clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
+
+bool ParseValue(const std::string& text, int64_t* value) {
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, *value);
+  return ec == std::errc() && ptr == end;
+}
+
+// A loopback port below the ephemeral range (where FreePort() and every
+// outgoing connection take theirs), free a moment ago. Other test suites
+// running at the same time then do not grab it, and a node restarted after
+// kill -9 gets it back.
+uint16_t PickPort() {
+  static std::mt19937 rng(std::random_device{}());
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const uint16_t port = static_cast<uint16_t>(20000 + rng() % 12000);
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) break;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    const bool free =
+        bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    if (free) return port;
+  }
+  return test::FreePort();
+}
+
+// N nodes on free loopback ports, challenge ids 1..N, every node told about
+// every node (itself included) and about `extra_peers`.
+class Cluster {
+ public:
+  Cluster(int n, const std::vector<std::string>& extra_flags = {},
+          const std::vector<std::string>& extra_peers = {})
+      : n_(n), extra_flags_(extra_flags), extra_peers_(extra_peers) {}
+
+  // On failure, shows the end of every node's log.
+  ~Cluster() {
+    if (!::testing::Test::HasFailure()) return;
+    for (auto& node : nodes_) {
+      const std::string log = node->ReadLog();
+      std::cerr << "---- last lines of " << node->log_path() << "\n"
+                << log.substr(log.size() > 6000 ? log.size() - 6000 : 0);
+    }
+  }
+
+  // Starts every node and checks that each answering node is ours. Tries
+  // again on other ports if a port turned out to be taken.
+  bool Start() {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      Create(attempt);
+      bool ok = true;
+      for (auto& node : nodes_) ok = ok && node->Start();
+      for (int i = 0; ok && i < n_; ++i) ok = IsOurs(i);
+      if (ok) return true;
+      for (auto& node : nodes_) node->Kill9();
+    }
+    return false;
+  }
+
+  // kill -9 node `i`, then start it again on the same port and data dir.
+  bool Kill9AndRestart(int i) {
+    nodes_[i]->Kill9();
+    return nodes_[i]->Start() && IsOurs(i);
+  }
+
+  int size() const { return static_cast<int>(nodes_.size()); }
+  NodeProcess& node(int i) { return *nodes_[i]; }
+
+  // Node `i`'s /value of `name`, "?" if it did not answer.
+  std::string Value(int i, const std::string& name) {
+    HttpResponse r = HttpRequest(
+        "GET", nodes_[i]->Url("/counter/" + name + "/value"), "", {}, 5000);
+    return r.ok() && r.status == 200 ? r.body : "?";
+  }
+
+  // Every node's /value of `name`, "?" where it did not answer.
+  std::vector<std::string> Values(const std::string& name) {
+    std::vector<std::string> values;
+    for (int i = 0; i < n_; ++i) values.push_back(Value(i, name));
+    return values;
+  }
+
+  // Waits until every node reads `expected` for `name`.
+  bool WaitAllEqual(const std::string& name, const std::string& expected) {
+    return WaitUntil([&] {
+      for (const std::string& v : Values(name)) {
+        if (v != expected) return false;
+      }
+      return true;
+    });
+  }
+
+  // Waits until every node reads the same value for `name`; stores it.
+  bool WaitAgree(const std::string& name, int64_t* value) {
+    return WaitUntil([&] {
+      const std::vector<std::string> values = Values(name);
+      for (const std::string& v : values) {
+        if (v != values[0]) return false;
+      }
+      return ParseValue(values[0], value);
+    });
+  }
+
+  std::string Logs() {
+    std::string logs;
+    for (auto& node : nodes_) logs += node->ReadLog();
+    return logs;
+  }
+
+ private:
+  void Create(int attempt) {
+    nodes_.clear();
+    std::vector<uint16_t> ports;
+    while (static_cast<int>(ports.size()) < n_) {
+      const uint16_t port = PickPort();
+      if (std::find(ports.begin(), ports.end(), port) == ports.end()) {
+        ports.push_back(port);
+      }
+    }
+    actors_.clear();
+    for (uint16_t port : ports) actors_.push_back("127.0.0.1:" + std::to_string(port));
+    actors_.insert(actors_.end(), extra_peers_.begin(), extra_peers_.end());
+    std::string actors = "[";
+    for (const std::string& peer : actors_) actors += "\"" + peer + "\",";
+    actors.back() = ']';
+    for (int i = 0; i < n_; ++i) {
+      NodeProcessOptions options;
+      options.data_dir = dir_.Sub("try" + std::to_string(attempt) + "-node" +
+                                  std::to_string(i + 1));
+      options.port = ports[i];
+      options.flags = {"--challenge_id=" + std::to_string(i + 1),
+                       "--actors=" + actors,
+                       "--merge_interval_ms=100",
+                       "--flush_interval_ms=200",
+                       "--peer_timeout_ms=300"};
+      options.flags.insert(options.flags.end(), extra_flags_.begin(),
+                           extra_flags_.end());
+      nodes_.push_back(std::make_unique<NodeProcess>(options));
+    }
+  }
+
+  // Waits until node `i` answers, then checks it is our process (another
+  // one may hold the port): still running, our challenge id and peers.
+  bool IsOurs(int i) {
+    NodeProcess& node = *nodes_[i];
+    if (!node.WaitReady()) return false;
+    HttpResponse r = HttpRequest("GET", node.Url("/config"), "", {}, 5000);
+    rapidjson::Document doc;
+    doc.Parse(r.body.data(), r.body.size());
+    if (!node.running() || doc.HasParseError() || !doc.IsObject() ||
+        !doc.HasMember("actors") || !doc["actors"].IsArray() ||
+        !doc.HasMember("challenge_id") || !doc["challenge_id"].IsString() ||
+        doc["challenge_id"].GetString() != std::to_string(i + 1)) {
+      return false;
+    }
+    std::vector<std::string> actors;
+    for (const auto& a : doc["actors"].GetArray()) {
+      actors.push_back(a.IsString() ? a.GetString() : "?");
+    }
+    return actors == actors_ && node.running();
+  }
+
+  const int n_;
+  const std::vector<std::string> extra_flags_;
+  const std::vector<std::string> extra_peers_;
+  TempDir dir_;
+  std::vector<std::string> actors_;  // as given to every node
+  std::vector<std::unique_ptr<NodeProcess>> nodes_;
+};
+
+// The connected_nodes of `node`'s GET /config; {"?"} if it did not answer.
+std::vector<std::string> ConnectedNodes(NodeProcess& node) {
+  HttpResponse r = HttpRequest("GET", node.Url("/config"), "", {}, 5000);
+  rapidjson::Document doc;
+  doc.Parse(r.body.data(), r.body.size());
+  if (!r.ok() || r.status != 200 || doc.HasParseError() || !doc.IsObject() ||
+      !doc.HasMember("connected_nodes") || !doc["connected_nodes"].IsArray()) {
+    return {"?"};
+  }
+  std::vector<std::string> nodes;
+  for (const auto& item : doc["connected_nodes"].GetArray()) {
+    nodes.push_back(item.IsString() ? item.GetString() : "?");
+  }
+  std::sort(nodes.begin(), nodes.end());
+  return nodes;
+}
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string text;
+  for (const std::string& item : items) text += item + " ";
+  return text;
+}
+
+// POST /counter/<name> with `delta` through `client`.
+HttpResponse Increment(HttpClient* client, NodeProcess& node,
+                       const std::string& name, int64_t delta,
+                       int timeout_ms = 5000) {
+  return client->Request("POST", node.Url("/counter/" + name),
+                         std::to_string(delta), {}, timeout_ms);
+}
+
+TEST(ClusterTest, ConvergesToTheExactSumOfRandomIncrements) {
+  Cluster cluster(3);
+  ASSERT_TRUE(cluster.Start());
+  constexpr int kCounters = 4;
+  std::vector<std::atomic<int64_t>> sums(kCounters);
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 3; ++t) {
+    clients.emplace_back([&, t] {
+      HttpClientOptions options;
+      options.reuse_connection = true;
+      std::vector<HttpClient*> per_node;
+      std::vector<std::unique_ptr<HttpClient>> owned;
+      for (int i = 0; i < cluster.size(); ++i) {
+        owned.push_back(std::make_unique<HttpClient>(options));
+      }
+      std::mt19937 rng(1234 + t);
+      for (int op = 0; op < 150; ++op) {
+        const int node = static_cast<int>(rng() % cluster.size());
+        const int counter = static_cast<int>(rng() % kCounters);
+        const int64_t delta = static_cast<int64_t>(rng() % 21) - 7;
+        HttpResponse r = Increment(owned[node].get(), cluster.node(node),
+                                   "sum" + std::to_string(counter), delta);
+        ASSERT_EQ(r.status, 204) << r.error << r.body;
+        sums[counter] += delta;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+
+  for (int c = 0; c < kCounters; ++c) {
+    const std::string name = "sum" + std::to_string(c);
+    const std::string want = std::to_string(sums[c].load());
+    EXPECT_TRUE(cluster.WaitAllEqual(name, want))
+        << name << " want " << want << " got " << Join(cluster.Values(name));
+    for (int i = 0; i < cluster.size(); ++i) {
+      HttpResponse r = HttpRequest(
+          "GET", cluster.node(i).Url("/counter/" + name + "/consistent_value"));
+      EXPECT_EQ(r.status, 200) << r.body;
+      EXPECT_EQ(r.body, want);
+    }
+  }
+  // Everyone lists the two others as connected, never itself.
+  for (int i = 0; i < cluster.size(); ++i) {
+    std::vector<std::string> others;
+    for (int j = 0; j < cluster.size(); ++j) {
+      if (j != i) others.push_back(cluster.node(j).Address());
+    }
+    std::sort(others.begin(), others.end());
+    EXPECT_TRUE(WaitUntil([&] { return ConnectedNodes(cluster.node(i)) == others; }))
+        << i << ": " << Join(ConnectedNodes(cluster.node(i)));
+  }
+}
+
+// Writes positive deltas to every node until stopped, and records what was
+// acknowledged and what is indeterminate (no answer).
+class Writers {
+ public:
+  Writers(Cluster* cluster, const std::string& name)
+      : cluster_(cluster), name_(name) {}
+  ~Writers() { Stop(); }
+
+  void Start() {
+    for (int i = 0; i < cluster_->size(); ++i) {
+      threads_.emplace_back([this, i] { Run(i); });
+    }
+  }
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+  int64_t acked() const { return acked_; }
+  int64_t indeterminate() const { return indeterminate_; }
+
+ private:
+  void Run(int node) {
+    std::mt19937 rng(99 + node);
+    while (!stop_) {
+      const int64_t delta = 1 + static_cast<int64_t>(rng() % 5);
+      HttpResponse r = HttpRequest(
+          "POST", cluster_->node(node).Url("/counter/" + name_),
+          std::to_string(delta), {}, 2000);
+      if (r.ok() && r.status == 204) {
+        acked_ += delta;
+      } else if (r.ok() || r.error.find("onnect") != std::string::npos) {
+        // An HTTP error or a refused connection: not applied.
+      } else {
+        indeterminate_ += delta;
+      }
+      if (!r.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  Cluster* const cluster_;
+  const std::string name_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> acked_{0};
+  std::atomic<int64_t> indeterminate_{0};
+  std::vector<std::thread> threads_;
+};
+
+TEST(ClusterTest, DurableModeLosesNothingAcknowledgedToKill9) {
+  Cluster cluster(3, {"--durable"});
+  ASSERT_TRUE(cluster.Start());
+  Writers writers(&cluster, "durable");
+  writers.Start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  cluster.node(1).Kill9();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE(cluster.Kill9AndRestart(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  writers.Stop();
+
+  int64_t value = 0;
+  ASSERT_TRUE(cluster.WaitAgree("durable", &value))
+      << Join(cluster.Values("durable"));
+  EXPECT_GT(writers.acked(), 0);
+  EXPECT_GE(value, writers.acked());
+  EXPECT_LE(value, writers.acked() + writers.indeterminate());
+}
+
+TEST(ClusterTest, ARestartedNodeNeverHidesIncrementsMadeAfterItsRestart) {
+  // Default mode: a kill -9 may lose the last flush window of the killed
+  // node, but increments made after the restart must all count.
+  Cluster cluster(3, {"--flush_interval_ms=60000"});  // nothing flushed
+  ASSERT_TRUE(cluster.Start());
+  HttpClientOptions options;
+  options.reuse_connection = true;
+  HttpClient client(options);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(Increment(&client, cluster.node(1), "x", 1).status, 204);
+  }
+  // The peers hold node 2's 100, its own disk holds none of it.
+  ASSERT_TRUE(cluster.WaitAllEqual("x", "100")) << Join(cluster.Values("x"));
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(Increment(&client, cluster.node(1), "x", 1).status, 204);
+  }
+  // kill -9: the last 10 may be lost, or not.
+  ASSERT_TRUE(cluster.Kill9AndRestart(1));
+
+  HttpClient after(options);
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_EQ(Increment(&after, cluster.node(1), "x", 1).status, 204);
+    ASSERT_EQ(Increment(&after, cluster.node(i % 3), "y", 2).status, 204);
+  }
+  int64_t x = 0;
+  ASSERT_TRUE(cluster.WaitAgree("x", &x)) << Join(cluster.Values("x"));
+  EXPECT_GE(x, 100 + 30);
+  EXPECT_LE(x, 100 + 10 + 30);
+  EXPECT_TRUE(cluster.WaitAllEqual("y", "60")) << Join(cluster.Values("y"));
+  // The restarted node got its old count back from its peers.
+  HttpResponse r = HttpRequest("GET", cluster.node(1).Url("/counter/x/value"));
+  EXPECT_EQ(r.body, std::to_string(x));
+}
+
+TEST(ClusterTest, APausedNodeIsReportedByConsistentValueAndCatchesUp) {
+  Cluster cluster(3);
+  ASSERT_TRUE(cluster.Start());
+  HttpClient client;
+  ASSERT_EQ(Increment(&client, cluster.node(0), "p", 2).status, 204);
+  ASSERT_EQ(Increment(&client, cluster.node(2), "p", 2).status, 204);
+  ASSERT_TRUE(cluster.WaitAllEqual("p", "4")) << Join(cluster.Values("p"));
+
+  cluster.node(2).Pause();
+  for (int i = 0; i < 3; ++i) {
+    // /value answers from local state whatever the paused peer does.
+    HttpResponse r = HttpRequest("GET", cluster.node(1).Url("/counter/p/value"),
+                                 "", {}, 5000);
+    EXPECT_EQ(r.status, 200) << r.error;
+    EXPECT_EQ(r.body, "4");
+    // /consistent_value gives up on it after the peer timeout, naming it.
+    r = HttpRequest("GET", cluster.node(1).Url("/counter/p/consistent_value"),
+                    "", {}, 5000);
+    EXPECT_EQ(r.status, 503) << r.error;
+    EXPECT_EQ(r.body, "{\"node_down\":true,\"unreachable\":[\"" +
+                          cluster.node(2).Address() + "\"]}");
+  }
+  // The two others keep converging between themselves.
+  ASSERT_EQ(Increment(&client, cluster.node(0), "p", 5).status, 204);
+  ASSERT_EQ(Increment(&client, cluster.node(1), "p", -1).status, 204);
+  EXPECT_TRUE(WaitUntil([&] {
+    return cluster.Value(0, "p") == "8" && cluster.Value(1, "p") == "8";
+  })) << cluster.Value(0, "p") << " " << cluster.Value(1, "p");
+  EXPECT_TRUE(WaitUntil([&] {
+    return ConnectedNodes(cluster.node(0)) ==
+           std::vector<std::string>{cluster.node(1).Address()};
+  })) << Join(ConnectedNodes(cluster.node(0)));
+
+  cluster.node(2).Resume();
+  EXPECT_TRUE(cluster.WaitAllEqual("p", "8")) << Join(cluster.Values("p"));
+  for (int i = 0; i < cluster.size(); ++i) {
+    EXPECT_TRUE(WaitUntil([&] {
+      HttpResponse r = HttpRequest(
+          "GET", cluster.node(i).Url("/counter/p/consistent_value"));
+      return r.status == 200 && r.body == "8";
+    })) << i;
+  }
+}
+
+// ---- Jepsen-style counter check
+
+struct Op {
+  int node;
+  int64_t delta;
+  Clock::time_point invoked;
+  Clock::time_point completed;
+  enum Outcome { kOk, kFailed, kUnknown } outcome;
+};
+
+struct Read {
+  int node;
+  bool consistent;
+  int64_t value;
+  Clock::time_point invoked;
+  Clock::time_point completed;
+};
+
+// Bounds on a read: the ops it must include (acknowledged before it started;
+// for /value only those acknowledged by the node read) and the ops it may
+// include (invoked before it ended, not definitely failed).
+void Bounds(const std::vector<Op>& ops, const Read& read, int64_t* low,
+            int64_t* high) {
+  *low = 0;
+  *high = 0;
+  for (const Op& op : ops) {
+    if (op.outcome == Op::kFailed || op.invoked >= read.completed) continue;
+    const bool must = op.outcome == Op::kOk && op.completed < read.invoked &&
+                      (read.consistent || op.node == read.node);
+    if (must || op.delta < 0) *low += op.delta;
+    if (must || op.delta > 0) *high += op.delta;
+  }
+}
+
+TEST(ClusterTest, JepsenCounterReadsStayWithinBoundsAndConverge) {
+  Cluster cluster(3);
+  ASSERT_TRUE(cluster.Start());
+  std::mutex mu;  // guards ops, reads
+  std::vector<Op> ops;
+  std::vector<Read> reads;
+  std::map<std::string, int> failures;  // what failed ops got, for messages
+  std::atomic<bool> stop{false};
+
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(7 + t);
+      HttpClientOptions options;
+      options.reuse_connection = true;
+      HttpClient client(options);
+      const int node = t % cluster.size();
+      while (!stop) {
+        if (rng() % 3 == 0) {
+          Read read{node, rng() % 2 == 0, 0, Clock::now(), {}};
+          HttpResponse r = client.Request(
+              "GET",
+              cluster.node(node).Url(read.consistent
+                                         ? "/counter/j/consistent_value"
+                                         : "/counter/j/value"),
+              "", {}, 1000);
+          read.completed = Clock::now();
+          if (r.ok() && r.status == 200 && ParseValue(r.body, &read.value)) {
+            std::lock_guard<std::mutex> lock(mu);
+            reads.push_back(read);
+          }
+          continue;
+        }
+        Op op{node, static_cast<int64_t>(rng() % 16) - 5, Clock::now(), {},
+              Op::kUnknown};
+        HttpResponse r = Increment(&client, cluster.node(node), "j", op.delta,
+                                   /*timeout_ms=*/500);
+        op.completed = Clock::now();
+        if (r.ok() && r.status == 204) {
+          op.outcome = Op::kOk;
+        } else if (r.ok()) {
+          op.outcome = Op::kFailed;
+          std::lock_guard<std::mutex> lock(mu);
+          failures[std::to_string(r.status) + " " + r.body]++;
+        } else {
+          std::lock_guard<std::mutex> lock(mu);
+          failures[r.error]++;
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        ops.push_back(op);
+      }
+    });
+  }
+  // Nemesis: pause a node for a while, then let it go.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  cluster.node(2).Pause();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  cluster.node(2).Resume();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  stop = true;
+  for (auto& t : threads) t.join();
+
+  int64_t acked = 0, unknown_low = 0, unknown_high = 0;
+  int unknown = 0;
+  for (const Op& op : ops) {
+    if (op.outcome == Op::kOk) acked += op.delta;
+    if (op.outcome != Op::kUnknown) continue;
+    ++unknown;
+    (op.delta < 0 ? unknown_low : unknown_high) += op.delta;
+  }
+  int bad_reads = 0, consistent_reads = 0;
+  for (const Read& read : reads) {
+    int64_t low = 0, high = 0;
+    Bounds(ops, read, &low, &high);
+    consistent_reads += read.consistent ? 1 : 0;
+    if (read.value < low || read.value > high) {
+      if (++bad_reads <= 5) {
+        ADD_FAILURE() << (read.consistent ? "consistent_value" : "value")
+                      << " on node " << read.node + 1 << " read "
+                      << read.value << ", outside [" << low << ", " << high
+                      << "]";
+      }
+    }
+  }
+  EXPECT_EQ(bad_reads, 0) << "of " << reads.size() << " reads";
+  EXPECT_GT(consistent_reads, 0);
+  EXPECT_GT(ops.size(), 50u);
+
+  int64_t final_value = 0;
+  ASSERT_TRUE(cluster.WaitAgree("j", &final_value)) << Join(cluster.Values("j"));
+  EXPECT_GE(final_value, acked + unknown_low);
+  std::string failed;
+  for (const auto& [what, count] : failures) {
+    failed += std::to_string(count) + " x " + what + "; ";
+  }
+  EXPECT_LE(final_value, acked + unknown_high) << failed;
+  if (unknown == 0) {
+    EXPECT_EQ(final_value, acked) << failed;
+  }
+  RecordProperty("ops", static_cast<int>(ops.size()));
+  RecordProperty("indeterminate", unknown);
+}
+
+// ---- a peer that sends garbage
+
+TEST(ClusterTest, AGarbagePeerInTheActorListDisturbsNothing) {
+  std::atomic<int> n{0};
+  FakePeer garbage([&n](const std::string& target) {
+    const std::string node =
+        R"({"challenge_id":"9","node_id":"bad","actor":"9.1.bad"})";
+    FakeReply reply;
+    switch (n++ % 7) {
+      case 0:
+        return test::JsonReply("not json at all");
+      case 1:
+        return test::JsonReply(R"({"node":)" + node +
+                               R"(,"instance":1,"reset":true,"next":1,)"
+                               R"("more":false,"counters":[{"name":"g",)"
+                               R"("state":{"x":{"p":"1","n":0}}}]})");
+      case 2:
+        return test::JsonReply(std::string(100000, '['));
+      case 3:
+        reply.raw = "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"no";
+        reply.close = true;
+        return reply;
+      case 4:
+        reply.hang = target.find("changes") == std::string::npos;
+        reply.raw = "\x01\x02 garbage \r\n\r\n";
+        reply.close = true;
+        return reply;
+      case 5:
+        reply.raw = "HTTP/1.1 200 OK\r\n\r\n";
+        reply.filler_bytes = 80 << 20;  // over the 64 MiB cap
+        reply.close = true;
+        return reply;
+      default:
+        return test::JsonReply(R"({"node":)" + node +
+                               R"(,"instance":1,"reset":true,"next":1,)"
+                               R"("more":false,"counters":[{"name":"a/b",)"
+                               R"("state":{}}]})");
+    }
+  });
+  ASSERT_TRUE(garbage.Start());
+  Cluster cluster(2, {}, {garbage.Address()});
+  ASSERT_TRUE(cluster.Start());
+  HttpClient client;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(Increment(&client, cluster.node(i % 2), "ok", 3).status, 204);
+  }
+  EXPECT_TRUE(cluster.WaitAllEqual("ok", "60")) << Join(cluster.Values("ok"));
+  EXPECT_TRUE(WaitUntil([&] { return n >= 7; }));  // every variant once
+
+  for (int i = 0; i < cluster.size(); ++i) {
+    HttpResponse r = HttpRequest("GET", cluster.node(i).Url("/counters"));
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body.find("\"g\""), std::string::npos) << r.body;
+    r = HttpRequest("GET", cluster.node(i).Url("/counter/ok/consistent_value"),
+                    "", {}, 5000);
+    EXPECT_EQ(r.status, 503);
+    EXPECT_EQ(r.body, "{\"node_down\":true,\"unreachable\":[\"" +
+                          garbage.Address() + "\"]}");
+    EXPECT_EQ(ConnectedNodes(cluster.node(i)),
+              std::vector<std::string>{cluster.node(1 - i).Address()});
+    EXPECT_TRUE(cluster.node(i).running());
+  }
+  // Failures are logged, but not at every round.
+  const std::string logs = cluster.Logs();
+  size_t warnings = 0;
+  for (size_t at = logs.find("pulling from peer " + garbage.Address());
+       at != std::string::npos;
+       at = logs.find("pulling from peer " + garbage.Address(), at + 1)) {
+    ++warnings;
+  }
+  EXPECT_GE(warnings, 1u);
+  EXPECT_LE(warnings, 6u) << "after " << n << " garbage replies";
+  EXPECT_EQ(cluster.node(0).Stop(), 0);
+  EXPECT_EQ(cluster.node(1).Stop(), 0);
+}
+
+}  // namespace
+}  // namespace dist_counter
