@@ -16,6 +16,7 @@ readonly BUILD_PACKAGES=(
   build-essential cmake pkg-config git ca-certificates curl
   librocksdb-dev rocksdb-tools libpistache-dev rapidjson-dev
   libgflags-dev libgoogle-glog-dev libgtest-dev libcurl4-openssl-dev
+  python3  # scripts/check_readme.py (the README test); slim images lack it
 )
 readonly BENCH_PACKAGES=(wrk redis-server redis-tools nginx-light)
 
