@@ -84,6 +84,7 @@ struct Merger::Peer {
   std::mutex log_mu;  // guards the fields below
   std::string last_error;
   int64_t last_failure_log_ms = INT64_MIN;
+  int64_t last_recovery_log_ms = INT64_MIN;
   int64_t last_conflict_log_ms = INT64_MIN;
   std::string duplicate_node_id;  // node id last reported as a duplicate
 
@@ -428,8 +429,10 @@ void Merger::RecordSuccess(Peer* peer) {
   if (failures == 0) return;
   std::lock_guard<std::mutex> lock(peer->log_mu);
   peer->last_error.clear();
-  LOG(INFO) << "peer " << peer->address << " answers again after "
-            << failures << " failed pull(s)";
+  if (LogDue(&peer->last_recovery_log_ms, kLogEveryMs)) {
+    LOG(INFO) << "peer " << peer->address << " answers again after "
+              << failures << " failed pull(s)";
+  }
 }
 
 void Merger::RecordFailure(Peer* peer, const Status& status) {
