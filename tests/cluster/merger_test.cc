@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -252,6 +254,29 @@ TEST(MergerTest, SkipsItsOwnAddressWithoutAsking) {
   std::vector<std::string> unreachable;
   EXPECT_TRUE(b.merger()->RefreshCounter("x", &unreachable).ok());
   EXPECT_TRUE(unreachable.empty());
+}
+
+TEST(MergerTest, SkipsItsHostNameWhenListeningOnEveryAddress) {
+  // docker-compose: every node listens on 0.0.0.0:7777 and is listed as
+  // "<its hostname>:7777"; other hosts on the same port are peers.
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof(host) - 1), 0);
+  LocalNode b("2");
+  MergerOptions options = LocalNode::Fast();
+  options.bind = "0.0.0.0";
+  options.port = b.port();
+  const std::string port = std::to_string(b.port());
+  b.StartMerger({std::string(host) + ":" + port, "127.0.0.2:" + port,
+                 "other-host.invalid:" + port},
+                options);
+  const std::vector<PeerStatus> statuses = b.merger()->PeerStatuses();
+  ASSERT_EQ(statuses.size(), 3u);
+  EXPECT_TRUE(statuses[0].self);
+  EXPECT_TRUE(statuses[1].self);  // all of 127/8 is ours on 0.0.0.0
+  EXPECT_FALSE(statuses[2].self);
+  std::vector<std::string> unreachable;
+  EXPECT_TRUE(b.merger()->RefreshCounter("x", &unreachable).IsUnavailable());
+  EXPECT_EQ(unreachable, std::vector<std::string>{"other-host.invalid:" + port});
 }
 
 TEST(MergerTest, RecognisesItselfFromAPeersReply) {
