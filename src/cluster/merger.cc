@@ -32,7 +32,8 @@ int64_t NowMs() {
 }
 
 std::string Lowercase(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : text)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return text;
 }
 
@@ -183,11 +184,12 @@ std::shared_ptr<Merger::Peer> Merger::NewPeer(const std::string& address) {
   Metrics* m = options_.metrics;
   if (m != nullptr && !peer->obviously_self) {
     const std::string label = "peer=\"" + EscapeLabelValue(address) + "\"";
-    peer->rounds_ok_metric = m->Counter("dist_counter_merge_rounds_total",
-                                        label + ",result=\"ok\"");
+    peer->rounds_ok_metric =
+        m->Counter("dist_counter_merge_rounds_total", label + ",result=\"ok\"");
     peer->rounds_error_metric = m->Counter("dist_counter_merge_rounds_total",
                                            label + ",result=\"error\"");
-    peer->bytes_metric = m->Counter("dist_counter_peer_pulled_bytes_total", label);
+    peer->bytes_metric =
+        m->Counter("dist_counter_peer_pulled_bytes_total", label);
     peer->counters_metric =
         m->Counter("dist_counter_peer_pulled_counters_total", label);
     peer->rejected_metric =
@@ -335,8 +337,8 @@ void Merger::Run(Peer* peer) {
     const int64_t backoff = std::min<int64_t>(
         static_cast<int64_t>(options_.merge_interval_ms) << (failures - 1),
         options_.max_backoff_ms);
-    next_round = std::chrono::steady_clock::now() +
-                 std::chrono::milliseconds(backoff);
+    next_round =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff);
   }
 }
 
@@ -359,15 +361,13 @@ Status Merger::PullOnce(Peer* peer, PeerClient* client, ChangesCursor* cursor) {
   }
 }
 
-Status Merger::CheckIdentity(Peer* peer, const PeerIdentity& node,
-                             bool* self) {
+Status Merger::CheckIdentity(Peer* peer, const PeerIdentity& node, bool* self) {
   *self = false;
   if (node.node_id == store_->node_id()) {
     // A counter reply carries no instance; its actor id (with the
     // incarnation) then tells. The changes pulls tell copies apart.
-    const bool us = node.instance != 0
-                        ? node.instance == store_->instance_id()
-                        : node.actor == store_->actor_id();
+    const bool us = node.instance != 0 ? node.instance == store_->instance_id()
+                                       : node.actor == store_->actor_id();
     if (us) {
       *self = true;
       if (!peer->self.exchange(true)) {
@@ -379,8 +379,8 @@ Status Merger::CheckIdentity(Peer* peer, const PeerIdentity& node,
     }
     std::lock_guard<std::mutex> lock(peer->log_mu);
     if (LogDue(&peer->last_conflict_log_ms, kConflictLogEveryMs)) {
-      LOG(ERROR) << "peer " << peer->address << " runs with this node's node id "
-                 << node.node_id
+      LOG(ERROR) << "peer " << peer->address
+                 << " runs with this node's node id " << node.node_id
                  << " but another store: is it a copy of our data directory? "
                     "Its actor ids can collide with ours; not merging from it";
     }
@@ -430,8 +430,8 @@ void Merger::RecordSuccess(Peer* peer) {
   std::lock_guard<std::mutex> lock(peer->log_mu);
   peer->last_error.clear();
   if (LogDue(&peer->last_recovery_log_ms, kLogEveryMs)) {
-    LOG(INFO) << "peer " << peer->address << " answers again after "
-              << failures << " failed pull(s)";
+    LOG(INFO) << "peer " << peer->address << " answers again after " << failures
+              << " failed pull(s)";
   }
 }
 
@@ -447,8 +447,7 @@ void Merger::RecordFailure(Peer* peer, const Status& status) {
   if (LogDue(&peer->last_failure_log_ms, kLogEveryMs)) {
     LOG(WARNING) << "pulling from peer " << peer->address << " failed ("
                  << failures << " in a row, next logged in "
-                 << kLogEveryMs / 1000 << " s at most): "
-                 << status.ToString();
+                 << kLogEveryMs / 1000 << " s at most): " << status.ToString();
   }
 }
 

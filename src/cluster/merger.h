@@ -67,18 +67,18 @@ struct MergerOptions {
   size_t max_reply_bytes = 64 << 20;  // larger peer replies are rejected
   // This node's listening address, to recognise itself in the peer list.
   std::string bind = "0.0.0.0";
-  uint16_t port = 0;            // 0: unknown, only replies identify us
-  Metrics* metrics = nullptr;   // not owned; may be null; must outlive us
+  uint16_t port = 0;           // 0: unknown, only replies identify us
+  Metrics* metrics = nullptr;  // not owned; may be null; must outlive us
 };
 
 // What the merger knows about one peer, for tests and debugging.
 struct PeerStatus {
-  std::string address;      // as configured
-  bool self = false;        // recognised as this node, skipped
-  bool connected = false;   // answered recently
-  int failures = 0;         // consecutive failed pulls
-  uint64_t rounds = 0;      // successful pull rounds
-  std::string last_error;   // of the last failed pull, or ""
+  std::string address;     // as configured
+  bool self = false;       // recognised as this node, skipped
+  bool connected = false;  // answered recently
+  int failures = 0;        // consecutive failed pulls
+  uint64_t rounds = 0;     // successful pull rounds
+  std::string last_error;  // of the last failed pull, or ""
 };
 
 class Merger {
@@ -142,7 +142,7 @@ class Merger {
 
   MergerOptions options_;
   CounterStore* const store_;
-  std::string hostname_;  // gethostname(), lowercase
+  std::string hostname_;            // gethostname(), lowercase
   std::shared_ptr<Shared> shared_;  // also held by the metrics collector
 
   mutable std::mutex mu_;  // guards peers_, started_, stopped_, options_.port
@@ -150,7 +150,7 @@ class Merger {
   bool started_ = false;
   bool stopped_ = false;  // Stop() was called: no worker starts again
 
-  std::mutex fanouts_mu_;  // guards fanouts_
+  std::mutex fanouts_mu_;                                // guards fanouts_
   std::vector<std::unique_ptr<CounterFanout>> fanouts_;  // idle ones
 
   // Metrics (null when options.metrics is null).

@@ -46,8 +46,7 @@ bool GetString(const rapidjson::Value& object, const char* key,
   return true;
 }
 
-bool GetUint64(const rapidjson::Value& object, const char* key,
-               uint64_t* out) {
+bool GetUint64(const rapidjson::Value& object, const char* key, uint64_t* out) {
   auto it = object.FindMember(key);
   if (it == object.MemberEnd() || !it->value.IsUint64()) return false;
   *out = it->value.GetUint64();
@@ -81,8 +80,7 @@ Status ParseIdentity(const rapidjson::Value& reply, PeerIdentity* node) {
 // Reads one actor's {"p":<uint64>,"n":<uint64>} and nothing else.
 bool ParseActorCounts(const rapidjson::Value& value, ActorCounts* counts) {
   if (!value.IsObject() || value.MemberCount() != 2) return false;
-  return GetUint64(value, "p", &counts->p) &&
-         GetUint64(value, "n", &counts->n);
+  return GetUint64(value, "p", &counts->p) && GetUint64(value, "n", &counts->n);
 }
 
 // Reads a counter state as EncodeCounter() writes it, as strictly as
@@ -124,7 +122,8 @@ Status ParseName(const rapidjson::Value& object, std::string* name) {
 
 Status ParseStateMember(const rapidjson::Value& object, PnCounter* state) {
   auto it = object.FindMember("state");
-  if (it == object.MemberEnd()) return Status::Corruption("counter without a state");
+  if (it == object.MemberEnd())
+    return Status::Corruption("counter without a state");
   return ParseState(it->value, state);
 }
 
@@ -221,7 +220,9 @@ std::string CounterPath(const std::string& name) {
 
 }  // namespace
 
-bool InitPeerClients() { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }
+bool InitPeerClients() {
+  return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+}
 
 PeerClient::PeerClient(const std::string& address,
                        const PeerClientOptions& options)
@@ -264,8 +265,7 @@ size_t PeerClient::OnBody(char* data, size_t size, size_t count, void* self) {
   return bytes;
 }
 
-size_t PeerClient::OnHeader(char* data, size_t size, size_t count,
-                            void* self) {
+size_t PeerClient::OnHeader(char* data, size_t size, size_t count, void* self) {
   auto* client = static_cast<PeerClient*>(self);
   const size_t bytes = size * count;
   std::string_view line(data, bytes);
@@ -282,8 +282,8 @@ size_t PeerClient::OnHeader(char* data, size_t size, size_t count,
   while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) {
     line.remove_prefix(1);
   }
-  while (!line.empty() && (line.back() == '\r' || line.back() == '\n' ||
-                           line.back() == ' ')) {
+  while (!line.empty() &&
+         (line.back() == '\r' || line.back() == '\n' || line.back() == ' ')) {
     line.remove_suffix(1);
   }
   uint64_t crc = 0;
@@ -310,7 +310,8 @@ void PeerClient::Prepare(const std::string& path_and_query) {
 }
 
 Status PeerClient::Finish(int code) {
-  if (curl_ == nullptr) return Status::Unavailable(address_ + ": no curl handle");
+  if (curl_ == nullptr)
+    return Status::Unavailable(address_ + ": no curl handle");
   const auto result = static_cast<CURLcode>(code);
   if (result != CURLE_OK) {
     const std::string what = address_ + ": ";
@@ -411,7 +412,8 @@ void CounterFanout::FetchCounter(const std::vector<std::string>& addresses,
     if (multi == nullptr || client->curl_ == nullptr) continue;
     // An address listed twice is asked once; both entries get the answer.
     bool duplicate = false;
-    for (size_t j = 0; j < i; ++j) duplicate = duplicate || addresses[j] == addresses[i];
+    for (size_t j = 0; j < i; ++j)
+      duplicate = duplicate || addresses[j] == addresses[i];
     if (duplicate) continue;
     client->Prepare(path);
     if (curl_multi_add_handle(multi, Handle(client->curl_)) == CURLM_OK) {
@@ -452,7 +454,8 @@ void CounterFanout::FetchCounter(const std::vector<std::string>& addresses,
     r.status = it->second;
     if (!r.status.ok()) continue;
     Status s = ParseCounter(client->body_, name, &r.node, &r.state);
-    if (!s.ok()) r.status = Status::Corruption(addresses[i] + ": " + s.message());
+    if (!s.ok())
+      r.status = Status::Corruption(addresses[i] + ": " + s.message());
   }
 }
 

@@ -36,8 +36,8 @@
 namespace dist_counter {
 
 struct PeerClientOptions {
-  int connect_timeout_ms = 500;  // TCP connect
-  int timeout_ms = 500;          // the whole request, connect included
+  int connect_timeout_ms = 500;       // TCP connect
+  int timeout_ms = 500;               // the whole request, connect included
   size_t max_reply_bytes = 64 << 20;  // larger replies are Corruption
   // When not null and set to true, a transfer in progress is abandoned
   // (Unavailable) within a few milliseconds. Not owned; must outlive the

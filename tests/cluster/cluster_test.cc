@@ -59,7 +59,8 @@ const auto* const kCurl =
 
 constexpr int kConvergeMs = 20000;
 
-bool WaitUntil(const std::function<bool()>& done, int timeout_ms = kConvergeMs) {
+bool WaitUntil(const std::function<bool()>& done,
+               int timeout_ms = kConvergeMs) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   while (Clock::now() < deadline) {
     if (done()) return true;
@@ -112,8 +113,9 @@ class Cluster {
         EXPECT_EQ(node->Stop(), 0) << node->log_path();
       }
       const std::string log = node->ReadLog();
-      for (const char* report : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                                 "runtime error:", "Check failed"}) {
+      for (const char* report :
+           {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+            "runtime error:", "Check failed"}) {
         EXPECT_EQ(log.find(report), std::string::npos)
             << report << " in " << node->log_path();
       }
@@ -201,7 +203,8 @@ class Cluster {
       }
     }
     actors_.clear();
-    for (uint16_t port : ports) actors_.push_back("127.0.0.1:" + std::to_string(port));
+    for (uint16_t port : ports)
+      actors_.push_back("127.0.0.1:" + std::to_string(port));
     actors_.insert(actors_.end(), extra_peers_.begin(), extra_peers_.end());
     std::string actors = "[";
     for (const std::string& peer : actors_) actors += "\"" + peer + "\",";
@@ -212,10 +215,8 @@ class Cluster {
                                   std::to_string(i + 1));
       options.port = ports[i];
       options.flags = {"--challenge_id=" + std::to_string(i + 1),
-                       "--actors=" + actors,
-                       "--merge_interval_ms=100",
-                       "--flush_interval_ms=200",
-                       "--peer_timeout_ms=300"};
+                       "--actors=" + actors, "--merge_interval_ms=100",
+                       "--flush_interval_ms=200", "--peer_timeout_ms=300"};
       options.flags.insert(options.flags.end(), extra_flags_.begin(),
                            extra_flags_.end());
       nodes_.push_back(std::make_unique<NodeProcess>(options));
@@ -330,8 +331,10 @@ TEST(ClusterTest, ConvergesToTheExactSumOfRandomIncrements) {
       if (j != i) others.push_back(cluster.node(j).Address());
     }
     std::sort(others.begin(), others.end());
-    EXPECT_TRUE(WaitUntil([&] { return ConnectedNodes(cluster.node(i)) == others; }))
-        << i << ": " << Join(ConnectedNodes(cluster.node(i)));
+    EXPECT_TRUE(WaitUntil([&] {
+      return ConnectedNodes(cluster.node(i)) == others;
+    })) << i
+        << ": " << Join(ConnectedNodes(cluster.node(i)));
   }
 }
 
@@ -368,9 +371,9 @@ class Writers {
     std::mt19937 rng(99 + node);
     while (!stop_) {
       const int64_t delta = 1 + static_cast<int64_t>(rng() % 5);
-      HttpResponse r = HttpRequest(
-          "POST", cluster_->node(node).Url("/counter/" + name_),
-          std::to_string(delta), {}, 2000);
+      HttpResponse r =
+          HttpRequest("POST", cluster_->node(node).Url("/counter/" + name_),
+                      std::to_string(delta), {}, 2000);
       if (r.ok() && r.status == 204) {
         acked_ += delta;
       } else if (r.ok() || Refused(r.error)) {
@@ -471,7 +474,8 @@ TEST(ClusterTest, APausedNodeIsReportedByConsistentValueAndCatchesUp) {
   ASSERT_EQ(Increment(&client, cluster.node(1), "p", -1).status, 204);
   EXPECT_TRUE(WaitUntil([&] {
     return cluster.Value(0, "p") == "8" && cluster.Value(1, "p") == "8";
-  })) << cluster.Value(0, "p") << " " << cluster.Value(1, "p");
+  })) << cluster.Value(0, "p")
+      << " " << cluster.Value(1, "p");
   EXPECT_TRUE(WaitUntil([&] {
     return ConnectedNodes(cluster.node(0)) ==
            std::vector<std::string>{cluster.node(1).Address()};
@@ -510,7 +514,9 @@ struct Read {
 // sums over "every op before time t" come from one binary search.
 class TimedSums {
  public:
-  void Add(Clock::time_point t, int64_t delta) { entries_.push_back({t, delta}); }
+  void Add(Clock::time_point t, int64_t delta) {
+    entries_.push_back({t, delta});
+  }
   void Finish() {
     std::sort(entries_.begin(), entries_.end(),
               [](const Entry& a, const Entry& b) { return a.t < b.t; });
@@ -609,7 +615,10 @@ TEST(ClusterTest, JepsenCounterReadsStayWithinBoundsAndConverge) {
           }
           continue;
         }
-        Op op{node, static_cast<int64_t>(rng() % 16) - 5, Clock::now(), {},
+        Op op{node,
+              static_cast<int64_t>(rng() % 16) - 5,
+              Clock::now(),
+              {},
               Op::kUnknown};
         HttpResponse r = Increment(&client, cluster.node(node), "j", op.delta,
                                    /*timeout_ms=*/500);
@@ -655,9 +664,8 @@ TEST(ClusterTest, JepsenCounterReadsStayWithinBoundsAndConverge) {
     if (read.value < low || read.value > high) {
       if (++bad_reads <= 5) {
         ADD_FAILURE() << (read.consistent ? "consistent_value" : "value")
-                      << " on node " << read.node + 1 << " read "
-                      << read.value << ", outside [" << low << ", " << high
-                      << "]";
+                      << " on node " << read.node + 1 << " read " << read.value
+                      << ", outside [" << low << ", " << high << "]";
       }
     }
   }
@@ -666,7 +674,8 @@ TEST(ClusterTest, JepsenCounterReadsStayWithinBoundsAndConverge) {
   EXPECT_GT(ops.size(), 50u);
 
   int64_t final_value = 0;
-  ASSERT_TRUE(cluster.WaitAgree("j", &final_value)) << Join(cluster.Values("j"));
+  ASSERT_TRUE(cluster.WaitAgree("j", &final_value))
+      << Join(cluster.Values("j"));
   EXPECT_GE(final_value, acked + unknown_low);
   std::string failed;
   for (const auto& [what, count] : failures) {

@@ -25,10 +25,10 @@ namespace dist_counter {
 namespace test {
 
 struct FakeReply {
-  std::string raw;            // bytes sent as they are
-  size_t filler_bytes = 0;    // then this many 'x' bytes (a huge body)
-  bool hang = false;          // then keep the connection open, silent
-  bool close = false;         // then close the connection
+  std::string raw;          // bytes sent as they are
+  size_t filler_bytes = 0;  // then this many 'x' bytes (a huge body)
+  bool hang = false;        // then keep the connection open, silent
+  bool close = false;       // then close the connection
 };
 
 // A complete HTTP/1.1 reply with `body`, Content-Length and
@@ -71,7 +71,7 @@ class FakePeer {
   std::atomic<int> requests_{0};
   std::thread accept_thread_;
 
-  std::mutex mu_;  // guards fds_, threads_; with cv_
+  std::mutex mu_;               // guards fds_, threads_; with cv_
   std::condition_variable cv_;  // signalled at Stop() for hanging replies
   std::vector<int> fds_;
   std::vector<std::thread> threads_;

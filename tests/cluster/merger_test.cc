@@ -7,7 +7,6 @@
 #include "cluster/merger.h"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <chrono>
@@ -43,9 +42,10 @@ const auto* const kCurl =
 // Generous: convergence normally takes a few merge intervals.
 constexpr int kDeadlineMs = 20000;
 
-bool WaitUntil(const std::function<bool()>& done, int timeout_ms = kDeadlineMs) {
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(timeout_ms);
+bool WaitUntil(const std::function<bool()>& done,
+               int timeout_ms = kDeadlineMs) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {
     if (done()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -70,7 +70,8 @@ class LocalNode {
     store_options.flush_interval_ms = 200;
     store_options.metrics = &metrics_;
     ASSERT_TRUE(CounterStore::Open(store_options, &store_).ok());
-    api_ = std::make_unique<Api>(ApiOptions(), store_.get(), nullptr, &metrics_);
+    api_ =
+        std::make_unique<Api>(ApiOptions(), store_.get(), nullptr, &metrics_);
     HttpServerOptions http;
     http.bind = "127.0.0.1";
     http.port = port_;
@@ -160,7 +161,8 @@ std::string PeerLabel(const std::string& address) {
 TEST(MergerTest, PullsEveryCounterOfAPeerInPages) {
   LocalNode a("1"), b("2");
   std::vector<std::pair<std::string, int64_t>> batch;
-  for (int i = 0; i < 2500; ++i) batch.emplace_back("c" + std::to_string(i), i - 100);
+  for (int i = 0; i < 2500; ++i)
+    batch.emplace_back("c" + std::to_string(i), i - 100);
   ASSERT_TRUE(a.store()->IncrementBatch(batch).ok());
   MergerOptions options = LocalNode::Fast();
   options.page_limit = 1000;
@@ -188,18 +190,23 @@ TEST(MergerTest, TwoNodesConvergeBothWays) {
     ASSERT_TRUE(a.store()->Increment("x", 3).ok());
     ASSERT_TRUE(b.store()->Increment("x", -1).ok());
   }
-  ASSERT_TRUE(WaitUntil([&] { return a.Value("x") == "100" && b.Value("x") == "100"; }))
-      << a.Value("x") << " " << b.Value("x");
   ASSERT_TRUE(WaitUntil([&] {
-    return a.merger()->ConnectedNodes() == std::vector<std::string>{b.Address()} &&
-           b.merger()->ConnectedNodes() == std::vector<std::string>{a.Address()};
+    return a.Value("x") == "100" && b.Value("x") == "100";
+  })) << a.Value("x")
+      << " " << b.Value("x");
+  ASSERT_TRUE(WaitUntil([&] {
+    return a.merger()->ConnectedNodes() ==
+               std::vector<std::string>{b.Address()} &&
+           b.merger()->ConnectedNodes() ==
+               std::vector<std::string>{a.Address()};
   }));
 }
 
 TEST(MergerTest, RoundsWithoutChangesMoveFewBytes) {
   LocalNode a("1"), b("2");
   std::vector<std::pair<std::string, int64_t>> batch;
-  for (int i = 0; i < 1000; ++i) batch.emplace_back("counter-" + std::to_string(i), 1);
+  for (int i = 0; i < 1000; ++i)
+    batch.emplace_back("counter-" + std::to_string(i), 1);
   ASSERT_TRUE(a.store()->IncrementBatch(batch).ok());
   b.StartMerger({a.Address()});
   ASSERT_TRUE(WaitUntil([&] { return b.store()->size() == 1000; }));
@@ -212,8 +219,10 @@ TEST(MergerTest, RoundsWithoutChangesMoveFewBytes) {
     return StatusOf(b.merger(), a.Address()).rounds >= rounds_before + 10;
   }));
   const double bytes = b.Metric(bytes_metric) - full;
-  const uint64_t rounds = StatusOf(b.merger(), a.Address()).rounds - rounds_before;
-  EXPECT_LT(bytes / rounds, 300) << bytes << " bytes in " << rounds << " rounds";
+  const uint64_t rounds =
+      StatusOf(b.merger(), a.Address()).rounds - rounds_before;
+  EXPECT_LT(bytes / rounds, 300)
+      << bytes << " bytes in " << rounds << " rounds";
 
   // One change moves one counter.
   ASSERT_TRUE(a.store()->Increment("counter-7", 5).ok());
@@ -225,7 +234,8 @@ TEST(MergerTest, RoundsWithoutChangesMoveFewBytes) {
 
 TEST(MergerTest, RereadsAPeerThatRestartedWithAShorterLog) {
   LocalNode a("1"), b("2");
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(a.store()->Increment("k" + std::to_string(i), 1).ok());
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(a.store()->Increment("k" + std::to_string(i), 1).ok());
   for (int i = 0; i < 200; ++i) ASSERT_TRUE(a.store()->Increment("k0", 1).ok());
   b.StartMerger({a.Address()});
   ASSERT_TRUE(WaitUntil([&] { return b.Value("k0") == "201"; }));
@@ -240,10 +250,12 @@ TEST(MergerTest, SkipsItsOwnAddressWithoutAsking) {
   LocalNode a("1"), b("2");
   MergerOptions options = LocalNode::Fast();
   options.port = b.port();
-  b.StartMerger({"localhost:" + std::to_string(b.port()), b.Address(), a.Address()},
-                options);
+  b.StartMerger(
+      {"localhost:" + std::to_string(b.port()), b.Address(), a.Address()},
+      options);
   ASSERT_TRUE(WaitUntil([&] {
-    return b.merger()->ConnectedNodes() == std::vector<std::string>{a.Address()};
+    return b.merger()->ConnectedNodes() ==
+           std::vector<std::string>{a.Address()};
   }));
   const std::vector<PeerStatus> statuses = b.merger()->PeerStatuses();
   ASSERT_EQ(statuses.size(), 3u);
@@ -276,7 +288,8 @@ TEST(MergerTest, SkipsItsHostNameWhenListeningOnEveryAddress) {
   EXPECT_FALSE(statuses[2].self);
   std::vector<std::string> unreachable;
   EXPECT_TRUE(b.merger()->RefreshCounter("x", &unreachable).IsUnavailable());
-  EXPECT_EQ(unreachable, std::vector<std::string>{"other-host.invalid:" + port});
+  EXPECT_EQ(unreachable,
+            std::vector<std::string>{"other-host.invalid:" + port});
 }
 
 TEST(MergerTest, RecognisesItselfFromAPeersReply) {
@@ -284,7 +297,8 @@ TEST(MergerTest, RecognisesItselfFromAPeersReply) {
   MergerOptions options = LocalNode::Fast();
   options.port = 0;  // unknown: only the reply can tell
   b.StartMerger({b.Address()}, options);
-  ASSERT_TRUE(WaitUntil([&] { return StatusOf(b.merger(), b.Address()).self; }));
+  ASSERT_TRUE(
+      WaitUntil([&] { return StatusOf(b.merger(), b.Address()).self; }));
   EXPECT_TRUE(b.merger()->ConnectedNodes().empty());
   std::vector<std::string> unreachable;
   EXPECT_TRUE(b.merger()->RefreshCounter("x", &unreachable).ok());
@@ -298,8 +312,10 @@ TEST(MergerTest, ReportsADuplicateChallengeIdAndKeepsTheNodesApart) {
   b.StartMerger({a.Address()});
   ASSERT_TRUE(a.store()->Increment("x", 5).ok());
   ASSERT_TRUE(b.store()->Increment("x", 7).ok());
-  ASSERT_TRUE(WaitUntil([&] { return a.Value("x") == "12" && b.Value("x") == "12"; }))
-      << a.Value("x") << " " << b.Value("x");
+  ASSERT_TRUE(WaitUntil([&] {
+    return a.Value("x") == "12" && b.Value("x") == "12";
+  })) << a.Value("x")
+      << " " << b.Value("x");
   EXPECT_EQ(a.Metric("dist_counter_duplicate_challenge_id_total"), 1);
   EXPECT_EQ(b.Metric("dist_counter_duplicate_challenge_id_total"), 1);
 }
@@ -313,7 +329,8 @@ std::unique_ptr<FakePeer> PeerWithChanges(const std::string& node_json,
     }
     return JsonReply("{\"node\":" + node_json +
                      ",\"instance\":77,\"reset\":true,\"next\":1,"
-                     "\"more\":false,\"counters\":" + counters + "}");
+                     "\"more\":false,\"counters\":" +
+                     counters + "}");
   });
   EXPECT_TRUE(peer->Start());
   return peer;
@@ -342,9 +359,8 @@ TEST(MergerTest, RefusesToMergeACopyOfItself) {
           R"(","actor":"2.5.)" + b.store()->node_id() + R"("})",
       R"([{"name":"stolen","state":{"x":{"p":5,"n":1}}}])");
   b.StartMerger({peer->Address()});
-  ASSERT_TRUE(WaitUntil([&] {
-    return StatusOf(b.merger(), peer->Address()).failures >= 2;
-  }));
+  ASSERT_TRUE(WaitUntil(
+      [&] { return StatusOf(b.merger(), peer->Address()).failures >= 2; }));
   EXPECT_FALSE(b.Has("stolen"));
   EXPECT_FALSE(StatusOf(b.merger(), peer->Address()).self);
 }
@@ -361,7 +377,8 @@ TEST(MergerTest, GarbageAndHungPeersNeitherDisturbNorDelayTheOthers) {
   ASSERT_TRUE(garbage->Start());
   FakeReply silent;
   silent.hang = true;
-  auto hung = std::make_unique<FakePeer>([silent](const std::string&) { return silent; });
+  auto hung = std::make_unique<FakePeer>(
+      [silent](const std::string&) { return silent; });
   ASSERT_TRUE(hung->Start());
   MergerOptions options = LocalNode::Fast();
   options.peer_timeout_ms = 5000;  // the hung peer holds its worker long
@@ -378,14 +395,16 @@ TEST(MergerTest, GarbageAndHungPeersNeitherDisturbNorDelayTheOthers) {
   EXPECT_GT(b.Metric("dist_counter_peer_rejected_replies_total{" +
                      PeerLabel(garbage->Address()) + "}"),
             0);
-  EXPECT_EQ(b.merger()->ConnectedNodes(), std::vector<std::string>{a.Address()});
+  EXPECT_EQ(b.merger()->ConnectedNodes(),
+            std::vector<std::string>{a.Address()});
 }
 
 TEST(MergerTest, RefreshCounterMergesWhatAnswersAndNamesWhatDoesNot) {
   LocalNode a("1"), b("2");
   FakeReply silent;
   silent.hang = true;
-  auto hung = std::make_unique<FakePeer>([silent](const std::string&) { return silent; });
+  auto hung = std::make_unique<FakePeer>(
+      [silent](const std::string&) { return silent; });
   ASSERT_TRUE(hung->Start());
   const std::string dead = "127.0.0.1:" + std::to_string(test::FreePort());
   MergerOptions options = LocalNode::Fast();
@@ -410,7 +429,8 @@ TEST(MergerTest, RefreshCounterMergesWhatAnswersAndNamesWhatDoesNot) {
   // A counter nobody has stays unknown.
   EXPECT_TRUE(b.merger()->RefreshCounter("nowhere", &unreachable).ok());
   EXPECT_EQ(b.Value("nowhere"), "0");
-  EXPECT_EQ(b.Metric("dist_counter_consistent_refreshes_total{result=\"ok\"}"), 2);
+  EXPECT_EQ(b.Metric("dist_counter_consistent_refreshes_total{result=\"ok\"}"),
+            2);
 }
 
 TEST(MergerTest, RefreshCounterWithoutPeersSucceeds) {
@@ -426,14 +446,16 @@ TEST(MergerTest, PicksUpAPeerThatComesUpLate) {
   LocalNode b("2");
   b.StartMerger({"127.0.0.1:" + std::to_string(port)});
   const std::string address = "127.0.0.1:" + std::to_string(port);
-  ASSERT_TRUE(WaitUntil([&] { return StatusOf(b.merger(), address).failures >= 5; }));
+  ASSERT_TRUE(
+      WaitUntil([&] { return StatusOf(b.merger(), address).failures >= 5; }));
   EXPECT_TRUE(b.merger()->ConnectedNodes().empty());
   EXPECT_EQ(b.Metric("dist_counter_peer_up{" + PeerLabel(address) + "}"), 0);
 
   LocalNode a("1", port);
   ASSERT_TRUE(a.store()->Increment("late", 3).ok());
   ASSERT_TRUE(WaitUntil([&] { return b.Value("late") == "3"; }));
-  ASSERT_TRUE(WaitUntil([&] { return StatusOf(b.merger(), address).connected; }));
+  ASSERT_TRUE(
+      WaitUntil([&] { return StatusOf(b.merger(), address).connected; }));
   EXPECT_EQ(StatusOf(b.merger(), address).failures, 0);
   EXPECT_EQ(b.Metric("dist_counter_peer_up{" + PeerLabel(address) + "}"), 1);
 }
@@ -449,7 +471,8 @@ TEST(MergerTest, SetPeersAddsAndRemovesWorkers) {
   b.merger()->SetPeers({c.Address()});
   ASSERT_TRUE(WaitUntil([&] { return b.Has("from-c"); }));
   ASSERT_TRUE(WaitUntil([&] {
-    return b.merger()->ConnectedNodes() == std::vector<std::string>{c.Address()};
+    return b.merger()->ConnectedNodes() ==
+           std::vector<std::string>{c.Address()};
   }));
   ASSERT_TRUE(a.store()->Increment("from-a-later", 1).ok());
   // c does not have it and a is no longer pulled; give it a few rounds.
@@ -462,7 +485,8 @@ TEST(MergerTest, SetPeersAddsAndRemovesWorkers) {
 TEST(MergerTest, StopsPromptlyWhileAPeerHangs) {
   FakeReply silent;
   silent.hang = true;
-  auto hung = std::make_unique<FakePeer>([silent](const std::string&) { return silent; });
+  auto hung = std::make_unique<FakePeer>(
+      [silent](const std::string&) { return silent; });
   ASSERT_TRUE(hung->Start());
   LocalNode b("2");
   MergerOptions options = LocalNode::Fast();

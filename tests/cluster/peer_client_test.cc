@@ -37,12 +37,11 @@ constexpr char kNode[] =
 std::string ChangesBody(const std::string& counters, uint64_t instance = 42,
                         bool reset = true, uint64_t next = 2,
                         bool more = false) {
-  return std::string(R"({"node":)") + kNode +
-         R"(,"instance":)" + std::to_string(instance) +
-         R"(,"reset":)" + (reset ? "true" : "false") +
-         R"(,"next":)" + std::to_string(next) +
-         R"(,"more":)" + (more ? "true" : "false") +
-         R"(,"counters":)" + counters + "}";
+  return std::string(R"({"node":)") + kNode + R"(,"instance":)" +
+         std::to_string(instance) + R"(,"reset":)" +
+         (reset ? "true" : "false") + R"(,"next":)" + std::to_string(next) +
+         R"(,"more":)" + (more ? "true" : "false") + R"(,"counters":)" +
+         counters + "}";
 }
 
 const char kTwoCounters[] =
@@ -58,8 +57,8 @@ PeerClientOptions FastOptions() {
 
 // Starts a fake peer that always answers `reply`.
 std::unique_ptr<FakePeer> Serving(const FakeReply& reply) {
-  auto peer = std::make_unique<FakePeer>(
-      [reply](const std::string&) { return reply; });
+  auto peer =
+      std::make_unique<FakePeer>([reply](const std::string&) { return reply; });
   EXPECT_TRUE(peer->Start());
   return peer;
 }
@@ -84,7 +83,8 @@ Status FetchChangesBody(const std::string& body) {
 
 TEST(PeerClientTest, ReadsAValidChangesPage) {
   ChangesPage page;
-  ASSERT_TRUE(FetchChangesFrom(JsonReply(ChangesBody(kTwoCounters)), &page).ok());
+  ASSERT_TRUE(
+      FetchChangesFrom(JsonReply(ChangesBody(kTwoCounters)), &page).ok());
   EXPECT_EQ(page.node.challenge_id, "7");
   EXPECT_EQ(page.node.node_id, "0000abcd");
   EXPECT_EQ(page.node.actor, "7.1.0000abcd");
@@ -119,9 +119,8 @@ TEST(PeerClientTest, SendsTheCursorAndLimit) {
 }
 
 TEST(PeerClientTest, ReusesOneConnectionForManyRequests) {
-  FakePeer peer([](const std::string&) {
-    return JsonReply(ChangesBody("[]"));
-  });
+  FakePeer peer(
+      [](const std::string&) { return JsonReply(ChangesBody("[]")); });
   ASSERT_TRUE(peer.Start());
   PeerClient client(peer.Address(), FastOptions());
   for (int i = 0; i < 5; ++i) {
@@ -136,7 +135,7 @@ TEST(PeerClientTest, ReusesOneConnectionForManyRequests) {
 TEST(PeerClientTest, RejectsRepliesThatAreNotJsonObjects) {
   for (const std::string& body : std::vector<std::string>{
            "", "hello", "null", "[]", "42", "\"str\"", "{", "{}}", "{} {}",
-        "{\"node\":", std::string(1, '\0')}) {
+           "{\"node\":", std::string(1, '\0')}) {
     Status s = FetchChangesBody(body);
     EXPECT_TRUE(s.IsCorruption()) << body << " -> " << s.ToString();
   }
@@ -153,8 +152,9 @@ TEST(PeerClientTest, RejectsTruncatedJson) {
 TEST(PeerClientTest, RejectsAReplyCutShortOfItsContentLength) {
   FakeReply reply;
   const std::string body = ChangesBody(kTwoCounters);
-  reply.raw = "HTTP/1.1 200 OK\r\nContent-Length: " +
-              std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 40);
+  reply.raw =
+      "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body.substr(0, 40);
   reply.close = true;
   ChangesPage page;
   EXPECT_FALSE(FetchChangesFrom(reply, &page).ok());
@@ -171,16 +171,26 @@ TEST(PeerClientTest, RejectsWrongTypesInTheEnvelope) {
       R"({"node":{"challenge_id":"7","node_id":"","actor":"b"},"instance":1,"reset":true,"next":0,"more":false,"counters":[]})",
       R"({"node":{"challenge_id":"7","node_id":"a"},"instance":1,"reset":true,"next":0,"more":false,"counters":[]})",
       // instance, reset, next, more, counters
-      std::string(R"({"node":)") + kNode + R"(,"instance":"1","reset":true,"next":0,"more":false,"counters":[]})",
-      std::string(R"({"node":)") + kNode + R"(,"instance":0,"reset":true,"next":0,"more":false,"counters":[]})",
-      std::string(R"({"node":)") + kNode + R"(,"instance":-1,"reset":true,"next":0,"more":false,"counters":[]})",
-      std::string(R"({"node":)") + kNode + R"(,"instance":1.5,"reset":true,"next":0,"more":false,"counters":[]})",
-      std::string(R"({"node":)") + kNode + R"(,"instance":18446744073709551616,"reset":true,"next":0,"more":false,"counters":[]})",
-      std::string(R"({"node":)") + kNode + R"(,"instance":1,"reset":1,"next":0,"more":false,"counters":[]})",
-      std::string(R"({"node":)") + kNode + R"(,"instance":1,"reset":true,"next":-3,"more":false,"counters":[]})",
-      std::string(R"({"node":)") + kNode + R"(,"instance":1,"reset":true,"next":0,"more":"false","counters":[]})",
-      std::string(R"({"node":)") + kNode + R"(,"instance":1,"reset":true,"next":0,"more":false,"counters":{}})",
-      std::string(R"({"node":)") + kNode + R"(,"instance":1,"reset":true,"next":0,"more":false})",
+      std::string(R"({"node":)") + kNode +
+          R"(,"instance":"1","reset":true,"next":0,"more":false,"counters":[]})",
+      std::string(R"({"node":)") + kNode +
+          R"(,"instance":0,"reset":true,"next":0,"more":false,"counters":[]})",
+      std::string(R"({"node":)") + kNode +
+          R"(,"instance":-1,"reset":true,"next":0,"more":false,"counters":[]})",
+      std::string(R"({"node":)") + kNode +
+          R"(,"instance":1.5,"reset":true,"next":0,"more":false,"counters":[]})",
+      std::string(R"({"node":)") + kNode +
+          R"(,"instance":18446744073709551616,"reset":true,"next":0,"more":false,"counters":[]})",
+      std::string(R"({"node":)") + kNode +
+          R"(,"instance":1,"reset":1,"next":0,"more":false,"counters":[]})",
+      std::string(R"({"node":)") + kNode +
+          R"(,"instance":1,"reset":true,"next":-3,"more":false,"counters":[]})",
+      std::string(R"({"node":)") + kNode +
+          R"(,"instance":1,"reset":true,"next":0,"more":"false","counters":[]})",
+      std::string(R"({"node":)") + kNode +
+          R"(,"instance":1,"reset":true,"next":0,"more":false,"counters":{}})",
+      std::string(R"({"node":)") + kNode +
+          R"(,"instance":1,"reset":true,"next":0,"more":false})",
   };
   for (const std::string& body : bad) {
     Status s = FetchChangesBody(body);
@@ -245,9 +255,10 @@ TEST(PeerClientTest, RejectsInconsistentCursors) {
                   .IsCorruption());
   EXPECT_TRUE(page.counters.empty());
   // A reset may move the cursor anywhere.
-  EXPECT_TRUE(FetchChangesFrom(JsonReply(ChangesBody(kTwoCounters, 43, true, 2)),
-                               &page, {42, 50})
-                  .ok());
+  EXPECT_TRUE(
+      FetchChangesFrom(JsonReply(ChangesBody(kTwoCounters, 43, true, 2)), &page,
+                       {42, 50})
+          .ok());
   EXPECT_EQ(page.next.instance, 43u);
 }
 
@@ -257,8 +268,8 @@ TEST(PeerClientTest, RejectsDeeplyNestedJsonWithoutCrashing) {
   EXPECT_TRUE(FetchChangesBody(deep + std::string(200000, ']')).IsCorruption());
   std::string nested_state = "{\"x\":";
   for (int i = 0; i < 100000; ++i) nested_state += "{\"p\":";
-  EXPECT_TRUE(FetchChangesBody(ChangesBody(
-                  "[{\"name\":\"a\",\"state\":" + nested_state + "}]"))
+  EXPECT_TRUE(FetchChangesBody(ChangesBody("[{\"name\":\"a\",\"state\":" +
+                                           nested_state + "}]"))
                   .IsCorruption());
 }
 
@@ -287,8 +298,8 @@ TEST(PeerClientTest, RejectsRepliesLargerThanTheCap) {
   }
   counters += "]";
   ASSERT_LT(ChangesBody(counters).size(), options.max_reply_bytes);
-  s = FetchChangesFrom(JsonReply(ChangesBody(counters)), &page,
-                       ChangesCursor(), 5000, options);
+  s = FetchChangesFrom(JsonReply(ChangesBody(counters)), &page, ChangesCursor(),
+                       5000, options);
   EXPECT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(page.counters.size(), 5000u);
 }
@@ -342,15 +353,17 @@ TEST(PeerClientTest, MapsHttpErrors) {
   EXPECT_TRUE(FetchChangesFrom(reply, &page).IsUnavailable());
   reply.raw = HttpReply(404, R"({"message":"no","type":"NotFound"})");
   EXPECT_TRUE(FetchChangesFrom(reply, &page).IsCorruption());
-  reply.raw = "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/\r\n"
-              "Content-Length: 0\r\n\r\n";
+  reply.raw =
+      "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/\r\n"
+      "Content-Length: 0\r\n\r\n";
   EXPECT_TRUE(FetchChangesFrom(reply, &page).IsCorruption());
 }
 
 TEST(PeerClientTest, RejectsRepliesThatAreNotHttp) {
   for (const std::string& raw : std::vector<std::string>{
            "garbage\r\n\r\n", "SSH-2.0-OpenSSH_9.2\r\n", "\x16\x03\x01\x02",
-        "HTTP/1.1 abc\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n"}) {
+           "HTTP/1.1 abc\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n"}) {
     FakeReply reply;
     reply.raw = raw;
     reply.close = true;
@@ -431,11 +444,14 @@ TEST(CounterFanoutTest, AsksEveryPeerAtOnceAndReportsEach) {
     fanout.FetchCounter(peers, "c", &results);
     ASSERT_EQ(results.size(), 4u);
     EXPECT_EQ(results[0].address, hung->Address());
-    EXPECT_TRUE(results[0].status.IsUnavailable()) << results[0].status.ToString();
+    EXPECT_TRUE(results[0].status.IsUnavailable())
+        << results[0].status.ToString();
     EXPECT_TRUE(results[1].status.ok()) << results[1].status.ToString();
     EXPECT_EQ(results[1].state.DebugString(), "{x:+3-1}");
-    EXPECT_TRUE(results[2].status.IsCorruption()) << results[2].status.ToString();
-    EXPECT_TRUE(results[3].status.IsUnavailable()) << results[3].status.ToString();
+    EXPECT_TRUE(results[2].status.IsCorruption())
+        << results[2].status.ToString();
+    EXPECT_TRUE(results[3].status.IsUnavailable())
+        << results[3].status.ToString();
   }
   // The good peer's connection is kept between calls.
   EXPECT_EQ(good->requests(), 3);
