@@ -16,6 +16,7 @@
 #include "util/decimal.h"
 #include "util/metrics.h"
 #include "util/url.h"
+#include "util/work_queue.h"
 
 namespace dist_counter {
 
@@ -156,7 +157,13 @@ Api::Api(const ApiOptions& options, CounterStore* store, ClusterView* cluster,
     metrics_->Describe("dist_counter_http_requests_total", "counter",
                        "HTTP requests answered, by route and status.");
   }
+  if (cluster_ != nullptr) {
+    consistent_pool_ = std::make_unique<WorkQueue>(
+        options_.consistent_threads, options_.max_queued_consistent);
+  }
 }
+
+Api::~Api() = default;
 
 void Api::Handle(const ApiRequest& request, ApiReply* reply) {
   try {
@@ -190,30 +197,58 @@ void Api::CountReply(const ApiReply& reply) {
 }
 
 void Api::HandleAsync(const ApiRequest& request, ReplyCallback done) {
-  // Only a plain increment can wait on a sync; everything else is answered
-  // here and now.
   std::string name;
   const std::vector<std::string> seg = SplitPath(request.path);
-  const bool increment =
-      request.method == "POST" && seg.size() == 2 && seg[0] == "counter" &&
+  const bool counter_route =
+      (seg.size() == 2 || seg.size() == 3) && seg[0] == "counter" &&
       request.body.size() <= options_.max_body_bytes &&
       PercentDecode(seg[1], /*plus_is_space=*/false, &name).ok() &&
       ValidateCounterName(name).ok();
-  int64_t delta = 0;
-  if (!increment || !ParseInt64(TrimSpace(request.body), &delta).ok()) {
-    ApiReply reply;
-    Handle(request, &reply);
-    done(reply);
+
+  // A consistent read waits on peers: run it on the Api's own threads.
+  if (counter_route && consistent_pool_ && request.method == "GET" &&
+      seg.size() == 3 && seg[2] == "consistent_value") {
+    auto task = [this, name, done] {
+      ApiReply reply;
+      reply.route = "counter_consistent_value";
+      try {
+        HandleValue(name, /*consistent=*/true, &reply);
+      } catch (const std::exception& e) {
+        LOG(ERROR) << "consistent read of " << name << " failed: " << e.what();
+        ReplyError(500, "InternalError", "internal error", &reply);
+      }
+      CountReply(reply);
+      done(reply);
+    };
+    if (!consistent_pool_->TrySubmit(std::move(task))) {
+      ApiReply reply;
+      reply.route = "counter_consistent_value";
+      ReplyError(503, "Unavailable", "too many consistent reads in flight",
+                 &reply);
+      CountReply(reply);
+      done(reply);
+    }
     return;
   }
-  store_->IncrementAsync(
-      name, delta, [this, name, done = std::move(done)](const Status& s) {
-        ApiReply reply;
-        reply.route = "counter";
-        ReplyIncrement(name, s, &reply);
-        CountReply(reply);
-        done(reply);
-      });
+
+  // An increment may wait on a WAL sync: the store answers when synced.
+  int64_t delta = 0;
+  if (counter_route && request.method == "POST" && seg.size() == 2 &&
+      ParseInt64(TrimSpace(request.body), &delta).ok()) {
+    store_->IncrementAsync(
+        name, delta, [this, name, done = std::move(done)](const Status& s) {
+          ApiReply reply;
+          reply.route = "counter";
+          ReplyIncrement(name, s, &reply);
+          CountReply(reply);
+          done(reply);
+        });
+    return;
+  }
+
+  ApiReply reply;
+  Handle(request, &reply);
+  done(reply);
 }
 
 void Api::Dispatch(const ApiRequest& request, ApiReply* reply) {

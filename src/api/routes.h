@@ -26,6 +26,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "util/status.h"
@@ -35,6 +36,7 @@ namespace dist_counter {
 class ClusterView;
 class CounterStore;
 class Metrics;
+class WorkQueue;
 
 // One request, as the server read it.
 struct ApiRequest {
@@ -56,6 +58,11 @@ struct ApiOptions {
   size_t max_body_bytes = 64 * 1024;  // larger bodies get 413
   size_t max_list_limit = 10000;      // cap on GET /counters?limit=
   size_t max_changes_limit = 10000;   // cap on /internal/changes?limit=
+  // HandleAsync() runs /consistent_value reads, which wait on peers, on
+  // this many threads of their own, with at most `max_queued_consistent`
+  // waiting (more get 503).
+  int consistent_threads = 4;
+  size_t max_queued_consistent = 256;
 };
 
 class Api {
@@ -69,16 +76,21 @@ class Api {
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
+  // Finishes every consistent read already accepted.
+  ~Api();
+
   // Fills *reply for `request`. Never throws.
   void Handle(const ApiRequest& request, ApiReply* reply);
 
   // Called with the reply of HandleAsync().
   using ReplyCallback = std::function<void(const ApiReply&)>;
 
-  // Like Handle(), but an increment (POST /counter/<name>) on a durable
-  // store does not wait for its WAL sync: `done` then runs on the store's
-  // commit thread. Every other request, and every increment when not
-  // durable, calls `done` before returning. `done` runs exactly once.
+  // Like Handle(), but without blocking the calling (HTTP) thread on slow
+  // work: an increment (POST /counter/<name>) on a durable store does not
+  // wait for its WAL sync (`done` then runs on the store's commit thread),
+  // and a /consistent_value read with a cluster runs on the Api's own
+  // threads. Every other request calls `done` before returning. `done`
+  // runs exactly once.
   void HandleAsync(const ApiRequest& request, ReplyCallback done);
 
  private:
@@ -104,6 +116,9 @@ class Api {
   CounterStore* const store_;
   ClusterView* const cluster_;
   Metrics* const metrics_;
+  // Runs consistent reads (null without a cluster). Last, so it finishes
+  // its tasks while everything above is still alive.
+  std::unique_ptr<WorkQueue> consistent_pool_;
 };
 
 // Fills *reply with the JSON error {"message": message, "type": type}.

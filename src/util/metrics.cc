@@ -36,10 +36,21 @@ void Metrics::AddCollector(std::function<void()> collector) {
 
 namespace {
 
+// Integers are written exactly; scaled values with 9 significant digits,
+// enough for microsecond sums without binary noise ("0.051", not
+// "0.051000000000000004").
+template <typename T>
 void AppendSample(const std::string& name, const std::string& labels,
-                  double value, std::string* out) {
-  char number[64];
-  std::snprintf(number, sizeof(number), "%.17g", value);
+                  T value, double scale, std::string* out) {
+  std::string number;
+  if (scale == 1.0) {
+    number = std::to_string(value);
+  } else {
+    char buffer[64];
+    std::snprintf(buffer, sizeof(buffer), "%.9g",
+                  static_cast<double>(value) * scale);
+    number = buffer;
+  }
   *out += name;
   if (!labels.empty()) *out += "{" + labels + "}";
   *out += " ";
@@ -63,16 +74,12 @@ std::string Metrics::Render() const {
     if (!family.help.empty()) out += "# HELP " + name + " " + family.help + "\n";
     out += "# TYPE " + name + " " + family.type + "\n";
     for (const auto& [labels, value] : family.counters) {
-      AppendSample(name, labels,
-                   static_cast<double>(value->load(std::memory_order_relaxed)) *
-                       family.scale,
-                   &out);
+      AppendSample(name, labels, value->load(std::memory_order_relaxed),
+                   family.scale, &out);
     }
     for (const auto& [labels, value] : family.gauges) {
-      AppendSample(name, labels,
-                   static_cast<double>(value->load(std::memory_order_relaxed)) *
-                       family.scale,
-                   &out);
+      AppendSample(name, labels, value->load(std::memory_order_relaxed),
+                   family.scale, &out);
     }
   }
   return out;

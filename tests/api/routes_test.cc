@@ -881,5 +881,80 @@ TEST_F(RoutesTest, HandleAsyncOnDurableStoreAnswersAfterTheSync) {
   EXPECT_EQ(Value("d"), "3");
 }
 
+
+// A ClusterView whose RefreshCounter blocks until the test opens the gate,
+// like a peer that does not answer yet.
+class GatedClusterView : public ClusterView {
+ public:
+  Status RefreshCounter(const std::string&,
+                        std::vector<std::string>*) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++waiting_;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return open_; });
+    return Status::OK();
+  }
+  std::vector<std::string> ConnectedNodes() const override { return {}; }
+  void PeersChanged(const std::vector<std::string>&) override {}
+
+  void WaitForWaiters(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return waiting_ >= n; });
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int waiting_ = 0;
+  bool open_ = false;
+};
+
+TEST_F(RoutesTest, ConsistentReadWaitingOnPeersDoesNotBlockTheCaller) {
+  GatedClusterView cluster;
+  ApiOptions options;
+  options.consistent_threads = 1;
+  options.max_queued_consistent = 1;
+  MakeApi(options, &cluster);
+  ASSERT_EQ(Call("POST", "/counter/c", "4").status, 204);
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<ApiReply> replies;
+  auto record = [&](const ApiReply& reply) {
+    std::lock_guard<std::mutex> lock(mu);
+    replies.push_back(reply);
+    cv.notify_all();
+  };
+  ApiRequest request;
+  request.method = "GET";
+  request.path = "/counter/c/consistent_value";
+  api_->HandleAsync(request, record);  // runs, blocked on the gate
+  cluster.WaitForWaiters(1);
+  api_->HandleAsync(request, record);  // queued
+  api_->HandleAsync(request, record);  // backlog full: 503 at once
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(replies.size(), 1u);
+    ExpectError(replies[0], 503, "Unavailable");
+  }
+  // Meanwhile plain reads answer at once.
+  EXPECT_EQ(Value("c"), "4");
+
+  cluster.Open();
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30),
+                          [&] { return replies.size() == 3; }));
+  EXPECT_EQ(replies[1].status, 200);
+  EXPECT_EQ(replies[1].body, "4");
+  EXPECT_EQ(replies[2].status, 200);
+  lock.unlock();
+  api_.reset();  // before `cluster` goes away
+}
+
 }  // namespace
 }  // namespace dist_counter
