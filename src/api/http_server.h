@@ -28,13 +28,13 @@ class Api;
 struct PendingReplies;
 
 struct HttpServerOptions {
-  std::string bind = "0.0.0.0";  // address to listen on
-  uint16_t port = 7777;          // 0 picks a free port (see port())
-  int threads = 2;               // Pistache worker threads
+  std::string bind = "0.0.0.0";       // address to listen on
+  uint16_t port = 7777;               // 0 picks a free port (see port())
+  int threads = 2;                    // Pistache worker threads
   size_t max_body_bytes = 64 * 1024;  // the Api's 413 limit, for sizing
-  int header_timeout_ms = 10000;  // a client must send headers within this
-  int body_timeout_ms = 30000;    // ... and its body within this
-  int keepalive_timeout_ms = 60000;  // idle keep-alive connections close
+  int header_timeout_ms = 10000;      // a client must send headers within this
+  int body_timeout_ms = 30000;        // ... and its body within this
+  int keepalive_timeout_ms = 60000;   // idle keep-alive connections close
 };
 
 class HttpServer {

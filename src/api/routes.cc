@@ -9,12 +9,12 @@
 #include <vector>
 
 #include "api/cluster_view.h"
-#include "util/peer_address.h"
 #include "crdt/pn_counter.h"
 #include "store/codec.h"
 #include "store/counter_store.h"
 #include "util/decimal.h"
 #include "util/metrics.h"
+#include "util/peer_address.h"
 #include "util/url.h"
 #include "util/work_queue.h"
 
@@ -114,8 +114,8 @@ void WriteNode(const CounterStore& store, JsonWriter* w) {
 
 }  // namespace
 
-void ReplyError(int status, const std::string& type,
-                const std::string& message, ApiReply* reply) {
+void ReplyError(int status, const std::string& type, const std::string& message,
+                ApiReply* reply) {
   rapidjson::StringBuffer buffer;
   JsonWriter w(buffer);
   w.StartObject();
@@ -291,8 +291,7 @@ void Api::Dispatch(const ApiRequest& request, ApiReply* reply) {
     reply->route = action.empty() ? "counter" : "counter_" + action;
     if (!PercentDecode(seg[1], /*plus_is_space=*/false, &name).ok() ||
         !ValidateCounterName(name).ok()) {
-      const bool known_method =
-          action.empty() ? (get || post) : get;
+      const bool known_method = action.empty() ? (get || post) : get;
       if (!known_method) return ReplyMethodNotAllowed(reply);
       return ReplyValidation(reply);
     }
@@ -358,8 +357,8 @@ void Api::HandleConfig(const ApiRequest& request, ApiReply* reply) {
   std::vector<std::string> peers;
   for (const auto& item : actors->value.GetArray()) {
     if (!item.IsString()) {
-      ReplyError(400, "InvalidArgument",
-                 "\"actors\" must be a list of strings", reply);
+      ReplyError(400, "InvalidArgument", "\"actors\" must be a list of strings",
+                 reply);
       return;
     }
     std::string peer(item.GetString(), item.GetStringLength());
@@ -382,7 +381,8 @@ void Api::HandleConfig(const ApiRequest& request, ApiReply* reply) {
 void Api::HandleCounter(const ApiRequest& request, const std::string& name,
                         const std::string& action, ApiReply* reply) {
   if (action.empty()) {
-    if (request.method == "POST") return HandleIncrement(name, request.body, reply);
+    if (request.method == "POST")
+      return HandleIncrement(name, request.body, reply);
     if (request.method == "GET") return HandleState(name, reply);
     return ReplyMethodNotAllowed(reply);
   }

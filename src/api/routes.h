@@ -122,8 +122,8 @@ class Api {
 };
 
 // Fills *reply with the JSON error {"message": message, "type": type}.
-void ReplyError(int status, const std::string& type,
-                const std::string& message, ApiReply* reply);
+void ReplyError(int status, const std::string& type, const std::string& message,
+                ApiReply* reply);
 
 // Fills *reply with the error for a failed `status`: InvalidArgument 400,
 // NotFound 404, Unavailable and Busy 503, anything else 500.

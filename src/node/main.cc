@@ -136,7 +136,8 @@ int main(int argc, char** argv) {
       " [--actors='[\"host:port\",...]'] [--durable]");
   gflags::SetVersionString("0.1.0");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
-  FLAGS_logtostderr = FLAGS_logtostderr || std::getenv("GLOG_log_dir") == nullptr;
+  FLAGS_logtostderr =
+      FLAGS_logtostderr || std::getenv("GLOG_log_dir") == nullptr;
   google::InitGoogleLogging(argv[0]);
 
   dist_counter::NodeOptions options;

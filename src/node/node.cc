@@ -36,8 +36,7 @@ Status Node::Start(const NodeOptions& options, std::unique_ptr<Node>* node) {
   merger_options.metrics = started->metrics_.get();
   started->merger_ =
       std::make_unique<Merger>(merger_options, started->store_.get());
-  started->cluster_view_ =
-      std::make_unique<MergerView>(started->merger_.get());
+  started->cluster_view_ = std::make_unique<MergerView>(started->merger_.get());
 
   started->api_ = std::make_unique<Api>(options.api, started->store_.get(),
                                         started->cluster_view_.get(),

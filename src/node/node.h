@@ -26,9 +26,9 @@ class Merger;
 class MergerView;
 
 struct NodeOptions {
-  StoreOptions store;        // data_dir, challenge_id, flush, durable
-  HttpServerOptions http;    // bind, port, threads, timeouts
-  ApiOptions api;            // body and listing limits
+  StoreOptions store;      // data_dir, challenge_id, flush, durable
+  HttpServerOptions http;  // bind, port, threads, timeouts
+  ApiOptions api;          // body and listing limits
   // When set, replaces the stored peer list at startup (--actors, ACTORS).
   bool peers_given = false;
   std::vector<std::string> peers;

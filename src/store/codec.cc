@@ -100,8 +100,7 @@ std::string EncodeStringList(const std::vector<std::string>& list) {
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
-Status DecodeStringList(std::string_view json,
-                        std::vector<std::string>* list) {
+Status DecodeStringList(std::string_view json, std::vector<std::string>* list) {
   if (json.find('\0') != std::string_view::npos) {
     return Status::InvalidArgument("NUL byte in JSON");
   }

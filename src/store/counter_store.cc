@@ -91,7 +91,8 @@ Status CounterStore::Open(const StoreOptions& options,
   if (!s.ok()) return s;
   opened->instance_id_ = RandomU64() | 1;  // never 0
   opened->RegisterMetrics();
-  opened->flush_thread_ = std::thread([raw = opened.get()] { raw->FlushLoop(); });
+  opened->flush_thread_ =
+      std::thread([raw = opened.get()] { raw->FlushLoop(); });
   if (options.durable) {
     opened->commit_thread_ =
         std::thread([raw = opened.get()] { raw->CommitLoop(); });
@@ -133,12 +134,12 @@ Status CounterStore::LoadIdentity() {
   std::string clean_stop;
   rs = db_->Get(read, std::string(kMetaCleanStopKey), &clean_stop);
   if (!rs.ok() && !rs.IsNotFound()) return FromRocks(rs, "reading clean stop");
-  const bool clean = rs.ok() && incarnation != 0 &&
-                     clean_stop == std::to_string(incarnation);
+  const bool clean =
+      rs.ok() && incarnation != 0 && clean_stop == std::to_string(incarnation);
   incarnation_ = clean ? incarnation : incarnation + 1;
   challenge_id_ = options_.challenge_id;
-  actor_id_ = challenge_id_ + "." + std::to_string(incarnation_) + "." +
-              node_id_;
+  actor_id_ =
+      challenge_id_ + "." + std::to_string(incarnation_) + "." + node_id_;
 
   rs = db_->Get(read, std::string(kMetaActorsKey), &value);
   if (rs.ok()) {
@@ -352,7 +353,8 @@ void CounterStore::ChangesSince(uint64_t since, size_t limit,
   *next = since;
   for (auto it = by_seq_.upper_bound(since);
        it != by_seq_.end() && changes->size() < limit; ++it) {
-    changes->push_back(CounterChange{it->second, counters_.at(it->second).state});
+    changes->push_back(
+        CounterChange{it->second, counters_.at(it->second).state});
     *next = it->first;
   }
 }
@@ -367,9 +369,9 @@ Status CounterStore::SetPeers(const std::vector<std::string>& peers) {
   if (!db_) return Status::IOError("store is closed");
   rocksdb::WriteOptions write;
   write.sync = true;
-  Status s = FromRocks(db_->Put(write, std::string(kMetaActorsKey),
-                                EncodeStringList(peers)),
-                       "writing peers");
+  Status s = FromRocks(
+      db_->Put(write, std::string(kMetaActorsKey), EncodeStringList(peers)),
+      "writing peers");
   if (!s.ok()) return s;
   std::lock_guard<std::mutex> lock(mu_);
   peers_ = peers;

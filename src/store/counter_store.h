@@ -48,7 +48,7 @@ namespace dist_counter {
 class Metrics;
 
 struct StoreOptions {
-  std::string data_dir;          // RocksDB directory; created if missing
+  std::string data_dir;  // RocksDB directory; created if missing
   std::string challenge_id = "DEFAULT";  // names this node's actor ids
   int flush_interval_ms = 5000;  // dirty counters go out as one WriteBatch
   bool durable = false;          // true: acknowledge only after a WAL sync
@@ -119,8 +119,7 @@ class CounterStore {
   // creating the counter if needed. Sets *changed (if not null) to whether
   // the local state changed. Persisted with the next flush. Returns
   // InvalidArgument for an invalid name.
-  Status Merge(const std::string& name, const PnCounter& remote,
-               bool* changed);
+  Status Merge(const std::string& name, const PnCounter& remote, bool* changed);
 
   // Appends to *names up to `limit` counter names that start with `prefix`
   // and sort after `start_after`, in byte order.
@@ -193,7 +192,7 @@ class CounterStore {
   std::vector<std::string> peers_;
   bool closed_ = false;
 
-  std::mutex write_mu_;  // serializes RocksDB writes of counters
+  std::mutex write_mu_;           // serializes RocksDB writes of counters
   uint64_t written_through_ = 0;  // tickets persisted; guarded by write_mu_
 
   std::mutex flush_mu_;  // guards stop_flush_; with flush_cv_

@@ -18,8 +18,8 @@ bool AllDigits(std::string_view text) {
 Status ParseUint64(std::string_view text, uint64_t* value) {
   if (!AllDigits(text)) return Status::InvalidArgument("not a decimal number");
   uint64_t parsed = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(),
-                                   parsed);
+  auto [end, ec] =
+      std::from_chars(text.data(), text.data() + text.size(), parsed);
   if (ec != std::errc() || end != text.data() + text.size()) {
     return Status::InvalidArgument("number out of range");
   }
@@ -52,9 +52,9 @@ std::string Int128ToString(__int128 value) {
   if (value == 0) return "0";
   const bool negative = value < 0;
   // Work on the magnitude as unsigned so the most negative value is safe.
-  unsigned __int128 magnitude =
-      negative ? ~static_cast<unsigned __int128>(value) + 1
-               : static_cast<unsigned __int128>(value);
+  unsigned __int128 magnitude = negative
+                                    ? ~static_cast<unsigned __int128>(value) + 1
+                                    : static_cast<unsigned __int128>(value);
   std::string digits;
   while (magnitude != 0) {
     digits.push_back(static_cast<char>('0' + static_cast<int>(magnitude % 10)));

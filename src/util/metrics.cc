@@ -40,8 +40,8 @@ namespace {
 // enough for microsecond sums without binary noise ("0.051", not
 // "0.051000000000000004").
 template <typename T>
-void AppendSample(const std::string& name, const std::string& labels,
-                  T value, double scale, std::string* out) {
+void AppendSample(const std::string& name, const std::string& labels, T value,
+                  double scale, std::string* out) {
   std::string number;
   if (scale == 1.0) {
     number = std::to_string(value);
@@ -71,7 +71,8 @@ std::string Metrics::Render() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
   for (const auto& [name, family] : families_) {
-    if (!family.help.empty()) out += "# HELP " + name + " " + family.help + "\n";
+    if (!family.help.empty())
+      out += "# HELP " + name + " " + family.help + "\n";
     out += "# TYPE " + name + " " + family.type + "\n";
     for (const auto& [labels, value] : family.counters) {
       AppendSample(name, labels, value->load(std::memory_order_relaxed),

@@ -58,7 +58,7 @@ class Metrics {
     std::map<std::string, std::unique_ptr<std::atomic<int64_t>>> gauges;
   };
 
-  mutable std::mutex mu_;                  // guards families_, collectors_
+  mutable std::mutex mu_;                   // guards families_, collectors_
   std::map<std::string, Family> families_;  // by metric name
   std::vector<std::function<void()>> collectors_;
 };

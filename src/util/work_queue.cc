@@ -4,8 +4,7 @@
 
 namespace dist_counter {
 
-WorkQueue::WorkQueue(int threads, size_t max_queued)
-    : max_queued_(max_queued) {
+WorkQueue::WorkQueue(int threads, size_t max_queued) : max_queued_(max_queued) {
   for (int i = 0; i < std::max(1, threads); ++i) {
     threads_.emplace_back([this] { Run(); });
   }
