@@ -44,6 +44,9 @@ DEFINE_int32(merge_interval_ms, 1000,
 DEFINE_int32(peer_timeout_ms, 500,
              "Timeout of one request to a peer (pulls and consistent_value).");
 
+DECLARE_bool(help);
+DECLARE_bool(helpshort);
+
 namespace {
 
 bool ValidatePositive(const char* flagname, int32_t value) {
@@ -135,7 +138,17 @@ int main(int argc, char** argv) {
       "Usage: dist_counter --challenge_id=1 --port=7777 --data_dir=data/node1"
       " [--actors='[\"host:port\",...]'] [--durable]");
   gflags::SetVersionString("0.1.0");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  gflags::ParseCommandLineNonHelpFlags(&argc, &argv, true);
+  if (FLAGS_help || FLAGS_helpshort) {
+    // Our own flags only; gflags' --help would bury them among glog's.
+    gflags::ShowUsageWithFlagsRestrict(argv[0], "node/main.cc");
+    std::cout << "\nEnvironment: CHALLENGE_ID and ACTORS stand in for "
+                 "--challenge_id and --actors when those are not given.\n"
+                 "--helpfull also lists glog's and gflags' own flags "
+                 "(--v, --logtostderr, ...).\n";
+    return 0;
+  }
+  gflags::HandleCommandLineHelpFlags();  // --helpfull, --version, ...
   FLAGS_logtostderr =
       FLAGS_logtostderr || std::getenv("GLOG_log_dir") == nullptr;
   google::InitGoogleLogging(argv[0]);
