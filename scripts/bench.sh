@@ -19,10 +19,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
-
-usage() {
-  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
-}
+# shellcheck source=scripts/lib/common.sh
+source "${ROOT}/scripts/lib/common.sh"
+# shellcheck source=scripts/lib/bench.sh
+source "${ROOT}/scripts/lib/bench.sh"
 
 duration="${DURATION:-10}"
 connections="${CONNECTIONS:-50}"
@@ -46,28 +46,10 @@ while (( $# > 0 )); do
   esac
   shift
 done
-for n in "${duration}" "${connections}" "${threads}" "${counters}" \
-         "${redis_requests}"; do
-  if ! [[ "${n}" =~ ^[1-9][0-9]*$ ]]; then
-    echo "bench.sh: '${n}' is not a positive integer" >&2
-    exit 2
-  fi
-done
+check_positive_ints "${duration}" "${connections}" "${threads}" \
+  "${counters}" "${redis_requests}"
+prepare_node_binary "${build}"
 
-"${ROOT}/scripts/install_deps.sh" --bench
-bin="${DIST_COUNTER_BIN:-${ROOT}/build/dist_counter}"
-if [[ -n "${DIST_COUNTER_BIN:-}" ]]; then
-  build=0
-fi
-if (( build )); then
-  "${ROOT}/scripts/build.sh" --no-deps --target dist_counter
-fi
-if [[ ! -x "${bin}" ]]; then
-  echo "bench.sh: ${bin} is missing; run scripts/build.sh" >&2
-  exit 1
-fi
-
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/dist_counter_bench.XXXXXX")"
 node_pid=""
 redis_pid=""
 nginx_pid=""
@@ -76,82 +58,14 @@ node_port=""
 redis_port=""
 nginx_port=""
 
-# True if process $1 runs (an exited child that was not waited for yet is a
-# zombie, which `kill -0` still finds).
-alive() {
-  local stat
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  stat="${stat##*) }"
-  [[ "${stat:0:1}" != "Z" ]]
-}
-
-# Stops one of our background processes: SIGTERM, up to 10 s, then SIGKILL.
-# Arguments: a pid (may be empty) and a name for messages. Sets
-# stopped_status to the process's exit status.
-stopped_status=0
-stop_process() {
-  local pid="$1" name="$2" i
-  stopped_status=0
-  [[ -n "${pid}" ]] || return 0
-  kill -TERM "${pid}" 2>/dev/null || true
-  for (( i = 0; i < 100; i++ )); do
-    alive "${pid}" || break
-    sleep 0.1
-  done
-  if alive "${pid}"; then
-    echo "bench.sh: ${name} (pid ${pid}) ignored SIGTERM; killing it" >&2
-    kill -KILL "${pid}" 2>/dev/null || true
-  fi
-  wait "${pid}" 2>/dev/null || stopped_status=$?
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
+# Stops whatever still runs (end_run calls it on exit).
+stop_all() {
   stop_process "${child_pid}" "a benchmark client"
   stop_process "${node_pid}" node
   stop_process "${redis_pid}" redis-server
   stop_process "${nginx_pid}" nginx
-  if (( keep )); then
-    echo "bench.sh: kept ${tmp}"
-  else
-    rm -rf "${tmp}"
-  fi
-  exit "${rc}"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Sets the variable named $1 to a loopback TCP port that nothing uses, below
-# Linux's default ephemeral range so outgoing connections do not take it.
-taken_ports=" "
-pick_port() {
-  local port i
-  for (( i = 0; i < 500; i++ )); do
-    port=$(( 20000 + RANDOM % 12000 ))
-    [[ "${taken_ports}" == *" ${port} "* ]] && continue
-    if [[ -z "$(ss -Htan "sport = :${port}" 2>/dev/null)" ]]; then
-      taken_ports+="${port} "
-      printf -v "$1" '%s' "${port}"
-      return 0
-    fi
-  done
-  echo "bench.sh: no free port found" >&2
-  exit 1
-}
-
-# Waits up to 10 s for `$2...` to succeed while process $1 is alive.
-wait_until() {
-  local pid="$1" i
-  shift
-  for (( i = 0; i < 100; i++ )); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    alive "${pid}" || return 1
-    sleep 0.1
-  done
-  return 1
-}
+start_run dist_counter_bench
 
 # Runs "$@" in the background with its output in file $1, waits for it, then
 # shows the output. Bash runs no trap while a foreground command runs, and
@@ -166,17 +80,6 @@ run_client() {
   child_pid=""
   cat "${out}"
   return "${rc}"
-}
-
-# Prints the value of key=<n> from a "bench: ..." line in file $1.
-wrk_field() {
-  grep -E '^bench: ' "$1" | tail -n 1 | tr ' ' '\n' \
-    | sed -n "s/^$2=\([0-9]*\)$/\1/p"
-}
-
-# Prints wrk's "Requests/sec" from file $1.
-wrk_rate() {
-  awk '/^Requests\/sec:/ { print $2 }' "$1" | tail -n 1
 }
 
 lua="${ROOT}/scripts/bench_incr.lua"
@@ -313,9 +216,6 @@ stop_process "${nginx_pid}" nginx
 nginx_pid=""
 
 # ---- results ----------------------------------------------------------------
-ratio() {
-  awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'
-}
 echo
 echo "==================== bench.sh results ===================="
 echo "  wrk -t${threads} -c${connections} -d${duration}s, ${counters} counters;" \
@@ -331,7 +231,4 @@ echo "  node: ${acked} increments acknowledged, ${node_non2xx:-?} non-2xx," \
 if (( node_status != 0 )); then
   problems+=("the node exited with status ${node_status} after SIGTERM")
 fi
-if (( ${#problems[@]} > 0 )); then
-  printf '  PROBLEM: %s\n' "${problems[@]}"
-  exit 1
-fi
+exit_if_problems

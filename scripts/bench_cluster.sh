@@ -23,10 +23,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
-
-usage() {
-  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
-}
+# shellcheck source=scripts/lib/common.sh
+source "${ROOT}/scripts/lib/common.sh"
+# shellcheck source=scripts/lib/bench.sh
+source "${ROOT}/scripts/lib/bench.sh"
 
 duration="${DURATION:-10}"
 connections="${CONNECTIONS:-16}"
@@ -54,91 +54,22 @@ while (( $# > 0 )); do
   esac
   shift
 done
-for n in "${duration}" "${connections}" "${counters}" "${big}" \
-         "${change_percent}" "${rounds}" "${merge_interval_ms}" "${probes}"; do
-  if ! [[ "${n}" =~ ^[1-9][0-9]*$ ]]; then
-    echo "bench_cluster.sh: '${n}' is not a positive integer" >&2
-    exit 2
-  fi
-done
+check_positive_ints "${duration}" "${connections}" "${counters}" "${big}" \
+  "${change_percent}" "${rounds}" "${merge_interval_ms}" "${probes}"
+prepare_node_binary "${build}"
 
-"${ROOT}/scripts/install_deps.sh" --bench
-bin="${DIST_COUNTER_BIN:-${ROOT}/build/dist_counter}"
-if [[ -n "${DIST_COUNTER_BIN:-}" ]]; then
-  build=0
-fi
-if (( build )); then
-  "${ROOT}/scripts/build.sh" --no-deps --target dist_counter
-fi
-if [[ ! -x "${bin}" ]]; then
-  echo "bench_cluster.sh: ${bin} is missing; run scripts/build.sh" >&2
-  exit 1
-fi
-
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/dist_counter_bench_cluster.XXXXXX")"
 pids=()        # node pids, by node index 0..2 (and 3 for the single node)
 ports=()
 child_pids=()  # benchmark clients running in the background
 problems=()
 
-alive() {
-  local stat
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  stat="${stat##*) }"
-  [[ "${stat:0:1}" != "Z" ]]
-}
-
-# SIGTERM, up to 10 s, then SIGKILL. Sets stopped_status.
-stopped_status=0
-stop_process() {
-  local pid="$1" name="$2" i
-  stopped_status=0
-  [[ -n "${pid}" ]] || return 0
-  kill -TERM "${pid}" 2>/dev/null || true
-  for (( i = 0; i < 100; i++ )); do
-    alive "${pid}" || break
-    sleep 0.1
-  done
-  if alive "${pid}"; then
-    echo "bench_cluster.sh: ${name} (pid ${pid}) ignored SIGTERM; killing it" >&2
-    kill -KILL "${pid}" 2>/dev/null || true
-  fi
-  wait "${pid}" 2>/dev/null || stopped_status=$?
-}
-
-cleanup() {
-  local rc=$? pid
-  trap - EXIT INT TERM
+# Stops whatever still runs (end_run calls it on exit).
+stop_all() {
+  local pid
   for pid in "${child_pids[@]}"; do stop_process "${pid}" "a client"; done
   for pid in "${pids[@]}"; do stop_process "${pid}" node; done
-  if (( keep )); then
-    echo "bench_cluster.sh: kept ${tmp}"
-  else
-    rm -rf "${tmp}"
-  fi
-  exit "${rc}"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Sets the variable named $1 to a free loopback port below the ephemeral
-# range, so outgoing connections do not take it.
-taken_ports=" "
-pick_port() {
-  local port i
-  for (( i = 0; i < 500; i++ )); do
-    port=$(( 20000 + RANDOM % 12000 ))
-    [[ "${taken_ports}" == *" ${port} "* ]] && continue
-    if [[ -z "$(ss -Htan "sport = :${port}" 2>/dev/null)" ]]; then
-      taken_ports+="${port} "
-      printf -v "$1" '%s' "${port}"
-      return 0
-    fi
-  done
-  echo "bench_cluster.sh: no free port found" >&2
-  exit 1
-}
+start_run dist_counter_bench_cluster
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
@@ -157,11 +88,9 @@ start_node() {
     --merge_interval_ms="${merge_interval_ms}" --max_body_bytes=4194304 \
     --logtostderr=1 "$@" >"${tmp}/node${i}.log" 2>&1 &
   pids[i]=$!
-  for (( j = 0; j < 100; j++ )); do
-    if curl -fsS -m 1 "$(url "${i}" /ping)" >/dev/null 2>&1; then return 0; fi
-    if ! alive "${pids[i]}"; then break; fi
-    sleep 0.1
-  done
+  if wait_until "${pids[i]}" curl -fsS -m 1 "$(url "${i}" /ping)"; then
+    return 0
+  fi
   echo "bench_cluster.sh: node $(( i + 1 )) did not start; its log:" >&2
   tail -n 30 "${tmp}/node${i}.log" >&2
   exit 1
@@ -185,9 +114,9 @@ values_of() {
 # Prints one line per wrk result "requests non2xx rate" from file $1.
 wrk_summary() {
   local requests non2xx rate
-  requests="$(grep -E '^bench: ' "$1" | tr ' ' '\n' | sed -n 's/^requests=//p')"
-  non2xx="$(grep -E '^bench: ' "$1" | tr ' ' '\n' | sed -n 's/^non2xx=//p')"
-  rate="$(awk '/^Requests\/sec:/ { print $2 }' "$1")"
+  requests="$(wrk_field "$1" requests)"
+  non2xx="$(wrk_field "$1" non2xx)"
+  rate="$(wrk_rate "$1")"
   echo "${requests:-0} ${non2xx:-0} ${rate:-0}"
 }
 
@@ -201,12 +130,9 @@ env -u ACTORS -u CHALLENGE_ID "${bin}" --challenge_id=single --bind=127.0.0.1 \
   --port="${ports[3]}" --data_dir="${tmp}/single" --logtostderr=1 \
   >"${tmp}/single.log" 2>&1 &
 pids[3]=$!
-for (( j = 0; j < 100; j++ )); do
-  curl -fsS -m 1 "$(url 3 /ping)" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+wait_until "${pids[3]}" curl -fsS -m 1 "$(url 3 /ping)" || true
 wrk "${wrk_args[@]}" "$(url 3 '')" -- "${counters}" >"${tmp}/wrk_single.txt" 2>&1
-read -r single_requests single_non2xx single_rate < <(wrk_summary "${tmp}/wrk_single.txt")
+read -r _ _ single_rate < <(wrk_summary "${tmp}/wrk_single.txt")
 stop_process "${pids[3]}" "single node"
 unset 'pids[3]'
 echo "  one node: ${single_rate} increments/s (wrk -t1 -c${connections})"
@@ -380,9 +306,6 @@ for i in 0 1 2; do
 done
 pids=()
 
-ratio() {
-  awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'
-}
 echo
 echo "================ bench_cluster.sh results ================"
 echo "  3 nodes on 127.0.0.1, $(nproc) cores, merge interval ${merge_interval_ms} ms"
@@ -399,7 +322,4 @@ echo "  pull round with ${change_percent}% changed: ${change_per_round} bytes" \
      "= $(awk -v a="${change_per_round}" -v b="${full_one}" \
           'BEGIN { if (b > 0) printf "%.2f%%", 100 * a / b; else print "n/a" }')" \
      "of a full snapshot; whole cluster ${per_interval} bytes per interval"
-if (( ${#problems[@]} > 0 )); then
-  printf '  PROBLEM: %s\n' "${problems[@]}"
-  exit 1
-fi
+exit_if_problems
