@@ -21,21 +21,14 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
+# shellcheck source=scripts/lib/common.sh
+source "${ROOT}/scripts/lib/common.sh"
 
 readonly PORTS=(unused 7777 8888 9999)
 readonly ACTORS_JSON='["127.0.0.1:7777","127.0.0.1:8888","127.0.0.1:9999"]'
 readonly DIR="data/cluster"
 bin="${DIST_COUNTER_BIN:-build/dist_counter}"
 stop_timeout="${STOP_TIMEOUT:-30}"
-
-usage() {
-  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
-}
-
-die() {
-  echo "cluster.sh: $*" >&2
-  exit 1
-}
 
 # Checks that $1 is a node number.
 check_node() {
@@ -50,33 +43,15 @@ node_pid() {
   pid="$(cat "${pidfile}")"
   cmdline="$(tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null || true)"
   if [[ "${cmdline}" == *dist_counter*"--port=${PORTS[n]}"* ]] \
-     && [[ "$(proc_state "${pid}")" != "Z" ]]; then
+     && alive "${pid}"; then
     echo "${pid}"
   else
     rm -f "${pidfile}"
   fi
 }
 
-# Prints the state letter of process $1 (R, S, T for stopped, Z, ...).
-proc_state() {
-  local stat
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
-  stat="${stat##*) }"
-  echo "${stat:0:1}"
-}
-
 ping_node() {
   curl -fsS -m 1 -o /dev/null "http://127.0.0.1:${PORTS[$1]}/ping" 2>/dev/null
-}
-
-# Waits until process $1 is gone, at most $2 tenths of a second.
-wait_gone() {
-  local pid="$1" i
-  for (( i = 0; i < $2; i++ )); do
-    [[ -e "/proc/${pid}" && "$(proc_state "${pid}")" != "Z" ]] || return 0
-    sleep 0.1
-  done
-  return 1
 }
 
 ensure_binary() {
@@ -126,7 +101,7 @@ start_node() {
       echo "node ${n}: running (pid ${pid}, http://127.0.0.1:${port})"
       return 0
     fi
-    if [[ ! -e "/proc/${pid}" || "$(proc_state "${pid}")" == "Z" ]]; then
+    if ! alive "${pid}"; then
       rm -f "${DIR}/node${n}.pid"
       echo "node ${n}: exited at startup; the end of ${DIR}/node${n}.log:" >&2
       tail -n 20 "${DIR}/node${n}.log" >&2
