@@ -14,6 +14,7 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <string>
 #include <thread>
@@ -452,6 +453,34 @@ TEST(NodeProcessTest, PausedNodeAnswersAgainAfterResume) {
   // A paused node still stops cleanly on SIGTERM.
   node.Pause();
   EXPECT_EQ(node.Stop(), 0) << node.ReadLog();
+}
+
+
+TEST(NodeProcessTest, SecondSignalExitsAtOnceWhileAStopWaits) {
+  TempDir tmp;
+  NodeProcess peer(Options(tmp, "peer", {"--challenge_id=2"}));
+  ASSERT_TRUE(peer.StartAndWait()) << peer.ReadLog();
+  NodeProcess node(Options(tmp, "node",
+                           {"--challenge_id=1", "--peer_timeout_ms=60000",
+                            "--actors=" + peer.Address()}));
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  peer.Pause();
+  // This read waits (up to a minute) on the paused peer, and a clean stop
+  // waits for the reads in flight.
+  std::thread reader([&node] {
+    HttpRequest("GET", node.Url("/counter/c/consistent_value"), "", {},
+                /*timeout_ms=*/90000);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(::kill(node.pid(), SIGTERM), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(::kill(node.pid(), SIGTERM), 0);
+  // The second signal ends the process at once, with status 1.
+  EXPECT_EQ(node.Wait(/*timeout_ms=*/20000), 1) << node.ReadLog();
+  EXPECT_NE(node.ReadLog().find("second signal"), std::string::npos)
+      << node.ReadLog();
+  reader.join();
+  peer.Resume();
 }
 
 }  // namespace
