@@ -159,17 +159,32 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.ToString();
     api_ = std::make_unique<Api>(ApiOptions(), store_.get(), nullptr,
                                  &metrics_);
+    StartServer(LoopbackOptions());
+  }
+
+  // Options for a server on an ephemeral port of 127.0.0.1.
+  static HttpServerOptions LoopbackOptions() {
     HttpServerOptions options;
     options.bind = "127.0.0.1";
     options.port = 0;
-    StartServer(options);
+    return options;
   }
 
+  // Stops the server and starts a new one with `options`.
   void StartServer(const HttpServerOptions& options) {
     server_.reset();
     Status s = HttpServer::Start(options, api_.get(), &server_);
     ASSERT_TRUE(s.ok()) << s.ToString();
     ASSERT_NE(server_->port(), 0);
+  }
+
+  // Restarts the server on a new port, giving clients `timeout_ms` to send a
+  // request's headers, and as long again for its body.
+  void RestartWithTimeouts(int timeout_ms) {
+    HttpServerOptions options = LoopbackOptions();
+    options.header_timeout_ms = timeout_ms;
+    options.body_timeout_ms = timeout_ms;
+    StartServer(options);
   }
 
   std::string Url(const std::string& path) const {
@@ -408,9 +423,7 @@ TEST_F(HttpServerTest, ConcurrentIncrementsSumExactly) {
 }
 
 TEST_F(HttpServerTest, IdleAndHalfSentRequestsDoNotBlockOthers) {
-  HttpServerOptions options;
-  options.bind = "127.0.0.1";
-  options.port = 0;
+  HttpServerOptions options = LoopbackOptions();
   options.threads = 1;
   StartServer(options);
 
@@ -438,12 +451,7 @@ TEST_F(HttpServerTest, IdleAndHalfSentRequestsDoNotBlockOthers) {
 }
 
 TEST_F(HttpServerTest, SlowClientsAreTimedOut) {
-  HttpServerOptions options;
-  options.bind = "127.0.0.1";
-  options.port = 0;
-  options.header_timeout_ms = 200;
-  options.body_timeout_ms = 200;
-  StartServer(options);
+  RestartWithTimeouts(/*timeout_ms=*/200);
 
   RawConnection headers(server_->port());
   ASSERT_TRUE(headers.connected());
@@ -467,12 +475,7 @@ TEST_F(HttpServerTest, SlowClientsAreTimedOut) {
 // Pistache itself answers what it cannot parse, in plain text (it gives
 // the handler no say); incomplete request lines wait for the header timeout.
 TEST_F(HttpServerTest, MalformedRequestsAreRefusedAndTheServerGoesOn) {
-  HttpServerOptions options;
-  options.bind = "127.0.0.1";
-  options.port = 0;
-  options.header_timeout_ms = 200;
-  options.body_timeout_ms = 200;
-  StartServer(options);
+  RestartWithTimeouts(/*timeout_ms=*/200);
   const std::vector<std::string> bad = {
       "GARBAGE\r\n\r\n",
       "FOO /ping HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -534,8 +537,7 @@ TEST_F(HttpServerTest, ShutdownStopsServingAndIsIdempotent) {
 }
 
 TEST_F(HttpServerTest, StartFailsOnAPortInUse) {
-  HttpServerOptions options;
-  options.bind = "127.0.0.1";
+  HttpServerOptions options = LoopbackOptions();
   options.port = server_->port();
   std::unique_ptr<HttpServer> second;
   Status s = HttpServer::Start(options, api_.get(), &second);
@@ -545,9 +547,7 @@ TEST_F(HttpServerTest, StartFailsOnAPortInUse) {
 }
 
 TEST_F(HttpServerTest, StartRejectsBadOptions) {
-  HttpServerOptions options;
-  options.bind = "127.0.0.1";
-  options.port = 0;
+  HttpServerOptions options = LoopbackOptions();
   options.threads = 0;
   std::unique_ptr<HttpServer> server;
   EXPECT_TRUE(HttpServer::Start(options, api_.get(), &server)
