@@ -13,6 +13,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <ostream>
 
 #include "api/routes.h"
@@ -29,6 +30,9 @@ struct PendingReplies {
   std::condition_variable cv;
   int count = 0;
   bool closing = false;  // once set, every reply is sent synchronously
+  // Held shared while a reply is sent, exclusively to set shut_down.
+  std::shared_mutex send_mu;
+  bool shut_down = false;  // the endpoint is going away: send nothing more
 };
 
 namespace {
@@ -106,7 +110,8 @@ class Handler : public Pistache::Http::Handler {
       auto pending = pending_;
       api_->HandleAsync(api_request, [=](const ApiReply& reply) {
         try {
-          Send(keep_alive, head, reply, writer.get());
+          std::shared_lock<std::shared_mutex> send_lock(pending->send_mu);
+          if (!pending->shut_down) Send(keep_alive, head, reply, writer.get());
         } catch (const std::exception& e) {
           LOG(ERROR) << "sending a reply failed: " << e.what();
         } catch (...) {
@@ -232,6 +237,12 @@ void HttpServer::Shutdown() {
     pending_->closing = true;
     pending_->cv.wait_for(pending_lock, std::chrono::seconds(10),
                           [this] { return pending_->count == 0; });
+  }
+  {
+    // Replies still owed after the wait (a peer slower than 10 s) are
+    // dropped rather than written through a destroyed transport.
+    std::unique_lock<std::shared_mutex> send_lock(pending_->send_mu);
+    pending_->shut_down = true;
   }
   try {
     endpoint_->shutdown();
