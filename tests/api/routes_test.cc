@@ -147,6 +147,13 @@ class RoutesTest : public ::testing::Test {
     return r.body;
   }
 
+  // The body of GET /counters with `query` ("" or "?prefix=a&limit=2").
+  std::string List(const std::string& query = "") {
+    ApiReply r = Call("GET", "/counters" + query);
+    EXPECT_EQ(r.status, 200) << query << ": " << r.body;
+    return r.body;
+  }
+
   bool Exists(const std::string& name) {
     PnCounter state;
     return store_->Get(name, &state).ok();
@@ -159,6 +166,20 @@ class RoutesTest : public ::testing::Test {
   std::unique_ptr<CounterStore> store_;
   std::unique_ptr<Api> api_;
 };
+
+// The body of a GET /counters reply listing `names` (which need no JSON
+// escapes), with `next` as next_start_after ("": null, the last page).
+std::string ListPage(const std::vector<std::string>& names,
+                     const std::string& next = "") {
+  std::string json = "{\"counters\":[";
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) json += ",";
+    json += "\"" + names[i] + "\"";
+  }
+  json += "],\"next_start_after\":";
+  json += next.empty() ? "null" : "\"" + next + "\"";
+  return json + "}";
+}
 
 // Parses `json`, failing the test if it is not a JSON object.
 rapidjson::Document ParseObject(const std::string& json) {
@@ -297,8 +318,7 @@ TEST_F(RoutesTest, IncrementOfZeroCreatesTheCounter) {
   ApiReply r = Call("GET", "/counter/z");
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(Value("z"), "0");
-  EXPECT_EQ(Call("GET", "/counters").body,
-            "{\"counters\":[\"z\"],\"next_start_after\":null}");
+  EXPECT_EQ(List(), ListPage({"z"}));
 }
 
 TEST_F(RoutesTest, BadIncrementsGetTheValidationErrorAndChangeNothing) {
@@ -404,8 +424,7 @@ TEST_F(RoutesTest, NamesArePercentDecoded) {
   ASSERT_EQ(Call("POST", "/counter/a+b", "2").status, 204);
   EXPECT_TRUE(Exists("a+b"));
   EXPECT_EQ(Value("a%2Bb"), "2");
-  EXPECT_EQ(Call("GET", "/counters").body,
-            "{\"counters\":[\"a b\",\"a+b\"],\"next_start_after\":null}");
+  EXPECT_EQ(List(), ListPage({"a b", "a+b"}));
 }
 
 TEST_F(RoutesTest, UnicodeNamesWork) {
@@ -413,8 +432,7 @@ TEST_F(RoutesTest, UnicodeNamesWork) {
   ASSERT_EQ(Call("POST", "/counter/" + PercentEncode(name), "3").status, 204);
   EXPECT_TRUE(Exists(name));
   EXPECT_EQ(Value(PercentEncode(name)), "3");
-  EXPECT_EQ(Call("GET", "/counters").body,
-            "{\"counters\":[\"" + name + "\"],\"next_start_after\":null}");
+  EXPECT_EQ(List(), ListPage({name}));
   ApiReply r = Call("GET", "/counter/" + PercentEncode(name));
   EXPECT_EQ(r.status, 200);
   rapidjson::Document doc = ParseObject(r.body);
@@ -522,20 +540,12 @@ TEST_F(RoutesTest, ListPaginatesByPrefixAndStartAfter) {
   for (const char* name : {"a3", "b1", "a1", "a2", "ab"}) {
     ASSERT_EQ(Call("POST", std::string("/counter/") + name, "1").status, 204);
   }
-  EXPECT_EQ(Call("GET", "/counters").body,
-            "{\"counters\":[\"a1\",\"a2\",\"a3\",\"ab\",\"b1\"],"
-            "\"next_start_after\":null}");
-  EXPECT_EQ(Call("GET", "/counters?prefix=a&limit=2").body,
-            "{\"counters\":[\"a1\",\"a2\"],\"next_start_after\":\"a2\"}");
-  EXPECT_EQ(Call("GET", "/counters?prefix=a&limit=2&start_after=a2").body,
-            "{\"counters\":[\"a3\",\"ab\"],\"next_start_after\":null}");
-  EXPECT_EQ(Call("GET", "/counters?prefix=a&limit=4").body,
-            "{\"counters\":[\"a1\",\"a2\",\"a3\",\"ab\"],"
-            "\"next_start_after\":null}");
-  EXPECT_EQ(Call("GET", "/counters?start_after=ab").body,
-            "{\"counters\":[\"b1\"],\"next_start_after\":null}");
-  EXPECT_EQ(Call("GET", "/counters?prefix=zz").body,
-            "{\"counters\":[],\"next_start_after\":null}");
+  EXPECT_EQ(List(), ListPage({"a1", "a2", "a3", "ab", "b1"}));
+  EXPECT_EQ(List("?prefix=a&limit=2"), ListPage({"a1", "a2"}, "a2"));
+  EXPECT_EQ(List("?prefix=a&limit=2&start_after=a2"), ListPage({"a3", "ab"}));
+  EXPECT_EQ(List("?prefix=a&limit=4"), ListPage({"a1", "a2", "a3", "ab"}));
+  EXPECT_EQ(List("?start_after=ab"), ListPage({"b1"}));
+  EXPECT_EQ(List("?prefix=zz"), ListPage({}));
 
   // Walking every page with limit=1 visits every name once.
   std::vector<std::string> seen;
@@ -556,8 +566,7 @@ TEST_F(RoutesTest, ListPaginatesByPrefixAndStartAfter) {
 TEST_F(RoutesTest, ListPrefixIsDecoded) {
   ASSERT_EQ(Call("POST", "/counter/a%20b", "1").status, 204);
   ASSERT_EQ(Call("POST", "/counter/ac", "1").status, 204);
-  EXPECT_EQ(Call("GET", "/counters?prefix=a%20").body,
-            "{\"counters\":[\"a b\"],\"next_start_after\":null}");
+  EXPECT_EQ(List("?prefix=a%20"), ListPage({"a b"}));
 }
 
 TEST_F(RoutesTest, ListRejectsBadLimits) {
