@@ -34,14 +34,18 @@ const auto* const kCurl =
 constexpr char kNode[] =
     R"({"challenge_id":"7","node_id":"0000abcd","actor":"7.1.0000abcd"})";
 
+// The JSON object {"node":<kNode>,<fields>}: a reply whose node is valid.
+std::string Envelope(const std::string& fields) {
+  return std::string(R"({"node":)") + kNode + "," + fields + "}";
+}
+
 std::string ChangesBody(const std::string& counters, uint64_t instance = 42,
                         bool reset = true, uint64_t next = 2,
                         bool more = false) {
-  return std::string(R"({"node":)") + kNode + R"(,"instance":)" +
-         std::to_string(instance) + R"(,"reset":)" +
-         (reset ? "true" : "false") + R"(,"next":)" + std::to_string(next) +
-         R"(,"more":)" + (more ? "true" : "false") + R"(,"counters":)" +
-         counters + "}";
+  return Envelope(R"("instance":)" + std::to_string(instance) + R"(,"reset":)" +
+                  (reset ? "true" : "false") + R"(,"next":)" +
+                  std::to_string(next) + R"(,"more":)" +
+                  (more ? "true" : "false") + R"(,"counters":)" + counters);
 }
 
 const char kTwoCounters[] =
@@ -162,36 +166,28 @@ TEST(PeerClientTest, RejectsAReplyCutShortOfItsContentLength) {
 }
 
 TEST(PeerClientTest, RejectsWrongTypesInTheEnvelope) {
-  const std::string c = "[]";
-  const std::vector<std::string> bad = {
+  std::vector<std::string> bad = {
       // node
       R"({"instance":1,"reset":true,"next":0,"more":false,"counters":[]})",
       R"({"node":"x","instance":1,"reset":true,"next":0,"more":false,"counters":[]})",
       R"({"node":{"challenge_id":7,"node_id":"a","actor":"b"},"instance":1,"reset":true,"next":0,"more":false,"counters":[]})",
       R"({"node":{"challenge_id":"7","node_id":"","actor":"b"},"instance":1,"reset":true,"next":0,"more":false,"counters":[]})",
       R"({"node":{"challenge_id":"7","node_id":"a"},"instance":1,"reset":true,"next":0,"more":false,"counters":[]})",
-      // instance, reset, next, more, counters
-      std::string(R"({"node":)") + kNode +
-          R"(,"instance":"1","reset":true,"next":0,"more":false,"counters":[]})",
-      std::string(R"({"node":)") + kNode +
-          R"(,"instance":0,"reset":true,"next":0,"more":false,"counters":[]})",
-      std::string(R"({"node":)") + kNode +
-          R"(,"instance":-1,"reset":true,"next":0,"more":false,"counters":[]})",
-      std::string(R"({"node":)") + kNode +
-          R"(,"instance":1.5,"reset":true,"next":0,"more":false,"counters":[]})",
-      std::string(R"({"node":)") + kNode +
-          R"(,"instance":18446744073709551616,"reset":true,"next":0,"more":false,"counters":[]})",
-      std::string(R"({"node":)") + kNode +
-          R"(,"instance":1,"reset":1,"next":0,"more":false,"counters":[]})",
-      std::string(R"({"node":)") + kNode +
-          R"(,"instance":1,"reset":true,"next":-3,"more":false,"counters":[]})",
-      std::string(R"({"node":)") + kNode +
-          R"(,"instance":1,"reset":true,"next":0,"more":"false","counters":[]})",
-      std::string(R"({"node":)") + kNode +
-          R"(,"instance":1,"reset":true,"next":0,"more":false,"counters":{}})",
-      std::string(R"({"node":)") + kNode +
-          R"(,"instance":1,"reset":true,"next":0,"more":false})",
   };
+  // instance, reset, next, more, counters (after a valid node)
+  const std::vector<std::string> bad_fields = {
+      R"("instance":"1","reset":true,"next":0,"more":false,"counters":[])",
+      R"("instance":0,"reset":true,"next":0,"more":false,"counters":[])",
+      R"("instance":-1,"reset":true,"next":0,"more":false,"counters":[])",
+      R"("instance":1.5,"reset":true,"next":0,"more":false,"counters":[])",
+      R"("instance":18446744073709551616,"reset":true,"next":0,"more":false,"counters":[])",
+      R"("instance":1,"reset":1,"next":0,"more":false,"counters":[])",
+      R"("instance":1,"reset":true,"next":-3,"more":false,"counters":[])",
+      R"("instance":1,"reset":true,"next":0,"more":"false","counters":[])",
+      R"("instance":1,"reset":true,"next":0,"more":false,"counters":{})",
+      R"("instance":1,"reset":true,"next":0,"more":false)",
+  };
+  for (const std::string& fields : bad_fields) bad.push_back(Envelope(fields));
   for (const std::string& body : bad) {
     Status s = FetchChangesBody(body);
     EXPECT_TRUE(s.IsCorruption()) << body << " -> " << s.ToString();
@@ -391,8 +387,7 @@ TEST(PeerClientTest, FetchesOneCounter) {
   FakePeer peer([&](const std::string& target) {
     std::lock_guard<std::mutex> lock(mu);
     seen = target;
-    return JsonReply(std::string(R"({"node":)") + kNode +
-                     R"(,"name":"a b/c","state":{"x":{"p":3,"n":1}}})");
+    return JsonReply(Envelope(R"("name":"a b/c","state":{"x":{"p":3,"n":1}})"));
   });
   ASSERT_TRUE(peer.Start());
   PeerClient client(peer.Address(), FastOptions());
@@ -410,8 +405,8 @@ TEST(PeerClientTest, CounterRepliesMustNameTheCounterAskedFor) {
   FakePeer peer([](const std::string& target) {
     const std::string name =
         target == "/internal/counter/mine" ? "mine" : "other";
-    return JsonReply(std::string(R"({"node":)") + kNode + R"(,"name":")" +
-                     name + R"(","state":{"x":{"p":3,"n":1}}})");
+    return JsonReply(
+        Envelope(R"("name":")" + name + R"(","state":{"x":{"p":3,"n":1}})"));
   });
   ASSERT_TRUE(peer.Start());
   PeerClient client(peer.Address(), FastOptions());
@@ -426,8 +421,7 @@ TEST(PeerClientTest, CounterRepliesMustNameTheCounterAskedFor) {
 
 TEST(CounterFanoutTest, AsksEveryPeerAtOnceAndReportsEach) {
   auto good = std::make_unique<FakePeer>([](const std::string&) {
-    return JsonReply(std::string(R"({"node":)") + kNode +
-                     R"(,"name":"c","state":{"x":{"p":3,"n":1}}})");
+    return JsonReply(Envelope(R"("name":"c","state":{"x":{"p":3,"n":1}})"));
   });
   ASSERT_TRUE(good->Start());
   FakeReply silent;
