@@ -32,8 +32,10 @@
 
 #include "cluster/fake_peer.h"
 #include "cluster/peer_client.h"
+#include "cluster/peer_clients_environment.h"
 #include "testing/http_client.h"
 #include "testing/node_process.h"
+#include "testing/wait_until.h"
 
 namespace dist_counter {
 namespace {
@@ -50,23 +52,15 @@ using test::TempDir;
 
 using Clock = std::chrono::steady_clock;
 
-class CurlEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override { ASSERT_TRUE(InitPeerClients()); }
-};
 const auto* const kCurl =
-    ::testing::AddGlobalTestEnvironment(new CurlEnvironment);
+    ::testing::AddGlobalTestEnvironment(new test::PeerClientsEnvironment);
 
 constexpr int kConvergeMs = 20000;
 
+// test::WaitUntil polling every 50 ms: a poll here asks nodes over HTTP.
 bool WaitUntil(const std::function<bool()>& done,
                int timeout_ms = kConvergeMs) {
-  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (Clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return done();
+  return test::WaitUntil(done, timeout_ms, /*poll_ms=*/50);
 }
 
 bool ParseValue(const std::string& text, int64_t* value) {

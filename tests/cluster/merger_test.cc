@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -20,9 +19,11 @@
 #include "api/routes.h"
 #include "cluster/fake_peer.h"
 #include "cluster/peer_client.h"
+#include "cluster/peer_clients_environment.h"
 #include "crdt/pn_counter.h"
 #include "store/counter_store.h"
 #include "testing/node_process.h"
+#include "testing/wait_until.h"
 #include "util/metrics.h"
 
 namespace dist_counter {
@@ -31,27 +32,11 @@ namespace {
 using test::FakePeer;
 using test::FakeReply;
 using test::JsonReply;
+// Its 20 s default is generous: convergence takes a few merge intervals.
+using test::WaitUntil;
 
-class CurlEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override { ASSERT_TRUE(InitPeerClients()); }
-};
 const auto* const kCurl =
-    ::testing::AddGlobalTestEnvironment(new CurlEnvironment);
-
-// Generous: convergence normally takes a few merge intervals.
-constexpr int kDeadlineMs = 20000;
-
-bool WaitUntil(const std::function<bool()>& done,
-               int timeout_ms = kDeadlineMs) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return done();
-}
+    ::testing::AddGlobalTestEnvironment(new test::PeerClientsEnvironment);
 
 // One node in this process: a store served by the real Api over HTTP on
 // 127.0.0.1, and optionally a Merger pulling its peers.

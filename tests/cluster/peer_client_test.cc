@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cluster/fake_peer.h"
+#include "cluster/peer_clients_environment.h"
 #include "testing/node_process.h"
 
 namespace dist_counter {
@@ -24,12 +25,8 @@ using test::FakeReply;
 using test::HttpReply;
 using test::JsonReply;
 
-class CurlEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override { ASSERT_TRUE(InitPeerClients()); }
-};
 const auto* const kCurl =
-    ::testing::AddGlobalTestEnvironment(new CurlEnvironment);
+    ::testing::AddGlobalTestEnvironment(new test::PeerClientsEnvironment);
 
 constexpr char kNode[] =
     R"({"challenge_id":"7","node_id":"0000abcd","actor":"7.1.0000abcd"})";
