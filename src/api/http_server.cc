@@ -13,8 +13,8 @@
 #include <exception>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <ostream>
+#include <shared_mutex>
 
 #include "api/routes.h"
 #include "util/crc32.h"

@@ -5,12 +5,11 @@
 #include "api/http_server.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -157,8 +156,8 @@ class HttpServerTest : public ::testing::Test {
     store_options.metrics = &metrics_;
     Status s = CounterStore::Open(store_options, &store_);
     ASSERT_TRUE(s.ok()) << s.ToString();
-    api_ = std::make_unique<Api>(ApiOptions(), store_.get(), nullptr,
-                                 &metrics_);
+    api_ =
+        std::make_unique<Api>(ApiOptions(), store_.get(), nullptr, &metrics_);
     StartServer(LoopbackOptions());
   }
 
@@ -287,8 +286,9 @@ TEST_F(HttpServerTest, ManyRequestsShareOneRawConnection) {
   RawConnection c(server_->port());
   ASSERT_TRUE(c.connected());
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(c.Send("POST /counter/raw HTTP/1.1\r\nHost: x\r\n"
-                       "Content-Length: 1\r\n\r\n1"));
+    ASSERT_TRUE(
+        c.Send("POST /counter/raw HTTP/1.1\r\nHost: x\r\n"
+               "Content-Length: 1\r\n\r\n1"));
     const std::string reply = c.ReadReply(10000);
     EXPECT_EQ(reply.rfind("HTTP/1.1 204", 0), 0u) << reply;
   }
@@ -311,7 +311,8 @@ TEST_F(HttpServerTest, ConnectionCloseIsHonoured) {
   // The server itself closes the connection after the reply.
   RawConnection c(server_->port());
   ASSERT_TRUE(c.connected());
-  ASSERT_TRUE(c.Send("GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
   bool closed = false;
   const std::string reply = c.ReadUntilClosed(20000, &closed);
   EXPECT_TRUE(closed) << reply;
@@ -436,8 +437,9 @@ TEST_F(HttpServerTest, IdleAndHalfSentRequestsDoNotBlockOthers) {
   // a body on the others.
   ASSERT_TRUE(stalled[1]->Send("POST /counter/sl"));
   ASSERT_TRUE(stalled[2]->Send("POST /counter/slow HTTP/1.1\r\nHost: x\r\n"));
-  ASSERT_TRUE(stalled[3]->Send("POST /counter/slow HTTP/1.1\r\nHost: x\r\n"
-                               "Content-Length: 10\r\n\r\n12"));
+  ASSERT_TRUE(
+      stalled[3]->Send("POST /counter/slow HTTP/1.1\r\nHost: x\r\n"
+                       "Content-Length: 10\r\n\r\n12"));
   HttpClientOptions client_options;
   client_options.timeout_ms = 20000;
   for (int i = 0; i < 20; ++i) {
@@ -458,8 +460,9 @@ TEST_F(HttpServerTest, SlowClientsAreTimedOut) {
   ASSERT_TRUE(headers.Send("GET /ping HTTP/1.1\r\nHost: x\r\n"));
   RawConnection body(server_->port());
   ASSERT_TRUE(body.connected());
-  ASSERT_TRUE(body.Send("POST /counter/slow HTTP/1.1\r\nHost: x\r\n"
-                        "Content-Length: 10\r\n\r\n12"));
+  ASSERT_TRUE(
+      body.Send("POST /counter/slow HTTP/1.1\r\nHost: x\r\n"
+                "Content-Length: 10\r\n\r\n12"));
   for (RawConnection* c : {&headers, &body}) {
     bool closed = false;
     const std::string reply = c->ReadUntilClosed(30000, &closed);
@@ -550,8 +553,8 @@ TEST_F(HttpServerTest, StartRejectsBadOptions) {
   HttpServerOptions options = LoopbackOptions();
   options.threads = 0;
   std::unique_ptr<HttpServer> server;
-  EXPECT_TRUE(HttpServer::Start(options, api_.get(), &server)
-                  .IsInvalidArgument());
+  EXPECT_TRUE(
+      HttpServer::Start(options, api_.get(), &server).IsInvalidArgument());
   options.threads = 1;
   options.bind = "not an address";
   Status s = HttpServer::Start(options, api_.get(), &server);

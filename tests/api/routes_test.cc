@@ -134,7 +134,8 @@ class RoutesTest : public ::testing::Test {
     request.method = method;
     const size_t q = target.find('?');
     request.path = target.substr(0, q);
-    if (q != std::string::npos) request.query = ParseQuery(target.substr(q + 1));
+    if (q != std::string::npos)
+      request.query = ParseQuery(target.substr(q + 1));
     request.body = body;
     ApiReply reply;
     api_->Handle(request, &reply);
@@ -323,10 +324,26 @@ TEST_F(RoutesTest, IncrementOfZeroCreatesTheCounter) {
 
 TEST_F(RoutesTest, BadIncrementsGetTheValidationErrorAndChangeNothing) {
   const std::vector<std::string> bad = {
-      "",     " ",    "\n",     "2.5",  "A",   "abc", "+",    "-",
-      "--1",  "+-1",  "0x10",   "1e3",  "2 3", "2,3", "\"2\"", "2a",
+      "",
+      " ",
+      "\n",
+      "2.5",
+      "A",
+      "abc",
+      "+",
+      "-",
+      "--1",
+      "+-1",
+      "0x10",
+      "1e3",
+      "2 3",
+      "2,3",
+      "\"2\"",
+      "2a",
       "\xd9\xa3",  // ARABIC-INDIC DIGIT THREE
-      "99999999999999999999", "9223372036854775808", "-9223372036854775809",
+      "99999999999999999999",
+      "9223372036854775808",
+      "-9223372036854775809",
       std::string("1\0", 2),
   };
   for (const std::string& body : bad) {
@@ -441,7 +458,14 @@ TEST_F(RoutesTest, UnicodeNamesWork) {
 
 TEST_F(RoutesTest, BadNamesAreValidationErrors) {
   const std::vector<std::string> bad = {
-      "a%2Fb", "a%2fb", "%2F", "a%00b", "%zz", "a%4", "a%", "",
+      "a%2Fb",
+      "a%2fb",
+      "%2F",
+      "a%00b",
+      "%zz",
+      "a%4",
+      "a%",
+      "",
       std::string(201, 'n'),
       [] {  // 67 x "✓" = 201 bytes
         std::string s;
@@ -570,8 +594,8 @@ TEST_F(RoutesTest, ListPrefixIsDecoded) {
 }
 
 TEST_F(RoutesTest, ListRejectsBadLimits) {
-  for (const char* limit : {"0", "-1", "abc", "", "1.5", "10001",
-                            "99999999999999999999"}) {
+  for (const char* limit :
+       {"0", "-1", "abc", "", "1.5", "10001", "99999999999999999999"}) {
     SCOPED_TRACE(limit);
     ExpectError(Call("GET", std::string("/counters?limit=") + limit), 400,
                 "InvalidArgument");
@@ -627,10 +651,10 @@ TEST_F(RoutesTest, BatchRejectsBadJsonAndChangesNothing) {
 }
 
 TEST_F(RoutesTest, BatchIsAllOrNothingOnOverflow) {
-  ApiReply r = Call("POST", "/counters",
-                    std::string("{\"ok\":1,\"big\":") + kInt64Max +
-                        ",\"big\":" + kInt64Max + ",\"big\":" + kInt64Max +
-                        "}");
+  ApiReply r =
+      Call("POST", "/counters",
+           std::string("{\"ok\":1,\"big\":") + kInt64Max +
+               ",\"big\":" + kInt64Max + ",\"big\":" + kInt64Max + "}");
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.body, kValidation);
   EXPECT_EQ(store_->size(), 0u);
@@ -708,15 +732,14 @@ TEST_F(RoutesTest, InternalChangesPagesThroughChangedCounters) {
   ASSERT_EQ(doc["counters"].Size(), 2u);
   EXPECT_EQ(doc["counters"][0]["name"].GetString(), std::string("a"));
   EXPECT_EQ(doc["counters"][1]["name"].GetString(), std::string("b"));
-  EXPECT_EQ(doc["counters"][1]["state"][store_->actor_id().c_str()]["p"]
-                .GetUint64(),
-            2u);
+  EXPECT_EQ(
+      doc["counters"][1]["state"][store_->actor_id().c_str()]["p"].GetUint64(),
+      2u);
   const uint64_t next = doc["next"].GetUint64();
 
   // Nothing new since `next`.
-  r = Call("GET",
-           "/internal/changes?instance=" + instance + "&since=" +
-               std::to_string(next));
+  r = Call("GET", "/internal/changes?instance=" + instance +
+                      "&since=" + std::to_string(next));
   doc = ParseObject(r.body);
   EXPECT_FALSE(doc["reset"].GetBool());
   EXPECT_EQ(doc["counters"].Size(), 0u);
@@ -724,19 +747,18 @@ TEST_F(RoutesTest, InternalChangesPagesThroughChangedCounters) {
 
   // A change shows up once, after the cursor.
   ASSERT_EQ(Call("POST", "/counter/a", "5").status, 204);
-  r = Call("GET",
-           "/internal/changes?instance=" + instance + "&since=" +
-               std::to_string(next));
+  r = Call("GET", "/internal/changes?instance=" + instance +
+                      "&since=" + std::to_string(next));
   doc = ParseObject(r.body);
   ASSERT_EQ(doc["counters"].Size(), 1u);
   EXPECT_EQ(doc["counters"][0]["name"].GetString(), std::string("a"));
-  EXPECT_EQ(doc["counters"][0]["state"][store_->actor_id().c_str()]["p"]
-                .GetUint64(),
-            6u);
+  EXPECT_EQ(
+      doc["counters"][0]["state"][store_->actor_id().c_str()]["p"].GetUint64(),
+      6u);
 
   // limit=1 pages, saying more follows.
-  r = Call("GET", "/internal/changes?instance=" + instance +
-                      "&since=0&limit=1");
+  r = Call("GET",
+           "/internal/changes?instance=" + instance + "&since=0&limit=1");
   doc = ParseObject(r.body);
   ASSERT_EQ(doc["counters"].Size(), 1u);
   EXPECT_TRUE(doc["more"].GetBool());
@@ -748,8 +770,7 @@ TEST_F(RoutesTest, InternalChangesPagesThroughChangedCounters) {
 }
 
 TEST_F(RoutesTest, InternalChangesRejectsBadParameters) {
-  ExpectError(Call("GET", "/internal/changes?since=x"), 400,
-              "InvalidArgument");
+  ExpectError(Call("GET", "/internal/changes?since=x"), 400, "InvalidArgument");
   ExpectError(Call("GET", "/internal/changes?instance=-1"), 400,
               "InvalidArgument");
   ExpectError(Call("GET", "/internal/changes?limit=1.5"), 400,
@@ -795,8 +816,7 @@ TEST_F(RoutesTest, ConfigShowsConnectedNodesAndTellsTheCluster) {
   ASSERT_EQ(Call("POST", "/config", "{\"actors\":[\"a:1\",\"b:2\"]}").status,
             204);
   ASSERT_EQ(cluster.peers_changed.size(), 1u);
-  EXPECT_EQ(cluster.peers_changed[0],
-            std::vector<std::string>({"a:1", "b:2"}));
+  EXPECT_EQ(cluster.peers_changed[0], std::vector<std::string>({"a:1", "b:2"}));
   EXPECT_EQ(Call("GET", "/config").body,
             "{\"actors\":[\"a:1\",\"b:2\"],\"challenge_id\":\"1\","
             "\"connected_nodes\":[\"a:1\"]}");
@@ -816,13 +836,14 @@ TEST_F(RoutesTest, StoreFailuresAreJson500sNotCrashes) {
   EXPECT_EQ(r.status, 200);
 }
 
-
 // ---- HandleAsync
 
 TEST_F(RoutesTest, HandleAsyncAnswersEveryRouteExactlyOnce) {
   const std::vector<std::pair<std::string, std::string>> calls = {
-      {"POST", "/counter/a"}, {"GET", "/counter/a/value"},
-      {"GET", "/ping"},       {"POST", "/counter/bad%2Fname"},
+      {"POST", "/counter/a"},
+      {"GET", "/counter/a/value"},
+      {"GET", "/ping"},
+      {"POST", "/counter/bad%2Fname"},
       {"DELETE", "/counter/a"}};
   for (const auto& [method, path] : calls) {
     ApiRequest request;
@@ -883,7 +904,6 @@ TEST_F(RoutesTest, HandleAsyncOnDurableStoreAnswersAfterTheSync) {
   lock.unlock();
   EXPECT_EQ(Value("d"), "3");
 }
-
 
 // A ClusterView whose RefreshCounter blocks until the test opens the gate,
 // like a peer that does not answer yet.

@@ -5,17 +5,16 @@
 #include "testing/node_process.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <rapidjson/document.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-#include <rapidjson/document.h>
-
 #include <algorithm>
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -129,24 +128,24 @@ TEST(NodeProcessTest, HelpNamesEveryFlag) {
   const std::string help = node.ReadLog();
   for (const char* flag :
        {"challenge_id", "port", "bind", "data_dir", "flush_interval_ms",
-        "durable", "threads", "max_body_bytes", "actors",
-        "merge_interval_ms", "peer_timeout_ms"}) {
+        "durable", "threads", "max_body_bytes", "actors", "merge_interval_ms",
+        "peer_timeout_ms"}) {
     EXPECT_NE(help.find(std::string("-") + flag + " ("), std::string::npos)
         << "--help does not describe --" << flag << ":\n"
         << help;
   }
   EXPECT_NE(help.find("CHALLENGE_ID"), std::string::npos) << help;
   EXPECT_EQ(help.find("-logtostderr ("), std::string::npos)
-      << "--help should list only dist_counter's own flags:\n" << help;
+      << "--help should list only dist_counter's own flags:\n"
+      << help;
 }
 
 TEST(NodeProcessTest, BadFlagsExitNonZeroWithoutServing) {
   TempDir tmp;
   const std::vector<std::vector<std::string>> bad = {
-      {"--no_such_flag"},        {"--flush_interval_ms=0"},
-      {"--threads=0"},           {"--port=70000"},
-      {"--challenge_id=a b"},    {"--actors=[\"a b\"]"},
-      {"--actors=h:0"},          {"--peer_timeout_ms=-1"},
+      {"--no_such_flag"}, {"--flush_interval_ms=0"}, {"--threads=0"},
+      {"--port=70000"},   {"--challenge_id=a b"},    {"--actors=[\"a b\"]"},
+      {"--actors=h:0"},   {"--peer_timeout_ms=-1"},
   };
   for (const auto& flags : bad) {
     SCOPED_TRACE(flags[0]);
@@ -182,8 +181,8 @@ TEST(NodeProcessTest, ChallengeIdFallsBackToTheEnvironment) {
 
 TEST(NodeProcessTest, ActorsComeFromTheFlagOrTheEnvironment) {
   TempDir tmp;
-  NodeProcess flag(Options(tmp, "flag", {"--challenge_id=1",
-                                         "--actors=[\"127.0.0.1:1\"]"}));
+  NodeProcess flag(
+      Options(tmp, "flag", {"--challenge_id=1", "--actors=[\"127.0.0.1:1\"]"}));
   ASSERT_TRUE(flag.StartAndWait()) << flag.ReadLog();
   HttpResponse r = HttpRequest("GET", flag.Url("/config"));
   EXPECT_NE(r.body.find("\"actors\":[\"127.0.0.1:1\"]"), std::string::npos)
@@ -454,7 +453,6 @@ TEST(NodeProcessTest, PausedNodeAnswersAgainAfterResume) {
   node.Pause();
   EXPECT_EQ(node.Stop(), 0) << node.ReadLog();
 }
-
 
 TEST(NodeProcessTest, SecondSignalExitsAtOnceWhileAStopWaits) {
   TempDir tmp;

@@ -10,7 +10,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -19,6 +18,7 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <ostream>
 #include <string>
 #include <thread>
@@ -1020,7 +1020,6 @@ TEST_F(CounterStoreTest, CorruptMetaMakesOpenFail) {
     EXPECT_TRUE(s.IsCorruption()) << s.ToString();
   }
 }
-
 
 TEST_F(CounterStoreTest, AsyncDurableIncrementIsOnDiskWhenAcknowledged) {
   StoreOptions options = Options();  // flush interval of an hour

@@ -69,15 +69,13 @@ HttpClient::~HttpClient() {
 }
 
 HttpResponse HttpClient::Request(
-    const std::string& method, const std::string& url,
-    const std::string& body,
+    const std::string& method, const std::string& url, const std::string& body,
     const std::map<std::string, std::string>& headers) {
   return Request(method, url, body, headers, options_.timeout_ms);
 }
 
 HttpResponse HttpClient::Request(
-    const std::string& method, const std::string& url,
-    const std::string& body,
+    const std::string& method, const std::string& url, const std::string& body,
     const std::map<std::string, std::string>& headers, int timeout_ms) {
   HttpResponse response;
   CURL* curl = static_cast<CURL*>(handle_);
@@ -98,9 +96,9 @@ HttpResponse HttpClient::Request(
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(timeout_ms));
-  curl_easy_setopt(curl, CURLOPT_HTTP_VERSION,
-                   options_.http10 ? CURL_HTTP_VERSION_1_0
-                                   : CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(
+      curl, CURLOPT_HTTP_VERSION,
+      options_.http10 ? CURL_HTTP_VERSION_1_0 : CURL_HTTP_VERSION_1_1);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &OnBody);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &OnHeader);

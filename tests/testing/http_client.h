@@ -21,11 +21,11 @@ namespace dist_counter {
 namespace test {
 
 struct HttpResponse {
-  long status = 0;    // HTTP status; 0 if the transport failed
+  long status = 0;  // HTTP status; 0 if the transport failed
   std::string body;
   // Header names lowercased; a repeated header's values joined by ", ".
   std::map<std::string, std::string> headers;
-  std::string error;  // empty on success, else curl's description
+  std::string error;      // empty on success, else curl's description
   long num_connects = 0;  // new connections opened for this request
 
   bool ok() const { return error.empty(); }

@@ -44,10 +44,9 @@ void AppendToLog(const std::string& path, const std::string& line) {
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
-  std::string pattern = std::string(base != nullptr && base[0] != '\0'
-                                        ? base
-                                        : "/tmp") +
-                        "/dc_test_XXXXXX";
+  std::string pattern =
+      std::string(base != nullptr && base[0] != '\0' ? base : "/tmp") +
+      "/dc_test_XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) {
     std::abort();  // tests cannot run without a scratch directory
   }
@@ -125,10 +124,9 @@ bool NodeProcess::Reap(int timeout_ms) {
 
 bool NodeProcess::Start() {
   if (running()) return false;
-  std::vector<std::string> args = {
-      options_.binary, "--bind=127.0.0.1",
-      "--port=" + std::to_string(options_.port),
-      "--data_dir=" + options_.data_dir};
+  std::vector<std::string> args = {options_.binary, "--bind=127.0.0.1",
+                                   "--port=" + std::to_string(options_.port),
+                                   "--data_dir=" + options_.data_dir};
   args.insert(args.end(), options_.flags.begin(), options_.flags.end());
 
   std::vector<std::string> env;
@@ -139,7 +137,8 @@ bool NodeProcess::Start() {
     if (options_.env.count(name) != 0) continue;
     env.push_back(entry);
   }
-  for (const auto& [name, value] : options_.env) env.push_back(name + "=" + value);
+  for (const auto& [name, value] : options_.env)
+    env.push_back(name + "=" + value);
 
   // Everything the child needs is prepared before fork().
   std::vector<char*> argv, envp;

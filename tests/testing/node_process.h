@@ -49,11 +49,11 @@ uint16_t FreePort();
 std::string ReadFileOrEmpty(const std::string& path);
 
 struct NodeProcessOptions {
-  std::string data_dir;              // required
-  uint16_t port = 0;                 // 0: FreePort() at construction
-  std::vector<std::string> flags;    // extra flags, e.g. "--challenge_id=1"
+  std::string data_dir;            // required
+  uint16_t port = 0;               // 0: FreePort() at construction
+  std::vector<std::string> flags;  // extra flags, e.g. "--challenge_id=1"
   std::map<std::string, std::string> env;  // extra environment variables
-  std::string binary;                // "": DIST_COUNTER_BINARY
+  std::string binary;                      // "": DIST_COUNTER_BINARY
 };
 
 class NodeProcess {
