@@ -166,25 +166,43 @@ Api::Api(const ApiOptions& options, CounterStore* store, ClusterView* cluster,
 Api::~Api() = default;
 
 void Api::Handle(const ApiRequest& request, ApiReply* reply) {
-  try {
+  Serve(request, /*later=*/nullptr, reply);
+  CountReply(*reply);
+}
+
+void Api::HandleAsync(const ApiRequest& request, ReplyCallback done) {
+  ApiReply reply;
+  Serve(request, &done, &reply);
+  if (!done) return;  // a slow route took `done` and answers later
+  CountReply(reply);
+  done(reply);
+}
+
+void Api::Serve(const ApiRequest& request, ReplyCallback* later,
+                ApiReply* reply) {
+  Guard(request.method + " " + request.path, reply, [&] {
     if (request.body.size() > options_.max_body_bytes) {
       ReplyError(413, "PayloadTooLarge",
                  "request body larger than " +
                      std::to_string(options_.max_body_bytes) + " bytes",
                  reply);
     } else {
-      Dispatch(request, reply);
+      Dispatch(request, later, reply);
     }
+  });
+}
+
+void Api::Guard(const std::string& what, ApiReply* reply,
+                const std::function<void()>& body) {
+  try {
+    body();
   } catch (const std::exception& e) {
-    LOG(ERROR) << "request " << request.method << " " << request.path
-               << " failed: " << e.what();
+    LOG(ERROR) << what << " failed: " << e.what();
     ReplyError(500, "InternalError", "internal error", reply);
   } catch (...) {
-    LOG(ERROR) << "request " << request.method << " " << request.path
-               << " failed with an unknown exception";
+    LOG(ERROR) << what << " failed with an unknown exception";
     ReplyError(500, "InternalError", "internal error", reply);
   }
-  CountReply(*reply);
 }
 
 void Api::CountReply(const ApiReply& reply) {
@@ -196,62 +214,8 @@ void Api::CountReply(const ApiReply& reply) {
       ->fetch_add(1, std::memory_order_relaxed);
 }
 
-void Api::HandleAsync(const ApiRequest& request, ReplyCallback done) {
-  std::string name;
-  const std::vector<std::string> seg = SplitPath(request.path);
-  const bool counter_route =
-      (seg.size() == 2 || seg.size() == 3) && seg[0] == "counter" &&
-      request.body.size() <= options_.max_body_bytes &&
-      PercentDecode(seg[1], /*plus_is_space=*/false, &name).ok() &&
-      ValidateCounterName(name).ok();
-
-  // A consistent read waits on peers: run it on the Api's own threads.
-  if (counter_route && consistent_pool_ && request.method == "GET" &&
-      seg.size() == 3 && seg[2] == "consistent_value") {
-    auto task = [this, name, done] {
-      ApiReply reply;
-      reply.route = "counter_consistent_value";
-      try {
-        HandleValue(name, /*consistent=*/true, &reply);
-      } catch (const std::exception& e) {
-        LOG(ERROR) << "consistent read of " << name << " failed: " << e.what();
-        ReplyError(500, "InternalError", "internal error", &reply);
-      }
-      CountReply(reply);
-      done(reply);
-    };
-    if (!consistent_pool_->TrySubmit(std::move(task))) {
-      ApiReply reply;
-      reply.route = "counter_consistent_value";
-      ReplyError(503, "Unavailable", "too many consistent reads in flight",
-                 &reply);
-      CountReply(reply);
-      done(reply);
-    }
-    return;
-  }
-
-  // An increment may wait on a WAL sync: the store answers when synced.
-  int64_t delta = 0;
-  if (counter_route && request.method == "POST" && seg.size() == 2 &&
-      ParseInt64(TrimSpace(request.body), &delta).ok()) {
-    store_->IncrementAsync(
-        name, delta, [this, name, done = std::move(done)](const Status& s) {
-          ApiReply reply;
-          reply.route = "counter";
-          ReplyIncrement(name, s, &reply);
-          CountReply(reply);
-          done(reply);
-        });
-    return;
-  }
-
-  ApiReply reply;
-  Handle(request, &reply);
-  done(reply);
-}
-
-void Api::Dispatch(const ApiRequest& request, ApiReply* reply) {
+void Api::Dispatch(const ApiRequest& request, ReplyCallback* later,
+                   ApiReply* reply) {
   const std::vector<std::string> seg = SplitPath(request.path);
   const bool get = request.method == "GET";
   const bool post = request.method == "POST";
@@ -295,7 +259,7 @@ void Api::Dispatch(const ApiRequest& request, ApiReply* reply) {
       if (!known_method) return ReplyMethodNotAllowed(reply);
       return ReplyValidation(reply);
     }
-    HandleCounter(request, name, action, reply);
+    HandleCounter(request, name, action, later, reply);
     return;
   }
   if (seg.size() == 2 && seg[0] == "internal" && seg[1] == "changes") {
@@ -379,22 +343,61 @@ void Api::HandleConfig(const ApiRequest& request, ApiReply* reply) {
 }
 
 void Api::HandleCounter(const ApiRequest& request, const std::string& name,
-                        const std::string& action, ApiReply* reply) {
+                        const std::string& action, ReplyCallback* later,
+                        ApiReply* reply) {
   if (action.empty()) {
-    if (request.method == "POST")
-      return HandleIncrement(name, request.body, reply);
+    if (request.method == "POST") {
+      return HandleIncrement(name, request.body, later, reply);
+    }
     if (request.method == "GET") return HandleState(name, reply);
     return ReplyMethodNotAllowed(reply);
   }
   if (request.method != "GET") return ReplyMethodNotAllowed(reply);
-  HandleValue(name, action == "consistent_value", reply);
+  if (action == "consistent_value") return HandleConsistent(name, later, reply);
+  HandleValue(name, /*consistent=*/false, reply);
 }
 
 void Api::HandleIncrement(const std::string& name, const std::string& body,
-                          ApiReply* reply) {
+                          ReplyCallback* later, ApiReply* reply) {
   int64_t delta = 0;
   if (!ParseInt64(TrimSpace(body), &delta).ok()) return ReplyValidation(reply);
-  ReplyIncrement(name, store_->Increment(name, delta), reply);
+  if (later == nullptr) {
+    return ReplyIncrement(name, store_->Increment(name, delta), reply);
+  }
+  // A durable store answers once the WAL sync is done, on its own thread.
+  store_->IncrementAsync(name, delta,
+                         [this, name, route = reply->route,
+                          done = std::move(*later)](const Status& s) {
+                           ApiReply async_reply;
+                           async_reply.route = route;
+                           ReplyIncrement(name, s, &async_reply);
+                           CountReply(async_reply);
+                           done(async_reply);
+                         });
+  *later = nullptr;
+}
+
+void Api::HandleConsistent(const std::string& name, ReplyCallback* later,
+                           ApiReply* reply) {
+  if (later == nullptr || !consistent_pool_) {
+    return HandleValue(name, /*consistent=*/true, reply);
+  }
+  // The read waits on peers: run it on the Api's own threads. `done` is
+  // shared so it can be taken back if the backlog is full.
+  auto done = std::make_shared<ReplyCallback>(std::move(*later));
+  *later = nullptr;
+  const bool queued =
+      consistent_pool_->TrySubmit([this, name, route = reply->route, done] {
+        ApiReply async_reply;
+        async_reply.route = route;
+        Guard("consistent read of " + name, &async_reply,
+              [&] { HandleValue(name, /*consistent=*/true, &async_reply); });
+        CountReply(async_reply);
+        (*done)(async_reply);
+      });
+  if (queued) return;
+  *later = std::move(*done);
+  ReplyError(503, "Unavailable", "too many consistent reads in flight", reply);
 }
 
 void Api::ReplyIncrement(const std::string& name, const Status& status,

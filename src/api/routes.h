@@ -94,7 +94,15 @@ class Api {
   void HandleAsync(const ApiRequest& request, ReplyCallback done);
 
  private:
-  void Dispatch(const ApiRequest& request, ApiReply* reply);
+  // Fills *reply for `request`. With `later` (HandleAsync), a slow route
+  // may instead move *later out, leaving it empty, and call it when done.
+  void Serve(const ApiRequest& request, ReplyCallback* later, ApiReply* reply);
+  void Dispatch(const ApiRequest& request, ReplyCallback* later,
+                ApiReply* reply);
+  // Runs `body`; an exception from it becomes a JSON 500 in *reply, logged
+  // with `what`.
+  static void Guard(const std::string& what, ApiReply* reply,
+                    const std::function<void()>& body);
   // Counts `reply` in the request metrics.
   void CountReply(const ApiReply& reply);
   // Fills *reply for an increment's store result.
@@ -102,9 +110,12 @@ class Api {
                              ApiReply* reply);
   void HandleConfig(const ApiRequest& request, ApiReply* reply);
   void HandleCounter(const ApiRequest& request, const std::string& name,
-                     const std::string& action, ApiReply* reply);
+                     const std::string& action, ReplyCallback* later,
+                     ApiReply* reply);
   void HandleIncrement(const std::string& name, const std::string& body,
-                       ApiReply* reply);
+                       ReplyCallback* later, ApiReply* reply);
+  void HandleConsistent(const std::string& name, ReplyCallback* later,
+                        ApiReply* reply);
   void HandleValue(const std::string& name, bool consistent, ApiReply* reply);
   void HandleState(const std::string& name, ApiReply* reply);
   void HandleList(const ApiRequest& request, ApiReply* reply);
