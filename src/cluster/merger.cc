@@ -45,14 +45,6 @@ std::string PeerKey(const std::string& address) {
   return parsed.ToString();
 }
 
-void Bump(std::atomic<uint64_t>* metric, uint64_t by = 1) {
-  if (metric != nullptr) metric->fetch_add(by, std::memory_order_relaxed);
-}
-
-void Set(std::atomic<int64_t>* metric, int64_t value) {
-  if (metric != nullptr) metric->store(value, std::memory_order_relaxed);
-}
-
 // True (and *last_ms moved to now) if a log line is due.
 bool LogDue(int64_t* last_ms, int64_t every_ms) {
   const int64_t now = NowMs();
@@ -117,9 +109,11 @@ struct Merger::Shared {
     const int64_t now = NowMs();
     for (const auto& peer : peers) {
       if (peer->skipped()) continue;
-      Set(peer->up_metric, peer->Connected(now, connected_window_ms) ? 1 : 0);
+      MetricSet(peer->up_metric,
+                peer->Connected(now, connected_window_ms) ? 1 : 0);
       const int64_t last = peer->last_success_ms.load();
-      Set(peer->age_metric, now - (last >= 0 ? last : peer->added_ms.load()));
+      MetricSet(peer->age_metric,
+                now - (last >= 0 ? last : peer->added_ms.load()));
     }
   }
 };
@@ -250,7 +244,7 @@ void Merger::StopWorkers(std::vector<std::shared_ptr<Peer>>* peers) {
   }
   for (const auto& peer : *peers) {
     if (peer->thread.joinable()) peer->thread.join();
-    Set(peer->up_metric, 0);
+    MetricSet(peer->up_metric, 0);
   }
 }
 
@@ -324,11 +318,11 @@ void Merger::Run(Peer* peer) {
     const auto start = std::chrono::steady_clock::now();
     const uint64_t bytes_before = client.bytes_received();
     Status s = PullOnce(peer, &client, &cursor);
-    Bump(peer->bytes_metric, client.bytes_received() - bytes_before);
+    MetricAdd(peer->bytes_metric, client.bytes_received() - bytes_before);
     if (peer->abort) return;
     if (s.ok()) {
       peer->rounds.fetch_add(1);
-      Bump(peer->rounds_ok_metric);
+      MetricAdd(peer->rounds_ok_metric);
       next_round = start + interval;
       continue;
     }
@@ -350,7 +344,7 @@ Status Merger::PullOnce(Peer* peer, PeerClient* client, ChangesCursor* cursor) {
     bool self = false;
     s = CheckIdentity(peer, page.node, &self);
     if (!s.ok() || self) return s;
-    Bump(peer->counters_metric, page.counters.size());
+    MetricAdd(peer->counters_metric, page.counters.size());
     for (const CounterChange& change : page.counters) {
       MergeState(change.name, change.state);
     }
@@ -373,7 +367,7 @@ Status Merger::CheckIdentity(Peer* peer, const PeerIdentity& node, bool* self) {
       if (!peer->self.exchange(true)) {
         LOG(INFO) << "peer " << peer->address
                   << " answered as this node; skipping it";
-        Set(peer->up_metric, 0);
+        MetricSet(peer->up_metric, 0);
       }
       return Status::OK();
     }
@@ -391,7 +385,7 @@ Status Merger::CheckIdentity(Peer* peer, const PeerIdentity& node, bool* self) {
     std::lock_guard<std::mutex> lock(peer->log_mu);
     if (peer->duplicate_node_id != node.node_id) {
       peer->duplicate_node_id = node.node_id;
-      Bump(duplicate_metric_);
+      MetricAdd(duplicate_metric_);
       peer->last_conflict_log_ms = INT64_MIN;
     }
     if (LogDue(&peer->last_conflict_log_ms, kConflictLogEveryMs)) {
@@ -424,7 +418,7 @@ void Merger::MergeState(const std::string& name, const PnCounter& state) {
 
 void Merger::RecordSuccess(Peer* peer) {
   peer->last_success_ms = NowMs();
-  Set(peer->up_metric, 1);
+  MetricSet(peer->up_metric, 1);
   const int failures = peer->failures.exchange(0);
   if (failures == 0) return;
   std::lock_guard<std::mutex> lock(peer->log_mu);
@@ -437,10 +431,10 @@ void Merger::RecordSuccess(Peer* peer) {
 
 void Merger::RecordFailure(Peer* peer, const Status& status) {
   const int failures = peer->failures.fetch_add(1) + 1;
-  Bump(peer->rounds_error_metric);
-  if (status.IsCorruption()) Bump(peer->rejected_metric);
+  MetricAdd(peer->rounds_error_metric);
+  if (status.IsCorruption()) MetricAdd(peer->rejected_metric);
   if (!peer->Connected(NowMs(), shared_->connected_window_ms)) {
-    Set(peer->up_metric, 0);
+    MetricSet(peer->up_metric, 0);
   }
   std::lock_guard<std::mutex> lock(peer->log_mu);
   peer->last_error = status.ToString();
@@ -505,16 +499,16 @@ Status Merger::RefreshCounter(const std::string& name,
       }
       continue;
     }
-    if (s.IsCorruption()) Bump(peer->rejected_metric);
+    if (s.IsCorruption()) MetricAdd(peer->rejected_metric);
     VLOG(1) << "refreshing " << name << " from " << peer->address << ": "
             << s.ToString();
     failed.push_back(peer->address);
   }
   if (failed.empty()) {
-    Bump(refresh_ok_metric_);
+    MetricAdd(refresh_ok_metric_);
     return Status::OK();
   }
-  Bump(refresh_unavailable_metric_);
+  MetricAdd(refresh_unavailable_metric_);
   std::string message = "no answer from";
   for (const std::string& address : failed) message += " " + address;
   unreachable->insert(unreachable->end(), failed.begin(), failed.end());

@@ -37,14 +37,6 @@ std::string RandomNodeId() {
   return hex;
 }
 
-void Bump(std::atomic<uint64_t>* metric, uint64_t by = 1) {
-  if (metric != nullptr) metric->fetch_add(by, std::memory_order_relaxed);
-}
-
-void Set(std::atomic<int64_t>* metric, int64_t value) {
-  if (metric != nullptr) metric->store(value, std::memory_order_relaxed);
-}
-
 }  // namespace
 
 CounterStore::CounterStore(const StoreOptions& options) : options_(options) {}
@@ -205,7 +197,7 @@ void CounterStore::RegisterMetrics() {
   last_batch_metric_ = m->Gauge("dist_counter_last_flush_batch_size");
   counters_metric_ = m->Gauge("dist_counter_counters");
   merges_applied_metric_ = m->Counter("dist_counter_merge_changes_total");
-  Set(counters_metric_, static_cast<int64_t>(size()));
+  MetricSet(counters_metric_, static_cast<int64_t>(size()));
 }
 
 void CounterStore::MarkChangedLocked(const std::string& name, Entry* entry) {
@@ -231,9 +223,10 @@ Status CounterStore::ApplyIncrement(const std::string& name, int64_t delta,
     }
     MarkChangedLocked(name, &it->second);
     *ticket = ticket_;
-    if (inserted) Set(counters_metric_, static_cast<int64_t>(counters_.size()));
+    if (inserted)
+      MetricSet(counters_metric_, static_cast<int64_t>(counters_.size()));
   }
-  Bump(increments_metric_);
+  MetricAdd(increments_metric_);
   return Status::OK();
 }
 
@@ -291,9 +284,9 @@ Status CounterStore::IncrementBatch(
       MarkChangedLocked(name, &entry);
     }
     ticket = ticket_;
-    Set(counters_metric_, static_cast<int64_t>(counters_.size()));
+    MetricSet(counters_metric_, static_cast<int64_t>(counters_.size()));
   }
-  Bump(increments_metric_, deltas.size());
+  MetricAdd(increments_metric_, deltas.size());
   if (options_.durable && !deltas.empty()) return CommitThrough(ticket);
   return Status::OK();
 }
@@ -321,8 +314,9 @@ Status CounterStore::Merge(const std::string& name, const PnCounter& remote,
   if (inserted) it = counters_.try_emplace(name).first;
   it->second.state.Merge(remote);
   MarkChangedLocked(name, &it->second);
-  if (inserted) Set(counters_metric_, static_cast<int64_t>(counters_.size()));
-  Bump(merges_applied_metric_);
+  if (inserted)
+    MetricSet(counters_metric_, static_cast<int64_t>(counters_.size()));
+  MetricAdd(merges_applied_metric_);
   if (changed != nullptr) *changed = true;
   return Status::OK();
 }
@@ -416,10 +410,10 @@ Status CounterStore::Flush(bool sync) {
   const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - start)
                           .count();
-  Bump(flushes_metric_);
-  Bump(flush_micros_metric_, static_cast<uint64_t>(micros));
-  Bump(flushed_counters_metric_, names.size());
-  Set(last_batch_metric_, static_cast<int64_t>(names.size()));
+  MetricAdd(flushes_metric_);
+  MetricAdd(flush_micros_metric_, static_cast<uint64_t>(micros));
+  MetricAdd(flushed_counters_metric_, names.size());
+  MetricSet(last_batch_metric_, static_cast<int64_t>(names.size()));
   return Status::OK();
 }
 

@@ -63,6 +63,16 @@ class Metrics {
   std::vector<std::function<void()>> collectors_;
 };
 
+// Adds `by` to `metric`; does nothing if `metric` is null (no Metrics).
+inline void MetricAdd(std::atomic<uint64_t>* metric, uint64_t by = 1) {
+  if (metric != nullptr) metric->fetch_add(by, std::memory_order_relaxed);
+}
+
+// Sets `metric` to `value`; does nothing if `metric` is null.
+inline void MetricSet(std::atomic<int64_t>* metric, int64_t value) {
+  if (metric != nullptr) metric->store(value, std::memory_order_relaxed);
+}
+
 // Escapes `value` for use inside a label's double quotes.
 std::string EscapeLabelValue(const std::string& value);
 
