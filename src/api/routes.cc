@@ -142,6 +142,12 @@ void ReplyStatus(const Status& status, ApiReply* reply) {
     case Status::Code::kBusy:
       ReplyError(503, "Unavailable", status.message(), reply);
       return;
+    case Status::Code::kStorageUnavailable:
+      ReplyError(503, "StorageUnavailable", status.message(), reply);
+      return;
+    case Status::Code::kResourceExhausted:
+      ReplyError(507, "ResourceExhausted", status.message(), reply);
+      return;
     case Status::Code::kCorruption:
     case Status::Code::kIOError:
       ReplyError(500, "InternalError", status.ToString(), reply);

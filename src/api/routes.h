@@ -137,7 +137,8 @@ void ReplyError(int status, const std::string& type, const std::string& message,
                 ApiReply* reply);
 
 // Fills *reply with the error for a failed `status`: InvalidArgument 400,
-// NotFound 404, Unavailable and Busy 503, anything else 500.
+// NotFound 404, Unavailable and Busy 503, StorageUnavailable 503
+// (type "StorageUnavailable"), ResourceExhausted 507, anything else 500.
 void ReplyStatus(const Status& status, ApiReply* reply);
 
 }  // namespace dist_counter

@@ -25,6 +25,12 @@ std::string Status::ToString() const {
     case Code::kBusy:
       name = "Busy";
       break;
+    case Code::kStorageUnavailable:
+      name = "StorageUnavailable";
+      break;
+    case Code::kResourceExhausted:
+      name = "ResourceExhausted";
+      break;
   }
   return std::string(name) + ": " + message_;
 }

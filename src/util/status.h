@@ -23,6 +23,10 @@ class Status {
     kIOError,          // the disk or the OS failed
     kUnavailable,      // a peer or resource cannot be reached now
     kBusy,             // a resource is held by someone else (a DB lock)
+    kStorageUnavailable,  // the store cannot persist now (full disk, I/O
+                          // error, no descriptors, data dir gone): writes
+                          // are refused until it recovers, reads go on
+    kResourceExhausted,   // a configured quota is reached (e.g. counters)
   };
 
   // Creates an OK status.
@@ -45,6 +49,12 @@ class Status {
     return Status(Code::kUnavailable, msg);
   }
   static Status Busy(std::string_view msg) { return Status(Code::kBusy, msg); }
+  static Status StorageUnavailable(std::string_view msg) {
+    return Status(Code::kStorageUnavailable, msg);
+  }
+  static Status ResourceExhausted(std::string_view msg) {
+    return Status(Code::kResourceExhausted, msg);
+  }
 
   bool ok() const { return code_ == Code::kOk; }
   bool IsNotFound() const { return code_ == Code::kNotFound; }
@@ -53,6 +63,12 @@ class Status {
   bool IsIOError() const { return code_ == Code::kIOError; }
   bool IsUnavailable() const { return code_ == Code::kUnavailable; }
   bool IsBusy() const { return code_ == Code::kBusy; }
+  bool IsStorageUnavailable() const {
+    return code_ == Code::kStorageUnavailable;
+  }
+  bool IsResourceExhausted() const {
+    return code_ == Code::kResourceExhausted;
+  }
 
   Code code() const { return code_; }
   // The message alone, without the code's name.

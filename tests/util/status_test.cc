@@ -28,6 +28,10 @@ TEST(StatusTest, EachFactorySetsOnlyItsOwnPredicate) {
       {Status::IOError("m"), Status::Code::kIOError, "IOError"},
       {Status::Unavailable("m"), Status::Code::kUnavailable, "Unavailable"},
       {Status::Busy("m"), Status::Code::kBusy, "Busy"},
+      {Status::StorageUnavailable("m"), Status::Code::kStorageUnavailable,
+       "StorageUnavailable"},
+      {Status::ResourceExhausted("m"), Status::Code::kResourceExhausted,
+       "ResourceExhausted"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -40,6 +44,10 @@ TEST(StatusTest, EachFactorySetsOnlyItsOwnPredicate) {
     EXPECT_EQ(s.IsIOError(), c.code == Status::Code::kIOError);
     EXPECT_EQ(s.IsUnavailable(), c.code == Status::Code::kUnavailable);
     EXPECT_EQ(s.IsBusy(), c.code == Status::Code::kBusy);
+    EXPECT_EQ(s.IsStorageUnavailable(),
+              c.code == Status::Code::kStorageUnavailable);
+    EXPECT_EQ(s.IsResourceExhausted(),
+              c.code == Status::Code::kResourceExhausted);
     EXPECT_EQ(s.message(), "m");
     EXPECT_EQ(s.ToString(), std::string(c.name) + ": m");
   }
