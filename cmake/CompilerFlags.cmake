@@ -11,7 +11,9 @@ option(DIST_COUNTER_TSAN "Build with ThreadSanitizer" OFF)
 option(DIST_COUNTER_WERROR "Treat warnings as errors" OFF)
 
 add_library(dist_counter_flags INTERFACE)
-target_compile_options(dist_counter_flags INTERFACE -Wall -Wextra)
+# A dropped Status (the class is [[nodiscard]]) is an error, not a warning.
+target_compile_options(dist_counter_flags INTERFACE -Wall -Wextra
+                                                   -Werror=unused-result)
 if(DIST_COUNTER_WERROR)
   target_compile_options(dist_counter_flags INTERFACE -Werror)
 endif()
