@@ -560,6 +560,10 @@ TEST_F(HttpServerTest, StartRejectsBadOptions) {
   EXPECT_TRUE(
       HttpServer::Start(options, api_.get(), &server).IsInvalidArgument());
   options.threads = 1;
+  options.max_connections = 0;
+  EXPECT_TRUE(
+      HttpServer::Start(options, api_.get(), &server).IsInvalidArgument());
+  options.max_connections = 10;
   options.bind = "not an address";
   Status s = HttpServer::Start(options, api_.get(), &server);
   EXPECT_FALSE(s.ok());
