@@ -547,7 +547,8 @@ void Api::HandleInternalCounter(const std::string& name, ApiReply* reply) {
   PnCounter state;
   Status s = store_->Get(name, &state);
   if (!s.ok() && !s.IsNotFound()) return ReplyStatus(s, reply);
-  ReplyJson(200, EncodeCounterReply(NodeIdentity(*store_), name, state), reply);
+  ReplyJson(200, EncodeCounterReply(NodeIdentity(*store_), name, state, s.ok()),
+            reply);
 }
 
 }  // namespace dist_counter

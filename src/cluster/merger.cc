@@ -345,25 +345,32 @@ void Merger::RunPool() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     if (stopped_) return;
-    std::shared_ptr<Peer> next;
-    for (const auto& peer : peers_) {
-      if (peer->busy || peer->skipped()) continue;
-      if (!next || peer->due_ms < next->due_ms) next = peer;
+    // Chosen by index: a waiting thread must hold no peer, whose removal
+    // would then keep its metric series.
+    size_t chosen = peers_.size();
+    for (size_t i = 0; i < peers_.size(); ++i) {
+      const Peer& peer = *peers_[i];
+      if (peer.busy || peer.skipped()) continue;
+      if (chosen == peers_.size() || peer.due_ms < peers_[chosen]->due_ms) {
+        chosen = i;
+      }
     }
     const int64_t now = NowMs();
-    if (!next) {
+    if (chosen == peers_.size()) {
       cv_.wait(lock);
       continue;
     }
-    if (next->due_ms > now) {
-      cv_.wait_for(lock, std::chrono::milliseconds(next->due_ms - now));
+    const int64_t due = peers_[chosen]->due_ms;
+    if (due > now) {
+      cv_.wait_for(lock, std::chrono::milliseconds(due - now));
       continue;
     }
+    std::shared_ptr<Peer> next = peers_[chosen];
     next->busy = true;
     lock.unlock();
-    const int64_t due = PullRound(next.get());
+    const int64_t next_due = PullRound(next.get());
     lock.lock();
-    next->due_ms = due;
+    next->due_ms = next_due;
     next->busy = false;
     cv_.notify_all();
   }
@@ -638,7 +645,8 @@ Status Merger::RefreshCounter(const std::string& name,
     if (s.ok()) s = CheckIdentity(peer, results[i].node, &self);
     if (s.ok()) {
       if (!self) {
-        MergeState(peer, name, results[i].state);
+        // A counter the peer does not have creates nothing here.
+        if (results[i].found) MergeState(peer, name, results[i].state);
         peer->last_success_ms = NowMs();
       }
       continue;

@@ -180,10 +180,10 @@ Status PeerClient::FetchChanges(const ChangesCursor& cursor, size_t limit,
 }
 
 Status PeerClient::FetchCounter(const std::string& name, PeerIdentity* node,
-                                PnCounter* state) {
+                                PnCounter* state, bool* found) {
   Status s = Perform(CounterTarget(name));
   if (!s.ok()) return s;
-  s = DecodeCounterReply(body_, name, options_.limits, node, state);
+  s = DecodeCounterReply(body_, name, options_.limits, node, state, found);
   if (!s.ok()) return Status::Corruption(address_ + ": " + s.message());
   return Status::OK();
 }
@@ -267,7 +267,7 @@ void CounterFanout::FetchCounter(const std::vector<std::string>& addresses,
     r.status = it->second;
     if (!r.status.ok()) continue;
     Status s = DecodeCounterReply(client->body_, name, options_.limits, &r.node,
-                                  &r.state);
+                                  &r.state, &r.found);
     if (!s.ok())
       r.status = Status::Corruption(addresses[i] + ": " + s.message());
   }

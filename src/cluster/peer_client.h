@@ -80,10 +80,11 @@ class PeerClient {
                       ChangesPage* page);
 
   // Asks for counter `name`'s state. On success stores who answered in
-  // *node and the state in *state (empty if the peer has no such counter)
-  // and returns OK. Failures as for FetchChanges(); outputs unchanged.
+  // *node and the state in *state (empty if the peer has no such counter),
+  // and if `found` is not null whether the peer has it in *found, and
+  // returns OK. Failures as for FetchChanges(); outputs unchanged.
   Status FetchCounter(const std::string& name, PeerIdentity* node,
-                      PnCounter* state);
+                      PnCounter* state, bool* found = nullptr);
 
   // Bytes of reply bodies received by this client so far (valid or not).
   uint64_t bytes_received() const { return bytes_received_; }
@@ -129,6 +130,7 @@ class CounterFanout {
     Status status;      // as PeerClient::FetchCounter's
     PeerIdentity node;  // valid if status.ok()
     PnCounter state;    // valid if status.ok()
+    bool found = true;  // valid if status.ok(): the peer has the counter
   };
 
   // Asks every peer in `addresses` for counter `name` at once and returns

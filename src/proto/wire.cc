@@ -223,8 +223,8 @@ std::string EncodeChangesPage(const PeerIdentity& node, bool reset,
 }
 
 std::string EncodeCounterReply(const PeerIdentity& node,
-                               const std::string& name,
-                               const PnCounter& state) {
+                               const std::string& name, const PnCounter& state,
+                               bool found) {
   rapidjson::StringBuffer buffer;
   JsonWriter w(buffer);
   w.StartObject();
@@ -233,6 +233,10 @@ std::string EncodeCounterReply(const PeerIdentity& node,
   WriteString(&w, name);
   w.Key("state");
   WriteState(&w, state);
+  if (!found) {
+    w.Key("found");
+    w.Bool(false);
+  }
   w.EndObject();
   return Finish(buffer);
 }
@@ -285,7 +289,7 @@ Status DecodeChangesPage(std::string_view body, const ChangesCursor& cursor,
 
 Status DecodeCounterReply(std::string_view body, const std::string& name,
                           const WireLimits& limits, PeerIdentity* node,
-                          PnCounter* state) {
+                          PnCounter* state, bool* found) {
   rapidjson::Document doc;
   Status s = ParseDocument(body, &doc);
   if (!s.ok()) return s;
@@ -298,6 +302,10 @@ Status DecodeCounterReply(std::string_view body, const std::string& name,
   if (parsed_name != name) {
     return Status::Corruption("counter reply names another counter");
   }
+  bool parsed_found = true;
+  if (doc.HasMember("found") && !GetBool(doc, "found", &parsed_found)) {
+    return Status::Corruption("counter reply has a malformed \"found\"");
+  }
   PnCounter parsed_state;
   std::string reason;
   size_t actors = 0, bytes = 0;
@@ -308,8 +316,12 @@ Status DecodeCounterReply(std::string_view body, const std::string& name,
                               reason + ": " + std::to_string(actors) +
                               " actors, " + std::to_string(bytes) + " bytes)");
   }
+  if (!parsed_found && !parsed_state.empty()) {
+    return Status::Corruption("counter reply has a state but found=false");
+  }
   *node = std::move(parsed_node);
   *state = std::move(parsed_state);
+  if (found != nullptr) *found = parsed_found;
   return Status::OK();
 }
 

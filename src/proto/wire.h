@@ -12,7 +12,9 @@
 //     once the page holds `max_bytes` of states (but always sends at least
 //     one change when there is one), and never more than `limit`.
 //   GET /internal/counter/<percent-encoded name>
-//     -> {"node":<identity>,"name":<name>,"state":<state>}
+//     -> {"node":<identity>,"name":<name>,"state":<state>}, plus
+//        "found":false when the peer has no such counter (state {}): a
+//        refresh then creates nothing. Absent means true (older peers).
 //   <identity> is {"challenge_id":..,"node_id":..,"actor":..}
 //   <state> is the disk format of a counter: {"<actor>":{"p":P,"n":N},...}
 //
@@ -103,9 +105,11 @@ size_t ServedPageBytes(uint64_t requested);
 std::string EncodeChangesPage(const PeerIdentity& node, bool reset,
                               uint64_t next, bool more,
                               const std::vector<CounterChange>& changes);
-// The body of a counter reply from `node`.
+// The body of a counter reply from `node`; `found` false says the counter
+// does not exist (`state` is then empty).
 std::string EncodeCounterReply(const PeerIdentity& node,
-                               const std::string& name, const PnCounter& state);
+                               const std::string& name, const PnCounter& state,
+                               bool found = true);
 
 // Decodes the reply to a request of at most `limit` changes after `cursor`.
 // On success replaces *page and returns OK; counters beyond `limits` are in
@@ -117,12 +121,13 @@ Status DecodeChangesPage(std::string_view body, const ChangesCursor& cursor,
                          ChangesPage* page);
 
 // Decodes the reply to a request for counter `name`. On success stores who
-// answered in *node and the state in *state and returns OK. Returns
+// answered in *node, the state in *state and (if `found` is not null)
+// whether the peer has the counter in *found, and returns OK. Returns
 // Corruption, outputs unchanged, for a malformed reply, another name, or a
 // state beyond `limits`.
 Status DecodeCounterReply(std::string_view body, const std::string& name,
                           const WireLimits& limits, PeerIdentity* node,
-                          PnCounter* state);
+                          PnCounter* state, bool* found = nullptr);
 
 }  // namespace dist_counter
 

@@ -6,11 +6,11 @@
 
 #include "cluster/merger.h"
 
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <dirent.h>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -414,9 +414,10 @@ TEST(MergerTest, RefreshCounterMergesWhatAnswersAndNamesWhatDoesNot) {
   EXPECT_TRUE(b.merger()->RefreshCounter("c", &unreachable).ok());
   EXPECT_TRUE(unreachable.empty());
   EXPECT_EQ(b.Value("c"), "10");
-  // A counter nobody has stays unknown.
+  // A counter nobody has stays unknown: the refresh creates nothing.
   EXPECT_TRUE(b.merger()->RefreshCounter("nowhere", &unreachable).ok());
   EXPECT_EQ(b.Value("nowhere"), "0");
+  EXPECT_FALSE(b.Has("nowhere"));
   EXPECT_EQ(b.Metric("dist_counter_consistent_refreshes_total{result=\"ok\"}"),
             2);
 }
@@ -505,10 +506,10 @@ constexpr char kFakeNode[] =
 // A changes reply of fake node 9, instance 77.
 std::string FakePage(bool reset, uint64_t next, bool more,
                      const std::string& counters) {
-  return std::string(R"({"node":)") + kFakeNode +
-         R"(,"instance":77,"reset":)" + (reset ? "true" : "false") +
-         R"(,"next":)" + std::to_string(next) + R"(,"more":)" +
-         (more ? "true" : "false") + R"(,"counters":)" + counters + "}";
+  return std::string(R"({"node":)") + kFakeNode + R"(,"instance":77,"reset":)" +
+         (reset ? "true" : "false") + R"(,"next":)" + std::to_string(next) +
+         R"(,"more":)" + (more ? "true" : "false") + R"(,"counters":)" +
+         counters + "}";
 }
 
 // The number of threads of this process.
@@ -572,9 +573,9 @@ TEST(MergerTest, OversizedCountersAreRefusedAndTheRestOfTheirPageMerged) {
 TEST(MergerTest, AMergeThatWouldGrowACounterPastTheBoundIsRefused) {
   LocalNode b("2");
   ASSERT_TRUE(b.store()->Merge("c", StateWith(8, "old-"), nullptr).ok());
-  auto peer = PeerWithChanges(kFakeNode,
-                              "[" + ChangeJson("c", StateWith(5, "new-")) +
-                                  "," + ChangeJson("d", StateWith(5)) + "]");
+  auto peer =
+      PeerWithChanges(kFakeNode, "[" + ChangeJson("c", StateWith(5, "new-")) +
+                                     "," + ChangeJson("d", StateWith(5)) + "]");
   MergerOptions options = LocalNode::Fast();
   options.max_actors_per_counter = 10;
   b.StartMerger({peer->Address()}, options);
@@ -596,10 +597,10 @@ TEST(MergerTest, ServedPagesAreSizedByBytesAndSkipAStateLargerThanAPage) {
   for (int i = 0; i < 300; ++i) batch.emplace_back("c" + std::to_string(i), 1);
   ASSERT_TRUE(a.store()->IncrementBatch(batch).ok());
   for (int i = 0; i < 300; i += 3) {
-    ASSERT_TRUE(a.store()
-                    ->Merge("c" + std::to_string(i), StateWith(20, "pad-"),
-                            nullptr)
-                    .ok());
+    ASSERT_TRUE(
+        a.store()
+            ->Merge("c" + std::to_string(i), StateWith(20, "pad-"), nullptr)
+            .ok());
   }
 
   PeerClientOptions client_options;
@@ -666,10 +667,9 @@ TEST(MergerTest, APeerThatAlwaysHasMoreGetsABoundedShareOfEachRound) {
   std::atomic<uint64_t> served{0};
   FakePeer peer([&](const std::string&) {
     const uint64_t n = ++served;
-    return JsonReply(FakePage(n == 1, n, true,
-                              "[" + ChangeJson("x" + std::to_string(n),
-                                               StateWith(1)) +
-                                  "]"));
+    return JsonReply(FakePage(
+        n == 1, n, true,
+        "[" + ChangeJson("x" + std::to_string(n), StateWith(1)) + "]"));
   });
   ASSERT_TRUE(peer.Start());
   MergerOptions options = LocalNode::Fast();

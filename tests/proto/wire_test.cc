@@ -78,6 +78,37 @@ TEST(WireTest, CounterReplyRoundTrips) {
                   .IsCorruption());
 }
 
+TEST(WireTest, ACounterReplySaysWhetherThePeerHasTheCounter) {
+  PeerIdentity node;
+  PnCounter state;
+  bool found = true;
+  const std::string missing =
+      EncodeCounterReply(Node(), "n", PnCounter(), /*found=*/false);
+  EXPECT_NE(missing.find(R"("found":false)"), std::string::npos) << missing;
+  ASSERT_TRUE(
+      DecodeCounterReply(missing, "n", WireLimits(), &node, &state, &found)
+          .ok());
+  EXPECT_FALSE(found);
+  // Older peers do not say: the counter counts as found.
+  const std::string plain = EncodeCounterReply(Node(), "n", PnCounter());
+  EXPECT_EQ(plain.find("found"), std::string::npos);
+  ASSERT_TRUE(
+      DecodeCounterReply(plain, "n", WireLimits(), &node, &state, &found).ok());
+  EXPECT_TRUE(found);
+  // found=false with a state, or not a bool, is malformed.
+  const std::string head =
+      R"({"node":{"challenge_id":"7","node_id":"0000abcd","actor":"x"},)"
+      R"("name":"n",)";
+  for (const std::string& bad :
+       {head + R"("state":{"a":{"p":1,"n":0}},"found":false})",
+        head + R"("state":{},"found":0})"}) {
+    EXPECT_TRUE(
+        DecodeCounterReply(bad, "n", WireLimits(), &node, &state, &found)
+            .IsCorruption())
+        << bad;
+  }
+}
+
 TEST(WireTest, StatesAreRefusedExactlyAsOnDisk) {
   const std::vector<std::string> states = {
       R"({})",
