@@ -52,8 +52,9 @@
 //   dist_counter_consistent_refreshes_total{result}   RefreshCounter calls
 //
 // Thread-safe: every method may be called from any thread. No lock is held
-// while waiting on a peer. Lock order: mu_, then Shared::mu, then a peer's
-// log_mu, then fanouts_mu_ (never two of one kind).
+// while waiting on a peer. Lock order: mu_, then Shared::mu or a peer's
+// log_mu, then the Metrics lock (a peer's series are released when the
+// peer is destroyed, possibly under mu_); fanouts_mu_ is taken alone.
 
 #ifndef DIST_COUNTER_CLUSTER_MERGER_H_
 #define DIST_COUNTER_CLUSTER_MERGER_H_
