@@ -300,6 +300,19 @@ TEST(PeerClientTest, RejectsRepliesLargerThanTheCap) {
   EXPECT_EQ(page.counters.size(), 5000u);
 }
 
+TEST(PeerClientTest, RefusesAnAnnouncedOversizedReplyBeforeItsBody) {
+  // The default cap is about two pages, far below the 64 MB it once was.
+  EXPECT_LE(PeerClientOptions().max_reply_bytes, 4u << 20);
+  PeerClientOptions options = FastOptions();
+  options.timeout_ms = 5000;  // only the announced size ends this early
+  FakeReply reply;
+  reply.raw = "HTTP/1.1 200 OK\r\nContent-Length: 104857600\r\n\r\n";
+  reply.hang = true;  // the body never comes
+  ChangesPage page;
+  Status s = FetchChangesFrom(reply, &page, ChangesCursor(), 100, options);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+}
+
 TEST(PeerClientTest, GivesUpOnAPeerThatNeverAnswers) {
   FakeReply silent;
   silent.hang = true;
