@@ -405,6 +405,9 @@ int64_t Merger::PullRound(Peer* peer) {
     return start + options_.merge_interval_ms;
   }
   RecordFailure(peer, s);
+  // Its connection is of no use now; a peer that is down then holds no
+  // descriptors (curl keeps a socket pair per handle) while it backs off.
+  peer->client.reset();
   const int failures = std::min(peer->failures.load(), 20);
   const int64_t backoff = std::min<int64_t>(
       static_cast<int64_t>(options_.merge_interval_ms) << (failures - 1),

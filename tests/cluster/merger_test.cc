@@ -512,10 +512,10 @@ std::string FakePage(bool reset, uint64_t next, bool more,
          counters + "}";
 }
 
-// The number of threads of this process.
-int ThreadCount() {
+// The number of entries of directory `path` (but . and ..), or -1.
+int EntryCount(const char* path) {
   int count = 0;
-  DIR* dir = opendir("/proc/self/task");
+  DIR* dir = opendir(path);
   if (dir == nullptr) return -1;
   while (dirent* entry = readdir(dir)) {
     if (entry->d_name[0] != '.') ++count;
@@ -523,6 +523,11 @@ int ThreadCount() {
   closedir(dir);
   return count;
 }
+
+// The number of threads of this process.
+int ThreadCount() { return EntryCount("/proc/self/task"); }
+// The number of open descriptors of this process (one is the listing's).
+int DescriptorCount() { return EntryCount("/proc/self/fd"); }
 
 TEST(MergerTest, OversizedCountersAreRefusedAndTheRestOfTheirPageMerged) {
   LocalNode b("2");
@@ -721,9 +726,10 @@ TEST(MergerTest, TakesItsOwnActorsOnlyForEarlierIncarnations) {
   ASSERT_TRUE(b.store()->Increment("c", 1).ok());
 }
 
-TEST(MergerTest, ThreadsDoNotGrowWithThePeerCount) {
+TEST(MergerTest, ThreadsAndDescriptorsDoNotGrowWithThePeerCount) {
   LocalNode b("2");
   const int before = ThreadCount();
+  const int descriptors_before = DescriptorCount();
   ASSERT_GT(before, 0);
   const std::string port = std::to_string(test::FreePort());
   std::vector<std::string> peers;
@@ -741,6 +747,8 @@ TEST(MergerTest, ThreadsDoNotGrowWithThePeerCount) {
     return tried == 200;
   }));
   EXPECT_LE(ThreadCount(), before + 4 + 2);
+  // Peers that are down hold no connection or curl handle meanwhile.
+  EXPECT_LE(DescriptorCount(), descriptors_before + 4 * 3 + 8);
 }
 
 TEST(MergerTest, RemovedPeersLeaveNoMetricSeries) {
