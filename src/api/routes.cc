@@ -10,6 +10,7 @@
 
 #include "api/cluster_view.h"
 #include "crdt/pn_counter.h"
+#include "proto/wire.h"
 #include "store/codec.h"
 #include "store/counter_store.h"
 #include "util/decimal.h"
@@ -105,16 +106,14 @@ std::string QueryString(const ApiRequest& request, const std::string& key) {
   return it == request.query.end() ? std::string() : it->second;
 }
 
-void WriteNode(const CounterStore& store, JsonWriter* w) {
-  w->Key("node");
-  w->StartObject();
-  w->Key("challenge_id");
-  WriteString(w, store.challenge_id());
-  w->Key("node_id");
-  WriteString(w, store.node_id());
-  w->Key("actor");
-  WriteString(w, store.actor_id());
-  w->EndObject();
+// Who this node is, as the peer protocol's replies say.
+PeerIdentity NodeIdentity(const CounterStore& store) {
+  PeerIdentity node;
+  node.challenge_id = store.challenge_id();
+  node.node_id = store.node_id();
+  node.actor = store.actor_id();
+  node.instance = store.instance_id();
+  return node;
 }
 
 }  // namespace
@@ -539,10 +538,11 @@ void Api::HandleBatch(const std::string& body, ApiReply* reply) {
 }
 
 void Api::HandleChanges(const ApiRequest& request, ApiReply* reply) {
-  uint64_t instance = 0, since = 0, limit = 0;
+  uint64_t instance = 0, since = 0, limit = 0, max_bytes = 0;
   Status s = QueryUint(request, "instance", 0, &instance);
   if (s.ok()) s = QueryUint(request, "since", 0, &since);
   if (s.ok()) s = QueryUint(request, "limit", 1000, &limit);
+  if (s.ok()) s = QueryUint(request, "max_bytes", 0, &max_bytes);
   if (!s.ok()) return ReplyStatus(s, reply);
   if (limit == 0 || limit > options_.max_changes_limit) {
     limit = options_.max_changes_limit;
@@ -552,52 +552,23 @@ void Api::HandleChanges(const ApiRequest& request, ApiReply* reply) {
   const bool reset = instance != store_->instance_id();
   if (reset) since = 0;
 
+  // One page at most is held: the store stops at the byte budget.
   std::vector<CounterChange> changes;
   uint64_t next = 0;
-  store_->ChangesSince(since, limit, &changes, &next);
+  store_->ChangesSince(since, limit, ServedPageBytes(max_bytes), &changes,
+                       &next);
   const bool more = next < store_->LatestCursor();
-
-  rapidjson::StringBuffer buffer;
-  JsonWriter w(buffer);
-  w.StartObject();
-  WriteNode(*store_, &w);
-  w.Key("instance");
-  w.Uint64(store_->instance_id());
-  w.Key("reset");
-  w.Bool(reset);
-  w.Key("next");
-  w.Uint64(next);
-  w.Key("more");
-  w.Bool(more);
-  w.Key("counters");
-  w.StartArray();
-  for (const CounterChange& change : changes) {
-    w.StartObject();
-    w.Key("name");
-    WriteString(&w, change.name);
-    w.Key("state");
-    WriteRaw(&w, EncodeCounter(change.state));
-    w.EndObject();
-  }
-  w.EndArray();
-  w.EndObject();
-  ReplyJson(200, Finish(buffer), reply);
+  ReplyJson(
+      200, EncodeChangesPage(NodeIdentity(*store_), reset, next, more, changes),
+      reply);
 }
 
 void Api::HandleInternalCounter(const std::string& name, ApiReply* reply) {
   PnCounter state;
   Status s = store_->Get(name, &state);
   if (!s.ok() && !s.IsNotFound()) return ReplyStatus(s, reply);
-  rapidjson::StringBuffer buffer;
-  JsonWriter w(buffer);
-  w.StartObject();
-  WriteNode(*store_, &w);
-  w.Key("name");
-  WriteString(&w, name);
-  w.Key("state");
-  WriteRaw(&w, EncodeCounter(state));
-  w.EndObject();
-  ReplyJson(200, Finish(buffer), reply);
+  ReplyJson(200, EncodeCounterReply(NodeIdentity(*store_), name, state, s.ok()),
+            reply);
 }
 
 }  // namespace dist_counter

@@ -53,6 +53,23 @@ DEFINE_int32(merge_interval_ms, 1000,
              "How often the merger pulls every peer's changes.");
 DEFINE_int32(peer_timeout_ms, 500,
              "Timeout of one request to a peer (pulls and consistent_value).");
+DEFINE_int32(pull_threads, 8,
+             "Threads pulling peers; at most this many peers are pulled at "
+             "once, however many are configured.");
+DEFINE_uint64(max_actors_per_counter, 1024,
+              "A counter state from a peer with more actors (or whose merge "
+              "would give our copy more) is refused and reported.");
+DEFINE_uint64(max_counter_bytes, 256 * 1024,
+              "A counter state from a peer larger than this, encoded (or "
+              "whose merge would make our copy larger), is refused and "
+              "reported.");
+DEFINE_uint64(max_page_bytes, 1024 * 1024,
+              "Size of one page of changes asked from a peer; replies over "
+              "twice this plus 64 KiB are refused. Pages this node serves "
+              "are capped at 16 MiB.");
+DEFINE_uint64(max_round_bytes, 16 * 1024 * 1024,
+              "Bytes pulled from one peer per merge interval at most; the "
+              "rest waits for the next interval.");
 
 DECLARE_bool(help);
 DECLARE_bool(helpshort);
@@ -62,6 +79,12 @@ namespace {
 bool ValidatePositive(const char* flagname, int32_t value) {
   if (value > 0) return true;
   std::cerr << "--" << flagname << " must be positive, got " << value << "\n";
+  return false;
+}
+
+bool ValidatePositiveSize(const char* flagname, uint64_t value) {
+  if (value > 0) return true;
+  std::cerr << "--" << flagname << " must be positive\n";
   return false;
 }
 
@@ -79,6 +102,16 @@ const bool kMergeValid =
     gflags::RegisterFlagValidator(&FLAGS_merge_interval_ms, &ValidatePositive);
 const bool kTimeoutValid =
     gflags::RegisterFlagValidator(&FLAGS_peer_timeout_ms, &ValidatePositive);
+const bool kPullThreadsValid =
+    gflags::RegisterFlagValidator(&FLAGS_pull_threads, &ValidatePositive);
+const bool kActorsPerCounterValid = gflags::RegisterFlagValidator(
+    &FLAGS_max_actors_per_counter, &ValidatePositiveSize);
+const bool kCounterBytesValid = gflags::RegisterFlagValidator(
+    &FLAGS_max_counter_bytes, &ValidatePositiveSize);
+const bool kPageBytesValid =
+    gflags::RegisterFlagValidator(&FLAGS_max_page_bytes, &ValidatePositiveSize);
+const bool kRoundBytesValid = gflags::RegisterFlagValidator(
+    &FLAGS_max_round_bytes, &ValidatePositiveSize);
 const bool kPortValid =
     gflags::RegisterFlagValidator(&FLAGS_port, &ValidatePort);
 
@@ -105,6 +138,11 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
   options->api.max_body_bytes = FLAGS_max_body_bytes;
   options->merge_interval_ms = FLAGS_merge_interval_ms;
   options->peer_timeout_ms = FLAGS_peer_timeout_ms;
+  options->pull_threads = FLAGS_pull_threads;
+  options->max_actors_per_counter = FLAGS_max_actors_per_counter;
+  options->max_counter_bytes = FLAGS_max_counter_bytes;
+  options->max_page_bytes = FLAGS_max_page_bytes;
+  options->max_round_bytes = FLAGS_max_round_bytes;
 
   for (char c : options->store.challenge_id) {
     if (static_cast<unsigned char>(c) < 0x21 || c == 0x7f) {

@@ -44,6 +44,11 @@ Status Node::Start(const NodeOptions& options, std::unique_ptr<Node>* node) {
   MergerOptions merger_options;
   merger_options.merge_interval_ms = options.merge_interval_ms;
   merger_options.peer_timeout_ms = options.peer_timeout_ms;
+  merger_options.pull_threads = options.pull_threads;
+  merger_options.max_actors_per_counter = options.max_actors_per_counter;
+  merger_options.max_counter_bytes = options.max_counter_bytes;
+  merger_options.page_bytes = options.max_page_bytes;
+  merger_options.max_round_bytes = options.max_round_bytes;
   merger_options.bind = options.http.bind;
   merger_options.port = options.http.port;
   merger_options.metrics = started->metrics_.get();

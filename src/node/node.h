@@ -37,6 +37,12 @@ struct NodeOptions {
   std::vector<std::string> peers;
   int merge_interval_ms = 1000;  // how often the merger pulls every peer
   int peer_timeout_ms = 500;     // bound on one peer request
+  // Bounds on pulls and on what peers send (see cluster/merger.h).
+  int pull_threads = 8;                  // peers pulled at once
+  size_t max_actors_per_counter = 1024;  // per counter from a peer
+  size_t max_counter_bytes = 256 << 10;  // per encoded counter state
+  size_t max_page_bytes = 1 << 20;       // per changes page
+  size_t max_round_bytes = 16 << 20;     // per peer per merge interval
 };
 
 class Node {

@@ -710,8 +710,8 @@ TEST_F(RoutesTest, InternalCounterReturnsTheStateAndTheNode) {
                         store_->actor_id() + "\":{\"p\":4,\"n\":1}}}");
   r = Call("GET", "/internal/counter/unknown");
   EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(r.body,
-            "{\"node\":" + node + ",\"name\":\"unknown\",\"state\":{}}");
+  EXPECT_EQ(r.body, "{\"node\":" + node +
+                        ",\"name\":\"unknown\",\"state\":{},\"found\":false}");
   EXPECT_EQ(Call("GET", "/internal/counter/a%2Fb").status, 400);
 }
 
