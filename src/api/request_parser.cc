@@ -69,6 +69,12 @@ Status ParseConfigBody(std::string_view body, size_t max_peers,
   if (actors == doc.MemberEnd() || !actors->value.IsArray()) {
     return Status::InvalidArgument("\"actors\" must be a list of strings");
   }
+  // Parsers differ on which of two "actors" wins: refuse the ambiguity.
+  for (auto it = actors + 1; it != doc.MemberEnd(); ++it) {
+    if (it->name == "actors") {
+      return Status::InvalidArgument("\"actors\" is given twice");
+    }
+  }
   std::vector<std::string> parsed;
   parsed.reserve(actors->value.Size());
   for (const auto& item : actors->value.GetArray()) {

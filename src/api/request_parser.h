@@ -44,8 +44,8 @@ Status ParseBatchBody(std::string_view body, CounterDeltas* deltas);
 // Parses a POST /config body, {"actors":["host:port",...]} (other members
 // are ignored), into *peers (replacing it). Returns InvalidArgument,
 // leaving *peers unchanged, for bad JSON, nesting deeper than
-// kMaxJsonDepth, a non-object, "actors" missing or not a list of strings,
-// or a list CheckPeerList refuses (bad address, a peer twice, more than
+// kMaxJsonDepth, a non-object, "actors" missing, given twice or not a
+// list of strings, or a list CheckPeerList refuses (bad address, a peer twice, more than
 // `max_peers`).
 Status ParseConfigBody(std::string_view body, size_t max_peers,
                        std::vector<std::string>* peers);

@@ -3,8 +3,42 @@
 #include <rapidjson/error/en.h>
 
 #include <string>
+#include <vector>
+
+#include "util/utf8.h"
 
 namespace dist_counter {
+
+namespace {
+
+bool IsUtf8String(const rapidjson::Value& value) {
+  return IsValidUtf8(
+      std::string_view(value.GetString(), value.GetStringLength()));
+}
+
+// Returns true if every string in `root` (names and values) is well-formed
+// UTF-8. kParseValidateEncodingFlag checks the raw bytes only: RapidJSON
+// 1.1 turns a lone low-surrogate escape ("\udc00") into bytes that are not
+// UTF-8. Walks without recursion (`root` is at most max_depth deep anyway).
+bool AllStringsAreUtf8(const rapidjson::Value& root) {
+  std::vector<const rapidjson::Value*> pending = {&root};
+  while (!pending.empty()) {
+    const rapidjson::Value* value = pending.back();
+    pending.pop_back();
+    if (value->IsString() && !IsUtf8String(*value)) return false;
+    if (value->IsArray()) {
+      for (const auto& item : value->GetArray()) pending.push_back(&item);
+    } else if (value->IsObject()) {
+      for (const auto& member : value->GetObject()) {
+        if (!IsUtf8String(member.name)) return false;
+        pending.push_back(&member.value);
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
 
 Status CheckJsonDepth(std::string_view text, int max_depth) {
   int depth = 0;
@@ -44,6 +78,11 @@ Status CheckJsonDepth(std::string_view text, int max_depth) {
 
 Status ParseJson(std::string_view text, int max_depth,
                  rapidjson::Document* doc) {
+  // RapidJSON takes a NUL byte for the end of the text and would ignore
+  // what follows; JSON never holds one raw (inside strings it is escaped).
+  if (text.find('\0') != std::string_view::npos) {
+    return Status::InvalidArgument("JSON text holds a NUL byte");
+  }
   Status s = CheckJsonDepth(text, max_depth);
   if (!s.ok()) return s;
   constexpr unsigned kFlags =
@@ -54,6 +93,9 @@ Status ParseJson(std::string_view text, int max_depth,
         std::string("bad JSON at offset ") +
         std::to_string(doc->GetErrorOffset()) + ": " +
         rapidjson::GetParseError_En(doc->GetParseError()));
+  }
+  if (!AllStringsAreUtf8(*doc)) {
+    return Status::InvalidArgument("JSON string escapes a lone surrogate");
   }
   return Status::OK();
 }

@@ -25,9 +25,10 @@ inline constexpr int kMaxJsonDepth = 8;
 Status CheckJsonDepth(std::string_view text, int max_depth);
 
 // Parses `text`, one JSON value with nothing but whitespace after it, into
-// *doc (replacing it). Strings must be well-formed UTF-8. Returns
-// InvalidArgument, leaving *doc unspecified, for bad JSON or nesting deeper
-// than `max_depth`.
+// *doc (replacing it). Strings must be well-formed UTF-8, raw or escaped
+// (a lone surrogate "\udc00" is refused), so every string in *doc is. Returns
+// InvalidArgument, leaving *doc unspecified, for bad JSON (a raw NUL byte
+// included) or nesting deeper than `max_depth`.
 Status ParseJson(std::string_view text, int max_depth,
                  rapidjson::Document* doc);
 

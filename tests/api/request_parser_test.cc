@@ -77,6 +77,7 @@ TEST(RequestParserTest, ConfigBodiesRefuseTooManyAndDuplicatePeers) {
   for (const std::string& bad : std::vector<std::string>{
            "{\"actors\":[\"a:1\",\"a:1\"]}", "{\"actors\":[\"a\",\"a:7777\"]}",
            "{\"actors\":[1]}", "{\"actors\":\"a:1\"}", "{}", "[]",
+           "{\"actors\":[\"a:1\"],\"actors\":[\"b:1\"]}",
            "{\"actors\":[\"a:1\"],\"x\":[[[[[[[[1]]]]]]]]}",
            std::string(200000, '[')}) {
     EXPECT_TRUE(ParseConfigBody(bad, 64, &peers).IsInvalidArgument())

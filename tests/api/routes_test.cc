@@ -1268,5 +1268,17 @@ TEST_F(RoutesTest, PostConfigIsLoggedWithTheCallerAndBothLists) {
   EXPECT_NE(lines[1].find("no peers"), std::string::npos) << lines[1];
 }
 
+TEST_F(RoutesTest, BodiesWithANulByteAreRefusedNotCutShort) {
+  ApiReply r =
+      Call("POST", "/counters", std::string("{\"a\":1}\0{\"b\":2}", 15));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, kValidation);
+  EXPECT_EQ(store_->size(), 0u);
+  ExpectError(
+      Call("POST", "/config", std::string("{\"actors\":[\"a:1\"]}\0x", 20)),
+      400, "InvalidArgument");
+  EXPECT_TRUE(Peers().empty());
+}
+
 }  // namespace
 }  // namespace dist_counter
