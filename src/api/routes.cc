@@ -54,6 +54,11 @@ void ReplyValidation(ApiReply* reply) {
   ReplyError(400, kValidationType, kValidationMessage, reply);
 }
 
+// The reply to work refused because the node is stopping.
+void ReplyShuttingDown(ApiReply* reply) {
+  ReplyError(503, "Unavailable", "shutting down", reply);
+}
+
 void ReplyMethodNotAllowed(ApiReply* reply) {
   ReplyError(405, "MethodNotAllowed", "Method Not Allowed", reply);
 }
@@ -183,7 +188,12 @@ Api::Api(const ApiOptions& options, CounterStore* store, ClusterView* cluster,
   }
 }
 
-Api::~Api() = default;
+Api::~Api() { Stop(); }
+
+void Api::Stop() {
+  stopping_ = true;
+  if (consistent_pool_) consistent_pool_->Stop();
+}
 
 void Api::Handle(const ApiRequest& request, ApiReply* reply) {
   Serve(request, /*later=*/nullptr, reply);
@@ -382,24 +392,34 @@ void Api::HandleIncrement(const std::string& name, const std::string& body,
 
 void Api::HandleConsistent(const std::string& name, ReplyCallback* later,
                            ApiReply* reply) {
+  if (stopping_) return ReplyShuttingDown(reply);
   if (later == nullptr || !consistent_pool_) {
     return HandleValue(name, /*consistent=*/true, reply);
   }
   // The read waits on peers: run it on the Api's own threads. `done` is
-  // shared so it can be taken back if the backlog is full.
+  // shared so it can be taken back if the backlog is full, and answered
+  // with a 503 if Stop() finds the read still queued.
   auto done = std::make_shared<ReplyCallback>(std::move(*later));
   *later = nullptr;
-  const bool queued =
-      consistent_pool_->TrySubmit([this, name, route = reply->route, done] {
-        ApiReply async_reply;
-        async_reply.route = route;
-        Guard("consistent read of " + name, &async_reply,
-              [&] { HandleValue(name, /*consistent=*/true, &async_reply); });
-        CountReply(async_reply);
-        (*done)(async_reply);
-      });
-  if (queued) return;
+  const std::string route = reply->route;
+  auto run = [this, name, route, done] {
+    ApiReply async_reply;
+    async_reply.route = route;
+    Guard("consistent read of " + name, &async_reply,
+          [&] { HandleValue(name, /*consistent=*/true, &async_reply); });
+    CountReply(async_reply);
+    (*done)(async_reply);
+  };
+  auto cancel = [this, route, done] {
+    ApiReply async_reply;
+    async_reply.route = route;
+    ReplyShuttingDown(&async_reply);
+    CountReply(async_reply);
+    (*done)(async_reply);
+  };
+  if (consistent_pool_->TrySubmit(std::move(run), std::move(cancel))) return;
   *later = std::move(*done);
+  if (stopping_) return ReplyShuttingDown(reply);
   ReplyError(503, "Unavailable", "too many consistent reads in flight", reply);
 }
 

@@ -4,11 +4,14 @@
 
 #include <gflags/gflags.h>
 #include <glog/logging.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <limits>
+#include <string>
 #include <thread>
 
 #include "cluster/peer_client.h"
@@ -32,6 +35,13 @@ DEFINE_bool(durable, false,
             "Acknowledge an increment only once it is synced to RocksDB's "
             "write-ahead log (concurrent increments share one sync).");
 DEFINE_int32(threads, 2, "HTTP worker threads.");
+DEFINE_uint64(max_connections, 0,
+              "Most client connections open at once; one more is closed at "
+              "once after a 503. 0 picks min(10000, descriptor limit - "
+              "reserve), the reserve (256, or half of a limit below 512) "
+              "being left for RocksDB and peer pulls. At start the soft "
+              "descriptor limit (ulimit -n) is raised to the hard one; a "
+              "value above limit - reserve is refused.");
 DEFINE_uint64(max_body_bytes, 64 * 1024,
               "Largest request body accepted; larger ones get 413.");
 DEFINE_string(actors, "",
@@ -122,6 +132,54 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
   return true;
 }
 
+// Raises the soft RLIMIT_NOFILE to the hard limit (logged once) and returns
+// the soft limit in force.
+rlim_t RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    PLOG(WARNING) << "reading the descriptor limit";
+    return 1024;
+  }
+  const rlim_t before = limit.rlim_cur;
+  // An "unlimited" hard limit still stops at the kernel's nr_open.
+  constexpr rlim_t kUnlimitedTarget = 1 << 20;
+  const rlim_t target = limit.rlim_max == RLIM_INFINITY
+                            ? std::max(before, kUnlimitedTarget)
+                            : limit.rlim_max;
+  if (before < target) {
+    limit.rlim_cur = target;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      PLOG(WARNING) << "raising the descriptor limit to " << target;
+      limit.rlim_cur = before;
+    }
+  }
+  LOG(INFO) << "descriptor limit (RLIMIT_NOFILE): " << limit.rlim_cur
+            << (limit.rlim_cur != before
+                    ? " (raised from " + std::to_string(before) + ")"
+                    : std::string(" (the hard limit)"));
+  return limit.rlim_cur;
+}
+
+// Sets options->http.max_connections from --max_connections and the
+// descriptor limit `descriptors`. Returns false (after printing why) if the
+// flag leaves too few descriptors for RocksDB and peers.
+bool SetMaxConnections(rlim_t descriptors, dist_counter::NodeOptions* options) {
+  const uint64_t limit = descriptors;
+  const uint64_t reserve = std::min<uint64_t>(256, limit / 2);
+  const uint64_t most = limit - reserve;
+  uint64_t max = FLAGS_max_connections;
+  if (max == 0) max = std::min<uint64_t>(10000, most);
+  if (max > most) {
+    std::cerr << "--max_connections=" << max << " leaves too few of the "
+              << limit << " descriptors (ulimit -n) for RocksDB and peers: "
+              << "use at most " << most << ", or raise the limit\n";
+    return false;
+  }
+  options->http.max_connections = static_cast<size_t>(max);
+  LOG(INFO) << "accepting at most " << max << " client connections";
+  return true;
+}
+
 // Blocks SIGTERM and SIGINT in this thread and every thread started after,
 // so that only WaitForSignal() sees them.
 void BlockStopSignals(sigset_t* set) {
@@ -162,6 +220,7 @@ int main(int argc, char** argv) {
 
   dist_counter::NodeOptions options;
   if (!ReadFlags(&options)) return 2;
+  if (!SetMaxConnections(RaiseDescriptorLimit(), &options)) return 2;
 
   // libcurl (peer pulls) initializes once, before any thread exists.
   if (!dist_counter::InitPeerClients()) {
