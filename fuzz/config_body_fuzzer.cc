@@ -40,8 +40,8 @@ void FuzzConfigBody(const uint8_t* data, size_t size) {
   std::set<std::string> seen;
   for (size_t i = 0; i < peers.size(); ++i) {
     FUZZ_CHECK(actors[i].IsString());
-    FUZZ_CHECK(peers[i] == std::string(actors[i].GetString(),
-                                       actors[i].GetStringLength()));
+    FUZZ_CHECK(peers[i] ==
+               std::string(actors[i].GetString(), actors[i].GetStringLength()));
     PeerAddress address;
     FUZZ_CHECK(ParsePeerAddress(peers[i], &address).ok());
     std::string key = address.ToString();

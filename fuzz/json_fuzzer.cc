@@ -21,8 +21,8 @@ namespace {
 constexpr int kNoBound = 1 << 30;
 
 bool IsValidString(const rapidjson::Value& value) {
-  return IsValidUtf8(std::string_view(value.GetString(),
-                                      value.GetStringLength()));
+  return IsValidUtf8(
+      std::string_view(value.GetString(), value.GetStringLength()));
 }
 
 // Returns the nesting depth of `root` and checks its strings, without
