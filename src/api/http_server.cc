@@ -100,6 +100,9 @@ void ToApiRequest(const Pistache::Http::Request& in, ApiRequest* out) {
     out->query[it->first] = std::move(value);
   }
   out->body = in.body();
+  // The IP only: Pistache 0.0.5 reports a peer's port in network byte
+  // order (port 40001 comes out as 16796), so it would mislead.
+  out->client = in.address().host();
 }
 
 // One open connection's share of the ConnectionLimit, kept in the peer's

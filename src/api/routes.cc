@@ -1,7 +1,6 @@
 #include "api/routes.h"
 
 #include <glog/logging.h>
-#include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -9,14 +8,14 @@
 #include <vector>
 
 #include "api/cluster_view.h"
+#include "api/request_parser.h"
 #include "crdt/pn_counter.h"
 #include "proto/wire.h"
 #include "store/codec.h"
 #include "store/counter_store.h"
 #include "util/decimal.h"
 #include "util/metrics.h"
-#include "util/peer_address.h"
-#include "util/url.h"
+#include "util/utf8.h"
 #include "util/work_queue.h"
 
 namespace dist_counter {
@@ -106,6 +105,20 @@ std::string QueryString(const ApiRequest& request, const std::string& key) {
   return it == request.query.end() ? std::string() : it->second;
 }
 
+// "[a, b, c]", naming at most the first 8 peers, for logs.
+std::string DescribePeers(const std::vector<std::string>& peers) {
+  constexpr size_t kShown = 8;
+  std::string text = "[";
+  for (size_t i = 0; i < peers.size() && i < kShown; ++i) {
+    if (i > 0) text += ", ";
+    text += peers[i];
+  }
+  if (peers.size() > kShown) {
+    text += ", ... " + std::to_string(peers.size() - kShown) + " more";
+  }
+  return text + "]";
+}
+
 // Who this node is, as the peer protocol's replies say.
 PeerIdentity NodeIdentity(const CounterStore& store) {
   PeerIdentity node;
@@ -124,7 +137,8 @@ void ReplyError(int status, const std::string& type, const std::string& message,
   JsonWriter w(buffer);
   w.StartObject();
   w.Key("message");
-  WriteString(&w, message);
+  // Messages may quote input (a path, a name); keep the reply valid JSON.
+  WriteString(&w, ToValidUtf8(message));
   w.Key("type");
   WriteString(&w, type);
   w.EndObject();
@@ -268,8 +282,7 @@ void Api::Dispatch(const ApiRequest& request, ReplyCallback* later,
       return;
     }
     reply->route = action.empty() ? "counter" : "counter_" + action;
-    if (!PercentDecode(seg[1], /*plus_is_space=*/false, &name).ok() ||
-        !ValidateCounterName(name).ok()) {
+    if (!ParseCounterName(seg[1], &name).ok()) {
       const bool known_method = action.empty() ? (get || post) : get;
       if (!known_method) return ReplyMethodNotAllowed(reply);
       return ReplyValidation(reply);
@@ -286,8 +299,7 @@ void Api::Dispatch(const ApiRequest& request, ReplyCallback* later,
     reply->route = "internal_counter";
     if (!get) return ReplyMethodNotAllowed(reply);
     std::string name;
-    if (!PercentDecode(seg[2], false, &name).ok() ||
-        !ValidateCounterName(name).ok()) {
+    if (!ParseCounterName(seg[2], &name).ok()) {
       return ReplyValidation(reply);
     }
     return HandleInternalCounter(name, reply);
@@ -321,39 +333,24 @@ void Api::HandleConfig(const ApiRequest& request, ApiReply* reply) {
   }
   if (request.method != "POST") return ReplyMethodNotAllowed(reply);
 
-  rapidjson::Document doc;
-  doc.Parse(request.body.data(), request.body.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
-    ReplyError(400, "InvalidArgument", "body must be a JSON object", reply);
-    return;
-  }
-  auto actors = doc.FindMember("actors");
-  if (actors == doc.MemberEnd() || !actors->value.IsArray()) {
-    ReplyError(400, "InvalidArgument", "\"actors\" must be a list of strings",
-               reply);
-    return;
-  }
   std::vector<std::string> peers;
-  for (const auto& item : actors->value.GetArray()) {
-    if (!item.IsString()) {
-      ReplyError(400, "InvalidArgument", "\"actors\" must be a list of strings",
-                 reply);
-      return;
-    }
-    std::string peer(item.GetString(), item.GetStringLength());
-    Status s = ValidatePeerAddress(peer);
-    if (!s.ok()) {
-      ReplyError(400, "InvalidArgument", s.message(), reply);
-      return;
-    }
-    peers.push_back(std::move(peer));
-  }
-  Status s = store_->SetPeers(peers);
+  Status s = ParseConfigBody(request.body, options_.max_peers, &peers);
+  if (!s.ok()) return ReplyStatus(s, reply);
+  const std::vector<std::string> old_peers = store_->Peers();
+  s = store_->SetPeers(peers);
   if (!s.ok()) {
     LOG(ERROR) << "saving the peer list: " << s.ToString();
     return ReplyStatus(s, reply);
   }
   if (cluster_ != nullptr) cluster_->PeersChanged(peers);
+  // Whoever can reach this port can repoint the node: leave a trace.
+  LOG(WARNING) << "POST /config from "
+               << (request.client.empty() ? "an unknown client"
+                                          : request.client)
+               << ": peers " << DescribePeers(old_peers) << " -> "
+               << DescribePeers(peers)
+               << (peers.empty() ? " (no peers: this node no longer syncs)"
+                                 : "");
   ReplyNoContent(reply);
 }
 
@@ -494,9 +491,9 @@ void Api::HandleList(const ApiRequest& request, ApiReply* reply) {
     return;
   }
   std::vector<std::string> names;
+  ListValidNames(QueryString(request, "prefix"),
+                 QueryString(request, "start_after"), limit + 1, &names);
   // One extra name tells whether another page follows.
-  store_->List(QueryString(request, "prefix"),
-               QueryString(request, "start_after"), limit + 1, &names);
   const bool more = names.size() > limit;
   if (more) names.pop_back();
 
@@ -517,17 +514,25 @@ void Api::HandleList(const ApiRequest& request, ApiReply* reply) {
   ReplyJson(200, Finish(buffer), reply);
 }
 
-void Api::HandleBatch(const std::string& body, ApiReply* reply) {
-  rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) return ReplyValidation(reply);
-  std::vector<std::pair<std::string, int64_t>> deltas;
-  for (const auto& member : doc.GetObject()) {
-    if (!member.value.IsInt64()) return ReplyValidation(reply);
-    deltas.emplace_back(
-        std::string(member.name.GetString(), member.name.GetStringLength()),
-        member.value.GetInt64());
+void Api::ListValidNames(const std::string& prefix,
+                         const std::string& start_after, size_t limit,
+                         std::vector<std::string>* names) const {
+  std::string after = start_after;
+  for (;;) {
+    const size_t wanted = limit - names->size();
+    std::vector<std::string> batch;
+    store_->List(prefix, after, wanted, &batch);
+    if (!batch.empty()) after = batch.back();
+    for (std::string& name : batch) {
+      if (IsValidUtf8(name)) names->push_back(std::move(name));
+    }
+    if (batch.size() < wanted || names->size() >= limit) return;
   }
+}
+
+void Api::HandleBatch(const std::string& body, ApiReply* reply) {
+  CounterDeltas deltas;
+  if (!ParseBatchBody(body, &deltas).ok()) return ReplyValidation(reply);
   Status s = store_->IncrementBatch(deltas);
   if (s.IsInvalidArgument()) return ReplyValidation(reply);
   if (!s.ok()) {

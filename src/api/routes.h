@@ -28,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "util/status.h"
 
@@ -44,6 +45,9 @@ struct ApiRequest {
   std::string path;    // raw (still percent-encoded), without the query
   std::map<std::string, std::string> query;  // decoded names and values
   std::string body;
+  // The caller's IP address as the server saw it; empty if unknown. For
+  // logs (and, later, access control).
+  std::string client;
 };
 
 // One reply, for the server to send.
@@ -58,6 +62,7 @@ struct ApiOptions {
   size_t max_body_bytes = 64 * 1024;  // larger bodies get 413
   size_t max_list_limit = 10000;      // cap on GET /counters?limit=
   size_t max_changes_limit = 10000;   // cap on /internal/changes?limit=
+  size_t max_peers = 64;              // POST /config with more peers gets 400
   // HandleAsync() runs /consistent_value reads, which wait on peers, on
   // this many threads of their own, with at most `max_queued_consistent`
   // waiting (more get 503).
@@ -128,6 +133,12 @@ class Api {
   void HandleValue(const std::string& name, bool consistent, ApiReply* reply);
   void HandleState(const std::string& name, ApiReply* reply);
   void HandleList(const ApiRequest& request, ApiReply* reply);
+  // Appends to *names up to `limit` names that start with `prefix` and sort
+  // after `start_after`, leaving out names that are not valid UTF-8 (only
+  // data written before the Api refused them holds any): /counters must
+  // stay valid JSON. Scans past such names, so a page still fills up.
+  void ListValidNames(const std::string& prefix, const std::string& start_after,
+                      size_t limit, std::vector<std::string>* names) const;
   void HandleBatch(const std::string& body, ApiReply* reply);
   void HandleChanges(const ApiRequest& request, ApiReply* reply);
   void HandleInternalCounter(const std::string& name, ApiReply* reply);

@@ -49,6 +49,10 @@ DEFINE_string(actors, "",
               "comma-separated. Replaces the stored list at startup. Falls "
               "back to the ACTORS environment variable; when both are empty "
               "the list last set with POST /config is used.");
+DEFINE_uint64(max_peers, 64,
+              "Most peers a node takes, from --actors or POST /config (more "
+              "get 400 InvalidArgument). Each peer costs a puller and its "
+              "connections.");
 DEFINE_int32(merge_interval_ms, 1000,
              "How often the merger pulls every peer's changes.");
 DEFINE_int32(peer_timeout_ms, 500,
@@ -136,6 +140,7 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
   options->http.threads = FLAGS_threads;
   options->http.max_body_bytes = FLAGS_max_body_bytes;
   options->api.max_body_bytes = FLAGS_max_body_bytes;
+  options->api.max_peers = FLAGS_max_peers;
   options->merge_interval_ms = FLAGS_merge_interval_ms;
   options->peer_timeout_ms = FLAGS_peer_timeout_ms;
   options->pull_threads = FLAGS_pull_threads;
@@ -154,6 +159,8 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
   if (!actors.empty()) {
     dist_counter::Status s =
         dist_counter::ParsePeerList(actors, &options->peers);
+    if (s.ok())
+      s = dist_counter::CheckPeerList(options->peers, FLAGS_max_peers);
     if (!s.ok()) {
       std::cerr << "--actors: " << s.message() << "\n";
       return false;

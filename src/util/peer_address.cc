@@ -2,7 +2,11 @@
 
 #include <rapidjson/document.h>
 
+#include <cctype>
+#include <set>
+
 #include "util/decimal.h"
+#include "util/json.h"
 
 namespace dist_counter {
 
@@ -68,8 +72,7 @@ Status ParsePeerList(std::string_view text, std::vector<std::string>* peers) {
   std::vector<std::string> parsed;
   if (!text.empty() && text.front() == '[') {
     rapidjson::Document doc;
-    doc.Parse(text.data(), text.size());
-    if (doc.HasParseError() || !doc.IsArray()) {
+    if (!ParseJson(text, kMaxJsonDepth, &doc).ok() || !doc.IsArray()) {
       return Status::InvalidArgument("peer list is not a JSON array");
     }
     for (const auto& item : doc.GetArray()) {
@@ -92,6 +95,27 @@ Status ParsePeerList(std::string_view text, std::vector<std::string>* peers) {
     if (!s.ok()) return s;
   }
   *peers = std::move(parsed);
+  return Status::OK();
+}
+
+Status CheckPeerList(const std::vector<std::string>& peers, size_t max_peers) {
+  if (peers.size() > max_peers) {
+    return Status::InvalidArgument(
+        "too many peers: " + std::to_string(peers.size()) + ", at most " +
+        std::to_string(max_peers) + " (--max_peers)");
+  }
+  std::set<std::string> seen;
+  for (const std::string& peer : peers) {
+    PeerAddress address;
+    Status s = ParsePeerAddress(peer, &address);
+    if (!s.ok()) return s;
+    for (char& c : address.host) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    if (!seen.insert(address.ToString()).second) {
+      return Status::InvalidArgument("peer \"" + peer + "\" is listed twice");
+    }
+  }
   return Status::OK();
 }
 

@@ -34,7 +34,14 @@ Status ValidatePeerAddress(std::string_view text);
 // Parses a peer list given as a JSON array of strings or as a
 // comma-separated list ("a:1, b:2"); empty text gives an empty list.
 // Returns InvalidArgument, leaving *peers unchanged, if any entry is bad.
+// Does not check duplicates or the count (see CheckPeerList).
 Status ParsePeerList(std::string_view text, std::vector<std::string>* peers);
+
+// Returns OK if `peers` can be a node's peer list: every entry a valid
+// address, at most `max_peers` entries, and no peer twice ("a", "a:7777"
+// and "A:7777" are the same peer). Otherwise InvalidArgument naming the
+// offending entry or the limit.
+Status CheckPeerList(const std::vector<std::string>& peers, size_t max_peers);
 
 }  // namespace dist_counter
 

@@ -3,6 +3,7 @@
 
 #include "api/routes.h"
 
+#include <glog/logging.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
@@ -607,9 +608,10 @@ TEST_F(RoutesTest, ListRejectsBadLimits) {
 // ---- POST /counters (batch)
 
 TEST_F(RoutesTest, BatchAppliesEveryDelta) {
-  ApiReply r = Call("POST", "/counters", "{\"a\":2,\"b\":-3,\"a\":5,\"c\":0}");
+  ApiReply r = Call("POST", "/counters", "{\"a\":2,\"b\":-3,\"c\":0}");
   EXPECT_EQ(r.status, 204) << r.body;
   EXPECT_EQ(r.body, "");
+  EXPECT_EQ(Call("POST", "/counters", "{\"a\":5}").status, 204);
   EXPECT_EQ(Value("a"), "7");
   EXPECT_EQ(Value("b"), "-3");
   EXPECT_TRUE(Exists("c"));
@@ -978,6 +980,305 @@ TEST_F(RoutesTest, ConsistentReadWaitingOnPeersDoesNotBlockTheCaller) {
   EXPECT_EQ(replies[2].status, 200);
   lock.unlock();
   api_.reset();  // before `cluster` goes away
+}
+
+// ---- Hostile input: nesting, encodings, duplicates, peer lists
+
+// Parses `json` strictly (well-formed UTF-8 required), failing the test if
+// it is not valid JSON.
+rapidjson::Document ParseStrict(const std::string& json) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseValidateEncodingFlag>(json.c_str(), json.size());
+  EXPECT_FALSE(doc.HasParseError()) << json;
+  return doc;
+}
+
+TEST_F(RoutesTest, DeeplyNestedBodiesAre400NotAStackOverflow) {
+  ApiOptions options;
+  options.max_body_bytes = 1 << 20;
+  MakeApi(options, nullptr);
+  const std::string brackets(200000, '[');
+  std::string objects;
+  for (int i = 0; i < 50000; ++i) objects += "{\"a\":";
+  for (const std::string& body : {brackets, objects}) {
+    ApiReply r = Call("POST", "/counters", body);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.body, kValidation);
+    ExpectError(Call("POST", "/config", body), 400, "InvalidArgument");
+  }
+  // Balanced deep nesting too, and just past the bound.
+  const std::string balanced =
+      std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_EQ(Call("POST", "/counters", balanced).status, 400);
+  ExpectError(Call("POST", "/config", balanced), 400, "InvalidArgument");
+  ExpectError(Call("POST", "/config",
+                   "{\"actors\":[\"a:1\"],\"x\":[[[[[[[[[1]]]]]]]]]}"),
+              400, "InvalidArgument");
+  EXPECT_EQ(store_->size(), 0u);
+  EXPECT_TRUE(Peers().empty());
+  // Extra members of ordinary depth are still ignored.
+  EXPECT_EQ(
+      Call("POST", "/config", "{\"actors\":[\"a:1\"],\"x\":[[1]]}").status,
+      204);
+}
+
+// Percent-encoded names that are not well-formed UTF-8.
+const std::vector<std::string>& BadUtf8Names() {
+  static const std::vector<std::string> names = {
+      "%FF%FE",              // bytes never in UTF-8
+      "a%80",                // a lone continuation byte
+      "%BFx",                // another
+      "%C3",                 // a truncated 2-byte sequence
+      "x%E2%82",             // a truncated 3-byte sequence
+      "%F0%9F%98",           // a truncated 4-byte sequence
+      "%E2%82x",             // truncated, then ASCII
+      "%C0%AF",              // overlong '/'
+      "%C1%BF",              // overlong
+      "%E0%80%80",           // overlong NUL
+      "%F0%80%80%80",        // overlong
+      "%ED%A0%80",           // a high surrogate (U+D800)
+      "%ED%BF%BF",           // a low surrogate (U+DFFF)
+      "%ED%A0%BD%ED%B8%80",  // a surrogate pair in CESU-8
+      "%F4%90%80%80",        // past U+10FFFF
+      "%F8%88%80%80%80",     // a 5-byte form
+  };
+  return names;
+}
+
+TEST_F(RoutesTest, NamesThatAreNotUtf8AreRefusedOnEveryRoute) {
+  for (const std::string& name : BadUtf8Names()) {
+    SCOPED_TRACE(name);
+    ApiReply r = Call("POST", "/counter/" + name, "1");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.body, kValidation);
+    for (const std::string action : {"", "/value", "/consistent_value"}) {
+      r = Call("GET", "/counter/" + name + action);
+      EXPECT_EQ(r.status, 400) << action;
+      EXPECT_EQ(r.body, kValidation) << action;
+    }
+    EXPECT_EQ(Call("GET", "/internal/counter/" + name).status, 400);
+    std::string raw;
+    ASSERT_TRUE(PercentDecode(name, false, &raw).ok());
+    // Raw in a JSON batch body, and as \u escapes of a lone surrogate.
+    r = Call("POST", "/counters", "{\"ok\":1,\"" + raw + "\":1}");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.body, kValidation);
+    // Unencoded in the request line, as a raw client could send it.
+    EXPECT_EQ(Call("POST", "/counter/" + raw, "1").status, 400);
+  }
+  for (const std::string escaped : {"\\udc00", "\\ud800", "a\\udfffb"}) {
+    SCOPED_TRACE(escaped);
+    ApiReply r = Call("POST", "/counters",
+                      "{\"ok\":1,\"" + std::string(escaped) + "\":1}");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.body, kValidation);
+  }
+  EXPECT_EQ(store_->size(), 0u);
+  EXPECT_EQ(List(), ListPage({}));
+}
+
+TEST_F(RoutesTest, MultiByteNamesRoundTripAsValidJson) {
+  // 2-, 3- and 4-byte sequences, the edges of the ranges, U+FFFD itself.
+  const std::vector<std::string> names = {
+      "caf\xC3\xA9",               // café
+      "\xE6\x97\xA5\xE6\x9C\xAC",  // 日本
+      "\xF0\x9F\x98\x80",          // an emoji (U+1F600)
+      "\xC2\x80",                  // U+0080
+      "\xED\x9F\xBF",              // U+D7FF, just below the surrogates
+      "\xEE\x80\x80",              // U+E000, just above them
+      "\xEF\xBF\xBD",              // U+FFFD
+      "\xF4\x8F\xBF\xBF",          // U+10FFFF
+  };
+  for (const std::string& name : names) {
+    SCOPED_TRACE(name);
+    ASSERT_EQ(Call("POST", "/counter/" + PercentEncode(name), "2").status, 204);
+    EXPECT_EQ(Value(PercentEncode(name)), "2");
+    ApiReply r = Call("GET", "/counter/" + PercentEncode(name));
+    ASSERT_EQ(r.status, 200);
+    rapidjson::Document doc = ParseStrict(r.body);
+    ASSERT_TRUE(doc.IsObject() && doc["name"].IsString());
+    EXPECT_EQ(
+        std::string(doc["name"].GetString(), doc["name"].GetStringLength()),
+        name);
+  }
+  // The same names through a batch (raw, in JSON).
+  std::string batch = "{";
+  for (const std::string& name : names) {
+    batch += (batch.size() > 1 ? ",\"" : "\"") + name + "\":1";
+  }
+  ASSERT_EQ(Call("POST", "/counters", batch + "}").status, 204);
+
+  rapidjson::Document doc = ParseStrict(List());
+  ASSERT_TRUE(doc.IsObject() && doc["counters"].IsArray());
+  std::vector<std::string> listed;
+  for (const auto& item : doc["counters"].GetArray()) {
+    listed.emplace_back(item.GetString(), item.GetStringLength());
+  }
+  std::vector<std::string> sorted = names;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(listed, sorted);
+  EXPECT_EQ(Value(PercentEncode(names[2])), "3");
+}
+
+TEST_F(RoutesTest, ListLeavesOutStoredNamesThatAreNotUtf8) {
+  // Only a data directory written before the Api refused such names holds
+  // them; put them in behind the Api's back.
+  for (const std::string legacy :
+       {"b\xFF", "b\xC3", "c\x80", "c\xED\xA0\x80"}) {
+    if (!store_->Increment(legacy, 1).ok()) {
+      GTEST_SKIP() << "the store itself refuses names that are not UTF-8";
+    }
+  }
+  for (const std::string name : {"a", "b", "d"}) {
+    ASSERT_EQ(Call("POST", "/counter/" + name, "1").status, 204);
+  }
+  EXPECT_EQ(List(), ListPage({"a", "b", "d"}));
+  // Pages fill up past the names left out, and every page is valid JSON.
+  EXPECT_EQ(List("?limit=1"), ListPage({"a"}, "a"));
+  EXPECT_EQ(List("?limit=1&start_after=a"), ListPage({"b"}, "b"));
+  EXPECT_EQ(List("?limit=1&start_after=b"), ListPage({"d"}));
+  EXPECT_EQ(List("?limit=2&start_after=b"), ListPage({"d"}));
+  EXPECT_EQ(List("?prefix=c"), ListPage({}));
+}
+
+TEST_F(RoutesTest, ErrorsQuotingInputStayValidJson) {
+  ApiReply r = Call("GET", "/\xFF\xFE");
+  EXPECT_EQ(r.status, 404);
+  ParseStrict(r.body);
+  r = Call("POST", "/config", "{\"actors\":[\"bad host\\u00ff\"]}");
+  ExpectError(r, 400, "InvalidArgument");
+  ParseStrict(r.body);
+}
+
+TEST_F(RoutesTest, BatchRefusesDuplicateNames) {
+  for (const std::string body :
+       {"{\"d\":1,\"d\":2}", "{\"d\":1,\"e\":1,\"d\":1}",
+        "{\"d\":1,\"\\u0064\":2}", "{\"d\":0,\"d\":0}"}) {
+    SCOPED_TRACE(body);
+    ApiReply r = Call("POST", "/counters", body);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.body, kValidation);
+  }
+  EXPECT_EQ(store_->size(), 0u);
+  EXPECT_EQ(Call("POST", "/counters", "{\"d\":1,\"D\":2}").status, 204);
+  EXPECT_EQ(Value("d"), "1");
+  EXPECT_EQ(Value("D"), "2");
+}
+
+// A peer list of `count` distinct addresses, as a POST /config body.
+std::string ConfigOf(size_t count) {
+  std::string body = "{\"actors\":[";
+  for (size_t i = 0; i < count; ++i) {
+    if (i > 0) body += ",";
+    body += "\"peer" + std::to_string(i) + ":7777\"";
+  }
+  return body + "]}";
+}
+
+TEST_F(RoutesTest, PostConfigBoundsTheNumberOfPeers) {
+  EXPECT_EQ(ApiOptions().max_peers, 64u);
+  ASSERT_EQ(Call("POST", "/config", ConfigOf(64)).status, 204);
+  EXPECT_EQ(Peers().size(), 64u);
+  ApiReply r = Call("POST", "/config", ConfigOf(65));
+  ExpectError(r, 400, "InvalidArgument");
+  EXPECT_NE(r.body.find("64"), std::string::npos) << r.body;
+  r = Call("POST", "/config", ConfigOf(3000));
+  ExpectError(r, 400, "InvalidArgument");
+  EXPECT_EQ(Peers().size(), 64u);
+
+  ApiOptions options;
+  options.max_peers = 2;
+  MakeApi(options, nullptr);
+  EXPECT_EQ(Call("POST", "/config", ConfigOf(2)).status, 204);
+  r = Call("POST", "/config", ConfigOf(3));
+  ExpectError(r, 400, "InvalidArgument");
+  EXPECT_NE(r.body.find("at most 2"), std::string::npos) << r.body;
+  EXPECT_EQ(Peers().size(), 2u);
+}
+
+TEST_F(RoutesTest, PostConfigRefusesDuplicatePeers) {
+  ASSERT_EQ(Call("POST", "/config", "{\"actors\":[\"good:1\"]}").status, 204);
+  for (const std::string body :
+       {"{\"actors\":[\"a:1\",\"a:1\"]}", "{\"actors\":[\"a\",\"a:7777\"]}",
+        "{\"actors\":[\"A:1\",\"b:2\",\"a:1\"]}"}) {
+    SCOPED_TRACE(body);
+    ApiReply r = Call("POST", "/config", body);
+    ExpectError(r, 400, "InvalidArgument");
+    EXPECT_NE(r.body.find("twice"), std::string::npos) << r.body;
+    EXPECT_EQ(Peers(), std::vector<std::string>({"good:1"}));
+  }
+  EXPECT_EQ(Call("POST", "/config", "{\"actors\":[\"a:1\",\"a:2\"]}").status,
+            204);
+}
+
+// Collects the WARNING (and worse) lines glog writes while it lives.
+class WarningCollector : public google::LogSink {
+ public:
+  WarningCollector() { google::AddLogSink(this); }
+  ~WarningCollector() override { google::RemoveLogSink(this); }
+
+  using google::LogSink::send;
+  void send(google::LogSeverity severity, const char* /*full_filename*/,
+            const char* /*base_filename*/, int /*line*/,
+            const std::tm* /*time*/, const char* message,
+            size_t message_len) override {
+    if (severity < google::GLOG_WARNING) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    lines_.emplace_back(message, message_len);
+  }
+
+  std::vector<std::string> Lines() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return lines_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+TEST_F(RoutesTest, PostConfigIsLoggedWithTheCallerAndBothLists) {
+  ASSERT_EQ(Call("POST", "/config", "{\"actors\":[\"old:1\"]}").status, 204);
+  WarningCollector warnings;
+  ApiRequest request;
+  request.method = "POST";
+  request.path = "/config";
+  request.client = "10.1.2.3";
+  request.body = ConfigOf(20);
+  ApiReply reply;
+  api_->Handle(request, &reply);
+  ASSERT_EQ(reply.status, 204);
+  request.body = "{\"actors\":[]}";
+  api_->Handle(request, &reply);
+  ASSERT_EQ(reply.status, 204);
+  EXPECT_TRUE(Peers().empty());  // allowed: the node stands alone
+  request.body = ConfigOf(65);   // refused: no change, no log line
+  api_->Handle(request, &reply);
+  ASSERT_EQ(reply.status, 400);
+
+  const std::vector<std::string> lines = warnings.Lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("10.1.2.3"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("[old:1] -> [peer0:7777, peer1:7777"),
+            std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[0].find("12 more]"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[0].find("peer8:7777"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("10.1.2.3"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("-> []"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("no peers"), std::string::npos) << lines[1];
+}
+
+TEST_F(RoutesTest, BodiesWithANulByteAreRefusedNotCutShort) {
+  ApiReply r =
+      Call("POST", "/counters", std::string("{\"a\":1}\0{\"b\":2}", 15));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, kValidation);
+  EXPECT_EQ(store_->size(), 0u);
+  ExpectError(
+      Call("POST", "/config", std::string("{\"actors\":[\"a:1\"]}\0x", 20)),
+      400, "InvalidArgument");
+  EXPECT_TRUE(Peers().empty());
 }
 
 TEST_F(RoutesTest, StopAnswersQueuedConsistentReadsAndLetsTheRunningOneFinish) {
