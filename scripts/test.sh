@@ -3,16 +3,19 @@
 # builds build/ and runs its tests with ctest, then builds build-asan/
 # (AddressSanitizer + UBSan) and runs the same tests there, then builds
 # build-tsan/ (ThreadSanitizer) and runs the threaded suites there (store,
-# work queue, API and HTTP server, peer client, merger). Prints a summary
-# and exits nonzero if any build or test failed.
+# work queue, API and HTTP server, peer client, merger), then builds and
+# runs the libFuzzer targets for a bounded time (scripts/fuzz.sh). Prints a
+# summary and exits nonzero if any build or test failed.
 #
 #   scripts/test.sh             every stage
 #   scripts/test.sh --no-asan   only build/ (quick check; the Docker test target)
 #   scripts/test.sh --asan-only only build-asan/
 #   scripts/test.sh --tsan-only only build-tsan/
 #   scripts/test.sh --no-tsan   skip build-tsan/
+#   scripts/test.sh --no-fuzz   skip the fuzz stage
 #
 # Environment: JOBS (default 2), CTEST_TIMEOUT (seconds per test, default 600),
+# FUZZ_SECONDS (per fuzz target, default 20),
 # CTEST_PARALLEL_LEVEL (ctest's own; default serial), ASAN_OPTIONS and
 # UBSAN_OPTIONS and TSAN_OPTIONS (defaults below).
 set -euo pipefail
@@ -27,12 +30,14 @@ usage() {
 run_normal=1
 run_asan=1
 run_tsan=1
+run_fuzz=1
 for arg in "$@"; do
   case "${arg}" in
-    --no-asan) run_asan=0; run_tsan=0 ;;
-    --asan-only) run_normal=0; run_tsan=0 ;;
-    --tsan-only) run_normal=0; run_asan=0 ;;
+    --no-asan) run_asan=0; run_tsan=0; run_fuzz=0 ;;
+    --asan-only) run_normal=0; run_tsan=0; run_fuzz=0 ;;
+    --tsan-only) run_normal=0; run_asan=0; run_fuzz=0 ;;
     --no-tsan) run_tsan=0 ;;
+    --no-fuzz) run_fuzz=0 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "test.sh: unknown argument '${arg}'" >&2; usage >&2; exit 2 ;;
   esac
@@ -134,6 +139,21 @@ if (( run_tsan )); then
     summary+=("$(printf '  %-7s %-13s SKIPPED (the normal build failed)' \
       tsan build-tsan/)")
   fi
+fi
+
+if (( run_fuzz )); then
+  start=${SECONDS}
+  echo
+  echo "==== test.sh: fuzz: scripts/fuzz.sh (${FUZZ_SECONDS:-20} s per target) ===="
+  if "${ROOT}/scripts/fuzz.sh"; then
+    verdict="PASS"
+  else
+    verdict="FAIL"
+    failed=1
+    total_failed=$(( total_failed + 1 ))
+  fi
+  summary+=("$(printf '  %-7s %-13s %s  every target over its corpus (%s)' \
+    fuzz build-fuzz/ "${verdict}" "$(elapsed $(( SECONDS - start )))")")
 fi
 
 echo
