@@ -1,12 +1,16 @@
 #include "store/counter_store.h"
 
+#include <errno.h>
 #include <glog/logging.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <random>
 
 #include "store/codec.h"
@@ -16,6 +20,13 @@
 namespace dist_counter {
 
 namespace {
+
+// ERROR logs of a lasting storage failure repeat at most this often.
+constexpr std::chrono::seconds kErrorLogEvery(30);
+// The data dir check and recovery attempts run at least this often.
+constexpr std::chrono::milliseconds kHealthTick(1000);
+// Close() retries a failing final flush this often.
+constexpr std::chrono::milliseconds kCloseRetryEvery(200);
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::OK();
@@ -55,12 +66,40 @@ Status CounterStore::Open(const StoreOptions& options,
     return Status::InvalidArgument("challenge_id is empty");
   }
   std::unique_ptr<CounterStore> opened(new CounterStore(options));
+  Status s = opened->OpenDb(/*create=*/true);
+  if (!s.ok()) return s;
+  struct stat dir_stat;
+  if (stat(options.data_dir.c_str(), &dir_stat) != 0) {
+    return Status::IOError("stat " + options.data_dir + ": " +
+                           std::strerror(errno));
+  }
+  opened->dir_dev_ = static_cast<uint64_t>(dir_stat.st_dev);
+  opened->dir_ino_ = static_cast<uint64_t>(dir_stat.st_ino);
 
+  s = opened->LoadIdentity();
+  if (!s.ok()) return s;
+  s = opened->LoadCounters();
+  if (!s.ok()) return s;
+  opened->instance_id_ = RandomU64() | 1;  // never 0
+  opened->last_flush_ok_ = Clock::now();
+  opened->RegisterMetrics();
+  opened->flush_thread_ =
+      std::thread([raw = opened.get()] { raw->FlushLoop(); });
+  if (options.durable) {
+    opened->commit_thread_ =
+        std::thread([raw = opened.get()] { raw->CommitLoop(); });
+  }
+  *store = std::move(opened);
+  return Status::OK();
+}
+
+Status CounterStore::OpenDb(bool create) {
   rocksdb::Options db_options;
-  db_options.create_if_missing = true;
+  db_options.create_if_missing = create;
   db_options.keep_log_file_num = 5;
+  if (options_.TEST_env != nullptr) db_options.env = options_.TEST_env;
   rocksdb::DB* db = nullptr;
-  rocksdb::Status rs = rocksdb::DB::Open(db_options, options.data_dir, &db);
+  rocksdb::Status rs = rocksdb::DB::Open(db_options, options_.data_dir, &db);
   if (!rs.ok()) {
     // RocksDB reports a LOCK file held by another process as "While lock
     // file: ..." and one held by this process as "lock hold by current
@@ -70,26 +109,12 @@ Status CounterStore::Open(const StoreOptions& options,
     if (rs.IsIOError() &&
         (text.find("While lock file") != std::string::npos ||
          text.find("lock hold by current process") != std::string::npos)) {
-      return Status::Busy("data dir " + options.data_dir +
+      return Status::Busy("data dir " + options_.data_dir +
                           " is in use by another process (" + text + ")");
     }
-    return FromRocks(rs, "opening " + options.data_dir);
+    return FromRocks(rs, "opening " + options_.data_dir);
   }
-  opened->db_.reset(db);
-
-  Status s = opened->LoadIdentity();
-  if (!s.ok()) return s;
-  s = opened->LoadCounters();
-  if (!s.ok()) return s;
-  opened->instance_id_ = RandomU64() | 1;  // never 0
-  opened->RegisterMetrics();
-  opened->flush_thread_ =
-      std::thread([raw = opened.get()] { raw->FlushLoop(); });
-  if (options.durable) {
-    opened->commit_thread_ =
-        std::thread([raw = opened.get()] { raw->CommitLoop(); });
-  }
-  *store = std::move(opened);
+  db_.reset(db);
   return Status::OK();
 }
 
@@ -190,6 +215,17 @@ void CounterStore::RegisterMetrics() {
   m->Describe("dist_counter_counters", "gauge", "Counters held by this node.");
   m->Describe("dist_counter_merge_changes_total", "counter",
               "Peer states that changed a local counter when merged.");
+  m->Describe("dist_counter_storage_available", "gauge",
+              "1 while the store can persist; 0 while increments are "
+              "refused because it cannot (see the log and GET /ping).");
+  m->Describe("dist_counter_storage_errors_total", "counter",
+              "Failed RocksDB writes, reopens and data dir checks.");
+  m->Describe("dist_counter_storage_recoveries_total", "counter",
+              "Times the store became writable again after an error.");
+  m->Describe("dist_counter_increments_refused_total", "counter",
+              "Increments (batch items count one each) refused, by reason.");
+  m->Describe("dist_counter_merges_refused_total", "counter",
+              "Peer states not merged, by reason.");
   increments_metric_ = m->Counter("dist_counter_increments_total");
   flushes_metric_ = m->Counter("dist_counter_flushes_total");
   flush_micros_metric_ = m->Counter("dist_counter_flush_seconds_total");
@@ -197,15 +233,78 @@ void CounterStore::RegisterMetrics() {
   last_batch_metric_ = m->Gauge("dist_counter_last_flush_batch_size");
   counters_metric_ = m->Gauge("dist_counter_counters");
   merges_applied_metric_ = m->Counter("dist_counter_merge_changes_total");
+  available_metric_ = m->Gauge("dist_counter_storage_available");
+  storage_errors_metric_ = m->Counter("dist_counter_storage_errors_total");
+  recoveries_metric_ = m->Counter("dist_counter_storage_recoveries_total");
+  refused_storage_metric_ = m->Counter("dist_counter_increments_refused_total",
+                                       "reason=\"storage_unavailable\"");
+  refused_quota_metric_ = m->Counter("dist_counter_increments_refused_total",
+                                     "reason=\"max_counters\"");
+  merges_refused_quota_metric_ = m->Counter("dist_counter_merges_refused_total",
+                                            "reason=\"max_counters\"");
   MetricSet(counters_metric_, static_cast<int64_t>(size()));
+  MetricSet(available_metric_, Health().ok() ? 1 : 0);
 }
 
-void CounterStore::MarkChangedLocked(const std::string& name, Entry* entry) {
+void CounterStore::MarkChangedLocked(const std::string& name, Entry* entry,
+                                     bool dirty) {
   if (entry->seq != 0) by_seq_.erase(entry->seq);
   entry->seq = ++next_seq_;
   by_seq_[entry->seq] = name;
-  dirty_.insert(name);
+  if (dirty) dirty_.insert(name);
   ++ticket_;
+}
+
+std::chrono::milliseconds CounterStore::UnflushedLimit() const {
+  return std::chrono::milliseconds(
+      std::max<int64_t>(options_.max_unflushed_ms,
+                        3 * static_cast<int64_t>(options_.flush_interval_ms)));
+}
+
+Status CounterStore::CheckWritableLocked(size_t fresh) const {
+  if (!unavailable_.empty()) return Status::StorageUnavailable(unavailable_);
+  if (!options_.durable) {
+    const auto since = Clock::now() - last_flush_ok_;
+    if (since > UnflushedLimit()) {
+      return Status::StorageUnavailable(
+          "no successful flush for " +
+          std::to_string(
+              std::chrono::duration_cast<std::chrono::milliseconds>(since)
+                  .count()) +
+          " ms (limit " + std::to_string(UnflushedLimit().count()) + " ms)");
+    }
+  }
+  // Names awaiting a durable sync count as held (a few may be held
+  // already): the limit errs on the side of refusing.
+  if (fresh > 0 &&
+      counters_.size() + staged_.size() + inflight_.size() + fresh >
+          options_.max_counters) {
+    return Status::ResourceExhausted(
+        "this node holds its limit of " +
+        std::to_string(options_.max_counters) +
+        " counters (max_counters); existing counters still take increments");
+  }
+  return Status::OK();
+}
+
+bool CounterStore::ExistsLocked(const std::string& name) const {
+  return counters_.count(name) != 0 || staged_.count(name) != 0 ||
+         inflight_.count(name) != 0;
+}
+
+ActorCounts CounterStore::OwnCountsLocked(const std::string& name) const {
+  if (auto it = staged_.find(name); it != staged_.end()) return it->second;
+  if (auto it = inflight_.find(name); it != inflight_.end()) return it->second;
+  if (auto it = counters_.find(name); it != counters_.end()) {
+    auto own = it->second.state.actors().find(actor_id_);
+    if (own != it->second.state.actors().end()) return own->second;
+  }
+  return ActorCounts{};
+}
+
+void CounterStore::CountRefusal(const Status& status, uint64_t items) {
+  if (status.IsStorageUnavailable()) MetricAdd(refused_storage_metric_, items);
+  if (status.IsResourceExhausted()) MetricAdd(refused_quota_metric_, items);
 }
 
 Status CounterStore::ApplyIncrement(const std::string& name, int64_t delta,
@@ -215,6 +314,21 @@ Status CounterStore::ApplyIncrement(const std::string& name, int64_t delta,
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return Status::IOError("store is closed");
+    s = CheckWritableLocked(ExistsLocked(name) ? 0 : 1);
+    if (!s.ok()) {
+      CountRefusal(s, 1);
+      return s;
+    }
+    if (options_.durable) {
+      // Staged: invisible until its synced write succeeded.
+      PnCounter own;
+      own.SetActor(actor_id_, OwnCountsLocked(name));
+      s = own.Add(actor_id_, delta);
+      if (!s.ok()) return s;
+      staged_[name] = own.actors().at(actor_id_);
+      *ticket = ++ticket_;
+      return Status::OK();
+    }
     auto [it, inserted] = counters_.try_emplace(name);
     s = it->second.state.Add(actor_id_, delta);
     if (!s.ok()) {
@@ -234,7 +348,9 @@ Status CounterStore::Increment(const std::string& name, int64_t delta) {
   uint64_t ticket = 0;
   Status s = ApplyIncrement(name, delta, &ticket);
   if (!s.ok() || !options_.durable) return s;
-  return CommitThrough(ticket);
+  s = CommitThrough(ticket);
+  if (s.ok()) MetricAdd(increments_metric_);
+  return s;
 }
 
 void CounterStore::IncrementAsync(const std::string& name, int64_t delta,
@@ -253,7 +369,9 @@ void CounterStore::IncrementAsync(const std::string& name, int64_t delta,
       return;
     }
   }
-  done(CommitThrough(ticket));  // the commit thread is stopping
+  s = CommitThrough(ticket);  // the commit thread is stopping
+  if (s.ok()) MetricAdd(increments_metric_);
+  done(s);
 }
 
 Status CounterStore::IncrementBatch(
@@ -267,28 +385,52 @@ Status CounterStore::IncrementBatch(
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return Status::IOError("store is closed");
     // Check on copies first, so a failure leaves everything untouched even
-    // when a name repeats.
+    // when a name repeats. Durable mode stages this actor's totals only.
     std::map<std::string, PnCounter> trial;
+    size_t fresh = 0;
     for (const auto& [name, delta] : deltas) {
-      auto [slot, fresh] = trial.try_emplace(name);
-      if (fresh) {
-        auto it = counters_.find(name);
-        if (it != counters_.end()) slot->second = it->second.state;
+      auto [slot, first] = trial.try_emplace(name);
+      if (!first) continue;
+      if (!ExistsLocked(name)) {
+        ++fresh;
+      } else if (options_.durable) {
+        slot->second.SetActor(actor_id_, OwnCountsLocked(name));
+      } else {
+        slot->second = counters_.at(name).state;
       }
-      Status s = slot->second.Add(actor_id_, delta);
+    }
+    Status s = CheckWritableLocked(fresh);
+    if (!s.ok()) {
+      CountRefusal(s, deltas.size());
+      return s;
+    }
+    for (const auto& [name, delta] : deltas) {
+      s = trial[name].Add(actor_id_, delta);
       if (!s.ok()) return Status::InvalidArgument(name + ": " + s.message());
     }
     for (auto& [name, state] : trial) {
+      if (options_.durable) {
+        auto own = state.actors().find(actor_id_);
+        staged_[name] =
+            own == state.actors().end() ? ActorCounts{} : own->second;
+        continue;
+      }
       Entry& entry = counters_[name];
       entry.state = std::move(state);
       MarkChangedLocked(name, &entry);
     }
+    if (options_.durable) ++ticket_;
     ticket = ticket_;
     MetricSet(counters_metric_, static_cast<int64_t>(counters_.size()));
   }
-  MetricAdd(increments_metric_, deltas.size());
-  if (options_.durable && !deltas.empty()) return CommitThrough(ticket);
-  return Status::OK();
+  if (!options_.durable) {
+    MetricAdd(increments_metric_, deltas.size());
+    return Status::OK();
+  }
+  if (deltas.empty()) return Status::OK();
+  Status s = CommitThrough(ticket);
+  if (s.ok()) MetricAdd(increments_metric_, deltas.size());
+  return s;
 }
 
 Status CounterStore::Get(const std::string& name, PnCounter* state) const {
@@ -307,10 +449,27 @@ Status CounterStore::Merge(const std::string& name, const PnCounter& remote,
   std::lock_guard<std::mutex> lock(mu_);
   if (closed_) return Status::IOError("store is closed");
   auto it = counters_.find(name);
+  if (it == counters_.end() && remote.empty()) {
+    return Status::OK();  // adds nothing: creates nothing
+  }
   if (it != counters_.end() && it->second.state.Covers(remote)) {
     return Status::OK();
   }
   const bool inserted = it == counters_.end();
+  if (inserted && !ExistsLocked(name) &&
+      counters_.size() + staged_.size() + inflight_.size() >=
+          options_.max_counters) {
+    MetricAdd(merges_refused_quota_metric_);
+    const auto now = Clock::now();
+    if (now - last_quota_log_ >= kErrorLogEvery) {
+      last_quota_log_ = now;
+      LOG(WARNING) << "refusing counters from peers: this node holds its "
+                      "limit of "
+                   << options_.max_counters
+                   << " counters (first refused: " << name << ")";
+    }
+    return Status::ResourceExhausted("max_counters reached");
+  }
   if (inserted) it = counters_.try_emplace(name).first;
   it->second.state.Merge(remote);
   MarkChangedLocked(name, &it->second);
@@ -360,14 +519,22 @@ uint64_t CounterStore::LatestCursor() const {
 
 Status CounterStore::SetPeers(const std::vector<std::string>& peers) {
   std::lock_guard<std::mutex> write_lock(write_mu_);
-  if (!db_) return Status::IOError("store is closed");
+  if (db_closed_) return Status::IOError("store is closed");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!unavailable_.empty()) return Status::StorageUnavailable(unavailable_);
+  }
+  if (!db_) return Status::StorageUnavailable("RocksDB is not open");
   rocksdb::WriteOptions write;
   write.sync = true;
   Status s = FromRocks(
       db_->Put(write, std::string(kMetaActorsKey), EncodeStringList(peers)),
       "writing peers");
-  if (!s.ok()) return s;
   std::lock_guard<std::mutex> lock(mu_);
+  if (!s.ok()) {
+    SetUnavailableLocked(s.message(), /*dir_lost=*/false);
+    return Status::StorageUnavailable(s.message());
+  }
   peers_ = peers;
   return Status::OK();
 }
@@ -377,59 +544,247 @@ std::vector<std::string> CounterStore::Peers() const {
   return peers_;
 }
 
+Status CounterStore::Health() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_) return Status::OK();  // stopping: nothing more is taken
+  return CheckWritableLocked(/*fresh=*/0);
+}
+
 Status CounterStore::Flush(bool sync) {
   std::lock_guard<std::mutex> write_lock(write_mu_);
-  if (!db_) return Status::IOError("store is closed");
-  sync = sync || options_.durable;
+  return FlushLocked(sync);
+}
 
+Status CounterStore::FlushLocked(bool sync) {
+  if (db_closed_) return Status::IOError("store is closed");
+  bool recovering = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    recovering = !unavailable_.empty();
+  }
+  Status s = RecoverLocked();
+  if (!s.ok()) {
+    FailStagedLocked(s);
+    return s;
+  }
+  // After an error everything dirty goes out synced before writes resume.
+  s = WriteLocked(sync || recovering);
+  if (!s.ok() || !recovering) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (dir_lost_) return Status::StorageUnavailable(unavailable_);
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
+                           Clock::now() - unavailable_since_)
+                           .count();
+  LOG(WARNING) << "storage available again after " << seconds
+               << " s (was: " << unavailable_
+               << "); every changed counter is written, increments are "
+                  "accepted again";
+  unavailable_.clear();
+  MetricSet(available_metric_, 1);
+  MetricAdd(recoveries_metric_);
+  return Status::OK();
+}
+
+PnCounter CounterStore::StagedStateLocked(const std::string& name,
+                                          const ActorCounts& own) const {
+  PnCounter state;
+  auto it = counters_.find(name);
+  if (it != counters_.end()) state = it->second.state;
+  // A staged 0 on a new counter creates it without an actor, like Add().
+  if (own.p != 0 || own.n != 0 || state.actors().count(actor_id_) != 0) {
+    state.SetActor(actor_id_, own);
+  }
+  return state;
+}
+
+Status CounterStore::WriteLocked(bool sync) {
   rocksdb::WriteBatch batch;
   std::set<std::string> names;
   uint64_t through = 0;
+  const Clock::time_point start = Clock::now();
   {
     std::lock_guard<std::mutex> lock(mu_);
     through = ticket_;
     names.swap(dirty_);
+    inflight_.swap(staged_);  // inflight_ is empty between writes
     for (const std::string& name : names) {
-      batch.Put(CounterKey(name), EncodeCounter(counters_.at(name).state));
+      if (inflight_.count(name) != 0) continue;  // written below
+      auto it = counters_.find(name);
+      if (it == counters_.end()) {
+        // A new counter whose durable sync failed: its record may have
+        // reached the WAL; it must not come back.
+        batch.Delete(CounterKey(name));
+      } else {
+        batch.Put(CounterKey(name), EncodeCounter(it->second.state));
+      }
+    }
+    for (const auto& [name, own] : inflight_) {
+      batch.Put(CounterKey(name), EncodeCounter(StagedStateLocked(name, own)));
     }
   }
-  if (names.empty()) {
-    written_through_ = through;
+  const size_t records = batch.Count();
+  if (records == 0) {
+    resolved_through_ = std::max(resolved_through_, through);
+    std::lock_guard<std::mutex> lock(mu_);
+    last_flush_ok_ = start;
     return Status::OK();
   }
-  const auto start = std::chrono::steady_clock::now();
   rocksdb::WriteOptions write;
-  write.sync = sync;
-  Status s = FromRocks(db_->Write(write, &batch), "flushing counters");
+  write.sync = sync || options_.durable;
+  Status s = FromRocks(db_->Write(write, &batch), "writing counters");
   if (!s.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    dirty_.insert(names.begin(), names.end());
-    return s;
+    const Status failure = Status::StorageUnavailable(s.message());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      dirty_.insert(names.begin(), names.end());
+      SetUnavailableLocked(s.message(), /*dir_lost=*/false);
+    }
+    FailStagedLocked(failure);
+    return failure;
   }
-  written_through_ = through;
+  {
+    // Synced: the staged changes become visible (to reads and peers).
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, own] : inflight_) {
+      PnCounter state = StagedStateLocked(name, own);
+      auto [it, inserted] = counters_.try_emplace(name);
+      it->second.state = std::move(state);
+      MarkChangedLocked(name, &it->second, /*dirty=*/false);
+    }
+    if (!inflight_.empty()) {
+      MetricSet(counters_metric_, static_cast<int64_t>(counters_.size()));
+    }
+    inflight_.clear();
+    last_flush_ok_ = start;
+  }
+  resolved_through_ = through;
   const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::steady_clock::now() - start)
+                          Clock::now() - start)
                           .count();
   MetricAdd(flushes_metric_);
   MetricAdd(flush_micros_metric_, static_cast<uint64_t>(micros));
-  MetricAdd(flushed_counters_metric_, names.size());
-  MetricSet(last_batch_metric_, static_cast<int64_t>(names.size()));
+  MetricAdd(flushed_counters_metric_, records);
+  MetricSet(last_batch_metric_, static_cast<int64_t>(records));
   return Status::OK();
 }
 
-Status CounterStore::CommitThrough(uint64_t ticket) {
-  {
-    std::lock_guard<std::mutex> write_lock(write_mu_);
-    if (written_through_ >= ticket) return Status::OK();
+void CounterStore::FailStagedLocked(const Status& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Their records may be in the WAL: rewrite the published state (or
+  // delete a counter never published) before writes resume.
+  for (const auto& [name, own] : staged_) dirty_.insert(name);
+  for (const auto& [name, own] : inflight_) dirty_.insert(name);
+  staged_.clear();
+  inflight_.clear();
+  if (ticket_ > resolved_through_) {
+    failed_tickets_.push_back(
+        FailedTickets{resolved_through_ + 1, ticket_, status});
+    resolved_through_ = ticket_;
   }
-  // Whoever gets write_mu_ first writes every pending change; the others
-  // then find their ticket covered above on their own turn.
-  Status s;
+}
+
+Status CounterStore::TicketResultLocked(uint64_t ticket) const {
+  if (ticket > resolved_through_) {
+    return Status::IOError("store closed before the sync");
+  }
+  for (auto it = failed_tickets_.rbegin(); it != failed_tickets_.rend(); ++it) {
+    if (ticket > it->last) break;
+    if (ticket >= it->first) return it->status;
+  }
+  return Status::OK();
+}
+
+Status CounterStore::RecoverLocked() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (unavailable_.empty()) return Status::OK();
+    if (dir_lost_) return Status::StorageUnavailable(unavailable_);
+  }
+  std::string why;
+  if (DataDirLost(&why)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    SetUnavailableLocked(why, /*dir_lost=*/true);
+    return Status::StorageUnavailable(why);
+  }
+  if (db_) {
+    if (db_->Resume().ok()) return Status::OK();
+    // Errors RocksDB cannot resume from (a failed WAL write or sync) need
+    // a new DB object; it recovers from its WAL and MANIFEST.
+    rocksdb::Status rs = db_->Close();
+    if (!rs.ok()) VLOG(1) << "closing RocksDB to reopen it: " << rs.ToString();
+    db_.reset();
+  }
+  Status s = OpenDb(/*create=*/false);
+  if (!s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    SetUnavailableLocked("reopening RocksDB: " + s.message(),
+                         /*dir_lost=*/false);
+    return Status::StorageUnavailable(s.message());
+  }
+  return Status::OK();
+}
+
+void CounterStore::SetUnavailableLocked(const std::string& reason,
+                                        bool dir_lost) {
+  MetricAdd(storage_errors_metric_);
+  MetricSet(available_metric_, 0);
+  const auto now = Clock::now();
+  const bool entering = unavailable_.empty();
+  const bool newly_lost = dir_lost && !dir_lost_;
+  if (entering) unavailable_since_ = now;
+  if (entering || newly_lost || now - last_error_log_ >= kErrorLogEvery) {
+    last_error_log_ = now;
+    LOG(ERROR) << (entering ? "storage unavailable, refusing increments: "
+                            : "storage still unavailable: ")
+               << reason
+               << (dir_lost || dir_lost_
+                       ? "; restart the node (its data may be gone)"
+                       : "; retrying in the background");
+  }
+  if (dir_lost_ && !newly_lost) return;  // keep the first cause
+  dir_lost_ = dir_lost_ || dir_lost;
+  unavailable_ = reason;
+}
+
+bool CounterStore::DataDirLost(std::string* why) const {
+  struct stat st;
+  const std::string& dir = options_.data_dir;
+  if (stat(dir.c_str(), &st) != 0) {
+    *why = "data dir " + dir + " is gone (" + std::strerror(errno) + ")";
+    return true;
+  }
+  if (static_cast<uint64_t>(st.st_dev) != dir_dev_ ||
+      static_cast<uint64_t>(st.st_ino) != dir_ino_) {
+    *why = "data dir " + dir + " was replaced by another directory";
+    return true;
+  }
+  if (stat((dir + "/CURRENT").c_str(), &st) != 0) {
+    *why = "data dir " + dir + " lost its CURRENT file (" +
+           std::strerror(errno) + ")";
+    return true;
+  }
+  return false;
+}
+
+void CounterStore::CheckDataDir() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (dir_lost_ || closed_) return;
+  }
+  std::string why;
+  if (!DataDirLost(&why)) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  SetUnavailableLocked(why, /*dir_lost=*/true);
+}
+
+Status CounterStore::CommitThrough(uint64_t ticket) {
+  // Whoever gets write_mu_ first writes every staged change; the others
+  // then find their ticket resolved on their own turn.
   for (;;) {
-    s = Flush(/*sync=*/true);
-    if (!s.ok()) return s;
     std::lock_guard<std::mutex> write_lock(write_mu_);
-    if (written_through_ >= ticket) return Status::OK();
+    if (resolved_through_ >= ticket) return TicketResultLocked(ticket);
+    Status s = FlushLocked(/*sync=*/true);
+    if (!s.ok() && resolved_through_ < ticket) return s;
   }
 }
 
@@ -446,7 +801,19 @@ void CounterStore::CommitLoop() {
     uint64_t through = 0;
     for (const PendingAck& ack : batch) through = std::max(through, ack.ticket);
     const Status s = CommitThrough(through);
-    for (PendingAck& ack : batch) ack.done(s);
+    std::vector<Status> results;
+    {
+      std::lock_guard<std::mutex> write_lock(write_mu_);
+      for (const PendingAck& ack : batch) {
+        results.push_back(ack.ticket <= resolved_through_
+                              ? TicketResultLocked(ack.ticket)
+                              : s);
+      }
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (results[i].ok()) MetricAdd(increments_metric_);
+      batch[i].done(results[i]);
+    }
     lock.lock();
   }
 }
@@ -454,18 +821,42 @@ void CounterStore::CommitLoop() {
 void CounterStore::FlushLoop() {
   const auto interval =
       std::chrono::milliseconds(std::max(1, options_.flush_interval_ms));
+  // The data dir check and, while unavailable, recovery run this often.
+  const auto tick = std::min(interval, kHealthTick);
+  auto next_flush = Clock::now() + interval;
   std::unique_lock<std::mutex> lock(flush_mu_);
   while (!stop_flush_) {
-    flush_cv_.wait_for(lock, interval, [this] { return stop_flush_; });
+    const auto wake = std::min(next_flush, Clock::now() + tick);
+    flush_cv_.wait_until(lock, wake, [this] { return stop_flush_; });
     if (stop_flush_) break;
     lock.unlock();
-    Status s = Flush(/*sync=*/false);
-    if (!s.ok()) LOG(WARNING) << "periodic flush failed: " << s.ToString();
+    CheckDataDir();
+    bool recovering = false;
+    {
+      std::lock_guard<std::mutex> state_lock(mu_);
+      recovering = !unavailable_.empty() && !dir_lost_;
+    }
+    const auto now = Clock::now();
+    if (now >= next_flush) {
+      // Start to start: a flush that overran its interval is followed at
+      // once by the next, so no change waits more than one interval plus
+      // one flush.
+      next_flush = std::max(next_flush + interval, now);
+      Status s = Flush(/*sync=*/false);
+      if (!s.ok()) VLOG(1) << "periodic flush failed: " << s.ToString();
+    } else if (recovering) {
+      Status s = Flush(/*sync=*/true);  // tries Resume() or a reopen first
+      if (!s.ok()) VLOG(1) << "recovery failed: " << s.ToString();
+    }
     lock.lock();
   }
 }
 
 Status CounterStore::Close() {
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    if (db_closed_) return Status::OK();  // closed before
+  }
   {
     std::lock_guard<std::mutex> lock(flush_mu_);
     stop_flush_ = true;
@@ -485,22 +876,44 @@ Status CounterStore::Close() {
     std::lock_guard<std::mutex> lock(mu_);
     closed_ = true;
   }
+  // A failing final write is retried for a while: the cause (a full disk)
+  // may be cleared by an operator watching the log.
+  const auto deadline =
+      Clock::now() + std::chrono::milliseconds(options_.close_retry_ms);
   Status s = Flush(/*sync=*/true);
+  while (!s.ok() && !s.IsIOError() && Clock::now() < deadline) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (dir_lost_) break;
+    }
+    std::this_thread::sleep_for(
+        std::min<Clock::duration>(kCloseRetryEvery, deadline - Clock::now()));
+    s = Flush(/*sync=*/true);
+  }
   std::lock_guard<std::mutex> write_lock(write_mu_);
-  if (!db_) return Status::OK();  // closed before
-  if (s.ok()) {
+  if (db_closed_) return Status::OK();  // closed by a concurrent Close()
+  if (s.ok() && db_) {
     rocksdb::WriteOptions write;
     write.sync = true;
     s = FromRocks(db_->Put(write, std::string(kMetaCleanStopKey),
                            std::to_string(incarnation_)),
                   "marking the clean stop");
   }
-  {
+  if (db_) {
     rocksdb::Status rs = db_->Close();
     if (!rs.ok()) LOG(WARNING) << "closing RocksDB: " << rs.ToString();
     db_.reset();
   }
-  return s;
+  db_closed_ = true;
+  if (s.ok()) return s;
+  size_t unwritten = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    unwritten = dirty_.size();
+  }
+  return Status::StorageUnavailable(
+      "final flush failed, " + std::to_string(unwritten) +
+      " changed counters are not on disk: " + s.message());
 }
 
 }  // namespace dist_counter
