@@ -14,6 +14,7 @@
 #include <random>
 
 #include "store/codec.h"
+#include "store/glog_logger.h"
 #include "util/decimal.h"
 #include "util/metrics.h"
 
@@ -25,6 +26,8 @@ namespace {
 constexpr std::chrono::seconds kErrorLogEvery(30);
 // The data dir check and recovery attempts run at least this often.
 constexpr std::chrono::milliseconds kHealthTick(1000);
+// Failed recovery attempts back off up to this.
+constexpr std::chrono::seconds kMaxRecoveryBackoff(5);
 // Close() retries a failing final flush this often.
 constexpr std::chrono::milliseconds kCloseRetryEvery(200);
 
@@ -97,6 +100,8 @@ Status CounterStore::OpenDb(bool create) {
   rocksdb::Options db_options;
   db_options.create_if_missing = create;
   db_options.keep_log_file_num = 5;
+  // Not RocksDB's LOG file: it aborts the process on a full disk.
+  db_options.info_log = std::make_shared<GlogLogger>();
   if (options_.TEST_env != nullptr) db_options.env = options_.TEST_env;
   rocksdb::DB* db = nullptr;
   rocksdb::Status rs = rocksdb::DB::Open(db_options, options_.data_dir, &db);
@@ -823,6 +828,11 @@ void CounterStore::FlushLoop() {
       std::chrono::milliseconds(std::max(1, options_.flush_interval_ms));
   // The data dir check and, while unavailable, recovery run this often.
   const auto tick = std::min(interval, kHealthTick);
+  // Failed recoveries back off, up to a few seconds (RocksDB logs each).
+  const Clock::duration max_backoff =
+      std::min<Clock::duration>(kMaxRecoveryBackoff, tick * 100);
+  Clock::duration backoff = tick;
+  auto next_recovery = Clock::now();
   auto next_flush = Clock::now() + interval;
   std::unique_lock<std::mutex> lock(flush_mu_);
   while (!stop_flush_) {
@@ -837,16 +847,23 @@ void CounterStore::FlushLoop() {
       recovering = !unavailable_.empty() && !dir_lost_;
     }
     const auto now = Clock::now();
-    if (now >= next_flush) {
+    if (recovering) {
+      if (now >= next_flush) next_flush = std::max(next_flush + interval, now);
+      if (now >= next_recovery) {
+        Status s = Flush(/*sync=*/true);  // tries Resume() or a reopen first
+        if (!s.ok()) VLOG(1) << "recovery failed: " << s.ToString();
+        backoff = s.ok() ? tick : std::min(backoff * 2, max_backoff);
+        next_recovery = Clock::now() + backoff;
+      }
+    } else if (now >= next_flush) {
       // Start to start: a flush that overran its interval is followed at
       // once by the next, so no change waits more than one interval plus
       // one flush.
       next_flush = std::max(next_flush + interval, now);
       Status s = Flush(/*sync=*/false);
       if (!s.ok()) VLOG(1) << "periodic flush failed: " << s.ToString();
-    } else if (recovering) {
-      Status s = Flush(/*sync=*/true);  // tries Resume() or a reopen first
-      if (!s.ok()) VLOG(1) << "recovery failed: " << s.ToString();
+      next_recovery = Clock::now() + tick;  // the first retry after a failure
+      backoff = tick;
     }
     lock.lock();
   }
