@@ -1,8 +1,9 @@
-// A real node on a 2 MB tmpfs that fills up: increments get 503
-// StorageUnavailable, /ping fails, reads go on; once space is freed the
-// node recovers by itself, and after a clean stop and a restart every
-// acknowledged (204) increment is counted. Needs root (mount); skipped
-// otherwise.
+// A real node whose storage fails. On a 2 MB tmpfs that fills up:
+// increments get 503 StorageUnavailable, /ping fails, reads go on; once
+// space is freed the node recovers by itself, and after a clean stop and a
+// restart every acknowledged (204) increment is counted (needs root to
+// mount; skipped otherwise). With its data dir removed: /ping fails,
+// increments get 503, and the stop exits 1 since nothing can be saved.
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
@@ -80,7 +82,15 @@ class FullDiskTest : public ::testing::Test {
   std::unique_ptr<NodeProcess> node_;
 };
 
-TEST_F(FullDiskTest, FullDiskRefusesThenRecoversAndLosesNothingAcknowledged) {
+class FullDiskModeTest : public FullDiskTest,
+                         public ::testing::WithParamInterface<bool> {};
+
+INSTANTIATE_TEST_SUITE_P(Modes, FullDiskModeTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Durable" : "Default";
+                         });
+
+TEST_P(FullDiskModeTest, RefusesThenRecoversAndLosesNothingAcknowledged) {
   const std::string filler = mount_point_ + "/filler";
   {
     std::ofstream out(filler, std::ios::binary);
@@ -90,6 +100,7 @@ TEST_F(FullDiskTest, FullDiskRefusesThenRecoversAndLosesNothingAcknowledged) {
   NodeProcessOptions options;
   options.data_dir = mount_point_ + "/db";
   options.flags = {"--challenge_id=1", "--flush_interval_ms=20"};
+  if (GetParam()) options.flags.push_back("--durable");
   node_ = std::make_unique<NodeProcess>(options);
   ASSERT_TRUE(node_->StartAndWait());
 
@@ -117,7 +128,8 @@ TEST_F(FullDiskTest, FullDiskRefusesThenRecoversAndLosesNothingAcknowledged) {
   HttpResponse single =
       client.Request("POST", node_->Url("/counter/" + Name(0)), "1");
   EXPECT_EQ(single.status, 503) << single.body;
-  // Reads go on, and show only what was acknowledged.
+  // Reads go on, and show only what was acknowledged (in durable mode,
+  // not the refused batch either).
   HttpResponse value =
       client.Request("GET", node_->Url("/counter/" + Name(0) + "/value"));
   EXPECT_EQ(value.status, 200);
@@ -141,6 +153,29 @@ TEST_F(FullDiskTest, FullDiskRefusesThenRecoversAndLosesNothingAcknowledged) {
     ASSERT_EQ(r.body, std::to_string(acknowledged)) << Name(i);
   }
   EXPECT_EQ(node_->Stop(), 0);
+}
+
+TEST(RemovedDataDirTest, HealthFailsWritesAreRefusedAndTheStopFails) {
+  TempDir tmp;
+  NodeProcessOptions options;
+  options.data_dir = tmp.Sub("db");
+  options.flags = {"--challenge_id=1", "--flush_interval_ms=100"};
+  NodeProcess node(options);
+  ASSERT_TRUE(node.StartAndWait());
+  HttpClient client;
+  ASSERT_EQ(client.Request("POST", node.Url("/counter/c"), "2").status, 204);
+  std::filesystem::remove_all(options.data_dir);
+  ASSERT_TRUE(WaitUntil(
+      [&] { return client.Request("GET", node.Url("/ping")).status == 503; }));
+  HttpResponse r = client.Request("POST", node.Url("/counter/c"), "1");
+  EXPECT_EQ(r.status, 503) << r.body;
+  r = client.Request("GET", node.Url("/counter/c/value"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "2");
+  EXPECT_EQ(node.Stop(), 1);
+  const std::string log = node.ReadLog();
+  EXPECT_NE(log.find("is gone"), std::string::npos) << log;
+  EXPECT_NE(log.find("final flush failed"), std::string::npos) << log;
 }
 
 }  // namespace
