@@ -251,6 +251,10 @@ void CounterStore::RegisterMetrics() {
   MetricSet(available_metric_, Health().ok() ? 1 : 0);
 }
 
+void CounterStore::KeepCreated(PnCounter* state) const {
+  if (state->empty()) state->SetActor(actor_id_, ActorCounts{});
+}
+
 void CounterStore::MarkChangedLocked(const std::string& name, Entry* entry,
                                      bool dirty) {
   if (entry->seq != 0) by_seq_.erase(entry->seq);
@@ -340,6 +344,7 @@ Status CounterStore::ApplyIncrement(const std::string& name, int64_t delta,
       if (inserted) counters_.erase(it);
       return s;
     }
+    KeepCreated(&it->second.state);
     MarkChangedLocked(name, &it->second);
     *ticket = ticket_;
     if (inserted)
@@ -422,6 +427,7 @@ Status CounterStore::IncrementBatch(
       }
       Entry& entry = counters_[name];
       entry.state = std::move(state);
+      KeepCreated(&entry.state);
       MarkChangedLocked(name, &entry);
     }
     if (options_.durable) ++ticket_;
@@ -595,8 +601,10 @@ PnCounter CounterStore::StagedStateLocked(const std::string& name,
   PnCounter state;
   auto it = counters_.find(name);
   if (it != counters_.end()) state = it->second.state;
-  // A staged 0 on a new counter creates it without an actor, like Add().
-  if (own.p != 0 || own.n != 0 || state.actors().count(actor_id_) != 0) {
+  // A staged 0 adds this actor only to a counter that has none (see
+  // KeepCreated()).
+  if (own.p != 0 || own.n != 0 || state.empty() ||
+      state.actors().count(actor_id_) != 0) {
     state.SetActor(actor_id_, own);
   }
   return state;

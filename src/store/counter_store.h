@@ -223,6 +223,10 @@ class CounterStore {
   // `dirty`) a place in the next flush. Requires mu_.
   void MarkChangedLocked(const std::string& name, Entry* entry,
                          bool dirty = true);
+  // Gives an empty state (a counter created with 0) this node's actor at
+  // zero, so that peers, which never create a counter from an empty state,
+  // learn of it.
+  void KeepCreated(PnCounter* state) const;
   // Why an increment of `fresh` new names cannot be taken now, or OK.
   // Requires mu_.
   Status CheckWritableLocked(size_t fresh) const;

@@ -1100,7 +1100,15 @@ TEST_F(CounterStoreTest, MergingAnEmptyStateNeverCreatesACounter) {
   uint64_t next = 0;
   store->ChangesSince(0, 10, &changes, &next);
   EXPECT_TRUE(changes.empty());
-  // A counter a peer created with 0 (an actor at zero) is real, though.
+  // A counter created with 0 carries this node's actor at zero, so peers
+  // learn of it; a peer's such counter is real here too.
+  ASSERT_TRUE(store->Increment("zero", 0).ok());
+  ASSERT_TRUE(store->IncrementBatch({{"zero2", 0}}).ok());
+  for (const char* name : {"zero", "zero2"}) {
+    PnCounter state;
+    ASSERT_TRUE(store->Get(name, &state).ok());
+    EXPECT_EQ(state.actors().size(), 1u) << name;
+  }
   PnCounter zero;
   zero.SetActor("2.1.peer0001", ActorCounts{0, 0});
   ASSERT_TRUE(store->Merge("made", zero, &changed).ok());
