@@ -212,6 +212,8 @@ class CounterStore {
     Status status;
   };
   using Clock = std::chrono::steady_clock;
+  // Warnings and errors of a lasting condition repeat at most this often.
+  static constexpr std::chrono::seconds kLogEvery{30};
 
   explicit CounterStore(const StoreOptions& options);
 
