@@ -96,7 +96,19 @@ class WriteFaultTest : public CounterStoreFaultsTest,
 
 INSTANTIATE_TEST_SUITE_P(Faults, WriteFaultTest,
                          ::testing::Values(Fault::kNoSpace, Fault::kIOError,
-                                           Fault::kSync));
+                                           Fault::kSync),
+                         [](const ::testing::TestParamInfo<Fault>& info) {
+                           switch (info.param) {
+                             case Fault::kNoSpace:
+                               return "NoSpace";
+                             case Fault::kIOError:
+                               return "IOError";
+                             case Fault::kSync:
+                               return "Sync";
+                             default:
+                               return "Other";
+                           }
+                         });
 
 TEST_P(WriteFaultTest, FailedFlushRefusesIncrementsButReadsGoOn) {
   auto store = MustOpen(Options());
