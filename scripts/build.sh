@@ -3,6 +3,7 @@
 #
 #   scripts/build.sh                 build/       (RelWithDebInfo)
 #   scripts/build.sh --asan          build-asan/  (-DDIST_COUNTER_SANITIZE=ON)
+#   scripts/build.sh --tsan          build-tsan/  (-DDIST_COUNTER_TSAN=ON)
 #   scripts/build.sh --tests         build the GoogleTest suites (the default
 #                                    of a new build dir)
 #   scripts/build.sh --no-tests      skip the GoogleTest suites
@@ -22,12 +23,14 @@ source "${ROOT}/scripts/lib/common.sh"
 
 build_dir="build"
 sanitize="OFF"
+tsan="OFF"
 tests=""
 target=""
 deps=1
 while (( $# > 0 )); do
   case "$1" in
     --asan) build_dir="build-asan"; sanitize="ON" ;;
+    --tsan) build_dir="build-tsan"; tsan="ON" ;;
     --tests) tests="ON" ;;
     --no-tests) tests="OFF" ;;
     --target) shift; target="${1:?--target needs a name}" ;;
@@ -44,7 +47,8 @@ if (( deps )); then
 fi
 
 jobs="${JOBS:-2}"
-configure_args=(-S . -B "${build_dir}" -DDIST_COUNTER_SANITIZE="${sanitize}")
+configure_args=(-S . -B "${build_dir}" -DDIST_COUNTER_SANITIZE="${sanitize}"
+                -DDIST_COUNTER_TSAN="${tsan}")
 if [[ -n "${BUILD_TYPE:-}" ]]; then
   configure_args+=(-DCMAKE_BUILD_TYPE="${BUILD_TYPE}")
 elif [[ ! -f "${build_dir}/CMakeCache.txt" ]]; then
@@ -56,7 +60,7 @@ fi
 # shellcheck disable=SC2206  # CMAKE_ARGS is meant to be split into words.
 configure_args+=(${CMAKE_ARGS:-})
 
-echo "build.sh: configuring ${build_dir}/ (sanitize=${sanitize}${tests:+, tests=${tests}})"
+echo "build.sh: configuring ${build_dir}/ (sanitize=${sanitize}, tsan=${tsan}${tests:+, tests=${tests}})"
 cmake "${configure_args[@]}"
 
 build_args=(--build "${build_dir}" --parallel "${jobs}")

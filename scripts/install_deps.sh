@@ -17,6 +17,7 @@ readonly BUILD_PACKAGES=(
   librocksdb-dev rocksdb-tools libpistache-dev rapidjson-dev
   libgflags-dev libgoogle-glog-dev libgtest-dev libcurl4-openssl-dev
   python3  # scripts/check_readme.py (the README test); slim images lack it
+  clang    # scripts/check_thread_safety.sh (clang's -Wthread-safety)
 )
 readonly BENCH_PACKAGES=(wrk redis-server redis-tools nginx-light)
 

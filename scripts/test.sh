@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # The test command (CI runs it through .ci/run): installs missing packages,
 # builds build/ and runs its tests with ctest, then builds build-asan/
-# (AddressSanitizer + UBSan) and runs the same tests there. Prints a summary
+# (AddressSanitizer + UBSan) and runs the same tests there, then builds
+# build-tsan/ (ThreadSanitizer) and runs the threaded suites there (store,
+# work queue, API and HTTP server, peer client, merger). Prints a summary
 # and exits nonzero if any build or test failed.
 #
-#   scripts/test.sh             both stages
+#   scripts/test.sh             every stage
 #   scripts/test.sh --no-asan   only build/ (quick check; the Docker test target)
 #   scripts/test.sh --asan-only only build-asan/
+#   scripts/test.sh --tsan-only only build-tsan/
+#   scripts/test.sh --no-tsan   skip build-tsan/
 #
 # Environment: JOBS (default 2), CTEST_TIMEOUT (seconds per test, default 600),
 # CTEST_PARALLEL_LEVEL (ctest's own; default serial), ASAN_OPTIONS and
-# UBSAN_OPTIONS (defaults below).
+# UBSAN_OPTIONS and TSAN_OPTIONS (defaults below).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,10 +26,13 @@ usage() {
 
 run_normal=1
 run_asan=1
+run_tsan=1
 for arg in "$@"; do
   case "${arg}" in
-    --no-asan) run_asan=0 ;;
-    --asan-only) run_normal=0 ;;
+    --no-asan) run_asan=0; run_tsan=0 ;;
+    --asan-only) run_normal=0; run_tsan=0 ;;
+    --tsan-only) run_normal=0; run_asan=0 ;;
+    --no-tsan) run_tsan=0 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "test.sh: unknown argument '${arg}'" >&2; usage >&2; exit 2 ;;
   esac
@@ -34,6 +41,11 @@ done
 # Sanitizer reports must fail the test that triggers them, with a stack.
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=${ROOT}/tests/tsan.supp}"
+
+# The suites whose code runs on several threads: ThreadSanitizer runs these
+# (ctest labels are the test binaries' names).
+readonly TSAN_LABELS='^(counter_store_test|work_queue_test|routes_test|http_server_test|peer_client_test|merger_test)$'
 
 ctest_timeout="${CTEST_TIMEOUT:-600}"
 log_dir="$(mktemp -d "${TMPDIR:-/tmp}/dist_counter_test.XXXXXX")"
@@ -51,8 +63,10 @@ elapsed() {
 }
 
 # Builds one build directory and runs its tests. Arguments: a stage name, the
-# build directory, then the arguments for scripts/build.sh. Appends a line to
-# `summary` and adds to the totals; returns 1 if the build itself failed.
+# build directory, then the arguments for scripts/build.sh. Extra ctest
+# arguments come from the array `ctest_extra`. Appends a line to `summary`
+# and adds to the totals; returns 1 if the build itself failed.
+ctest_extra=()
 run_stage() {
   local name="$1" dir="$2"
   shift 2
@@ -70,7 +84,8 @@ run_stage() {
   echo "==== test.sh: ${name}: ctest in ${dir}/ ===="
   local log="${log_dir}/${name}.log" rc=0
   (cd "${dir}" && ctest --output-on-failure --no-tests=error \
-      --timeout "${ctest_timeout}") 2>&1 | tee "${log}" || rc=$?
+      --timeout "${ctest_timeout}" "${ctest_extra[@]}") 2>&1 | tee "${log}" \
+    || rc=$?
 
   # ctest closes with "NN% tests passed, F tests failed out of T".
   local line total=0 bad=0
@@ -108,6 +123,16 @@ if (( run_asan )); then
   else
     summary+=("$(printf '  %-7s %-13s SKIPPED (the normal build failed)' \
       asan build-asan/)")
+  fi
+fi
+if (( run_tsan )); then
+  if (( normal_built )); then
+    ctest_extra=(-L "${TSAN_LABELS}")
+    run_stage tsan build-tsan --tsan --tests || true
+    ctest_extra=()
+  else
+    summary+=("$(printf '  %-7s %-13s SKIPPED (the normal build failed)' \
+      tsan build-tsan/)")
   fi
 fi
 

@@ -7,9 +7,12 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -18,6 +21,7 @@
 
 #include "api/routes.h"
 #include "util/crc32.h"
+#include "util/metrics.h"
 #include "util/url.h"
 
 namespace dist_counter {
@@ -33,6 +37,20 @@ struct PendingReplies {
   // Held shared while a reply is sent, exclusively to set shut_down.
   std::shared_mutex send_mu;
   bool shut_down = false;  // the endpoint is going away: send nothing more
+};
+
+// Counts open client connections against the cap; shared by the handler's
+// copies (one per Pistache thread) and by the connections' slots.
+struct ConnectionLimit {
+  size_t max = 0;
+  std::atomic<size_t> open{0};
+  std::atomic<int64_t> last_warning_ms{0};  // of the last refusal logged
+  // The canned replies sent to a connection refused past the cap, and to
+  // one refused because the server is closing.
+  std::string refusal;
+  std::string closing_refusal;
+  std::atomic<uint64_t>* refused_metric = nullptr;  // null without metrics
+  std::atomic<int64_t>* open_metric = nullptr;
 };
 
 namespace {
@@ -84,28 +102,103 @@ void ToApiRequest(const Pistache::Http::Request& in, ApiRequest* out) {
   out->body = in.body();
 }
 
+// One open connection's share of the ConnectionLimit, kept in the peer's
+// data: Pistache destroys it with the peer, however the connection ends
+// (client close, timeout, shutdown).
+class ConnectionSlot {
+ public:
+  explicit ConnectionSlot(std::shared_ptr<ConnectionLimit> limit)
+      : limit_(std::move(limit)) {
+    const size_t open = limit_->open.fetch_add(1) + 1;
+    MetricSet(limit_->open_metric, static_cast<int64_t>(open));
+  }
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+  ~ConnectionSlot() {
+    const size_t open = limit_->open.fetch_sub(1) - 1;
+    MetricSet(limit_->open_metric, static_cast<int64_t>(open));
+  }
+
+  bool refused = false;  // turned away: its requests are ignored
+
+ private:
+  std::shared_ptr<ConnectionLimit> limit_;
+};
+
+constexpr char kSlotKey[] = "dist_counter.slot";
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// A complete "Connection: close" HTTP/1.1 reply carrying `reply`, for a
+// connection refused before Pistache answers anything on it.
+std::string RawReply(const ApiReply& reply) {
+  return "HTTP/1.1 " + std::to_string(reply.status) +
+         " Service Unavailable\r\nContent-Type: " + reply.content_type +
+         "\r\nX-SFN-CRC32: " + std::to_string(Crc32(reply.body)) +
+         "\r\nContent-Length: " + std::to_string(reply.body.size()) +
+         "\r\nConnection: close\r\n\r\n" + reply.body;
+}
+
 // Answers every request through one Api. Pistache copies the handler for
-// each worker thread; the copies share the Api and the PendingReplies.
+// each worker thread; the copies share the Api, the PendingReplies and the
+// ConnectionLimit.
 class Handler : public Pistache::Http::Handler {
  public:
   HTTP_PROTOTYPE(Handler)
 
-  Handler(Api* api, std::shared_ptr<PendingReplies> pending)
-      : api_(api), pending_(std::move(pending)) {}
+  Handler(Api* api, std::shared_ptr<PendingReplies> pending,
+          std::shared_ptr<ConnectionLimit> connections)
+      : api_(api),
+        pending_(std::move(pending)),
+        connections_(std::move(connections)) {}
+
+  // Counts the connection; past the cap, or once the server is closing,
+  // sends the canned 503 and shuts the socket down, so Pistache reads EOF
+  // and closes it. Runs on the connection's reactor thread.
+  void onConnection(const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
+    try {
+      // What Pistache::Http::Handler::onConnection (private, so not callable
+      // from here) does: give the connection its request parser.
+      peer->putData(ParserData, std::make_shared<Pistache::Http::RequestParser>(
+                                    getMaxRequestSize()));
+      auto slot = std::make_shared<ConnectionSlot>(connections_);
+      peer->putData(kSlotKey, slot);
+      const bool over = connections_->open.load() > connections_->max;
+      if (!over && !Closing()) return;
+      slot->refused = true;
+      if (over) ReportRefusal();
+      const std::string& raw =
+          over ? connections_->refusal : connections_->closing_refusal;
+      // A fresh socket's send buffer is empty: this never blocks or splits.
+      if (::send(peer->fd(), raw.data(), raw.size(),
+                 MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        VLOG(1) << "refusing a connection: " << std::strerror(errno);
+      }
+      ::shutdown(peer->fd(), SHUT_RDWR);
+    } catch (const std::exception& e) {
+      LOG(ERROR) << "accepting a connection failed: " << e.what();
+    }
+  }
 
   void onRequest(const Pistache::Http::Request& request,
                  ResponseWriter response) override {
     try {
+      if (Refused(response)) return;
       const bool keep_alive = WantsKeepAlive(request);
       const bool head = request.method() == Pistache::Http::Method::Head;
-      ApiRequest api_request;
-      ToApiRequest(request, &api_request);
       if (!BeginAsync()) {
+        // Closing: turn the request away without reaching the Api.
         ApiReply reply;
-        api_->Handle(api_request, &reply);
-        Send(keep_alive, head, reply, &response);
+        ReplyError(503, "Unavailable", "shutting down", &reply);
+        Send(/*keep_alive=*/false, head, reply, &response);
         return;
       }
+      ApiRequest api_request;
+      ToApiRequest(request, &api_request);
       auto writer = std::make_shared<ResponseWriter>(std::move(response));
       auto pending = pending_;
       api_->HandleAsync(api_request, [=](const ApiReply& reply) {
@@ -131,8 +224,37 @@ class Handler : public Pistache::Http::Handler {
   // 0.0.5 offers no hook for a JSON body there.
 
  private:
+  bool Closing() const {
+    std::lock_guard<std::mutex> lock(pending_->mu);
+    return pending_->closing;
+  }
+
+  // True if the request came on a connection refused in onConnection()
+  // (sent before the refusal was read): it is dropped unanswered.
+  static bool Refused(const ResponseWriter& response) {
+    std::shared_ptr<Pistache::Tcp::Peer> peer = response.getPeer();
+    if (!peer) return false;
+    auto slot =
+        std::static_pointer_cast<ConnectionSlot>(peer->tryGetData(kSlotKey));
+    return slot != nullptr && slot->refused;
+  }
+
+  // Counts a refusal past the cap; logs at most one WARNING per 10 s.
+  void ReportRefusal() {
+    MetricAdd(connections_->refused_metric);
+    constexpr int64_t kLogEveryMs = 10000;
+    const int64_t now = NowMs();
+    int64_t last = connections_->last_warning_ms.load();
+    if (last != 0 && now - last < kLogEveryMs) return;
+    if (!connections_->last_warning_ms.compare_exchange_strong(last, now)) {
+      return;
+    }
+    LOG(WARNING) << "connection limit reached (" << connections_->max
+                 << " open, --max_connections): refusing new connections";
+  }
+
   // Registers a reply that may be sent from another thread; false once the
-  // server is closing (then answer synchronously).
+  // server is closing (then the request is turned away).
   bool BeginAsync() {
     std::lock_guard<std::mutex> lock(pending_->mu);
     if (pending_->closing) return false;
@@ -184,6 +306,7 @@ class Handler : public Pistache::Http::Handler {
 
   Api* api_;
   std::shared_ptr<PendingReplies> pending_;
+  std::shared_ptr<ConnectionLimit> connections_;
 };
 
 }  // namespace
@@ -193,7 +316,28 @@ Status HttpServer::Start(const HttpServerOptions& options, Api* api,
   if (options.threads < 1) {
     return Status::InvalidArgument("threads must be at least 1");
   }
+  if (options.max_connections < 1) {
+    return Status::InvalidArgument("max_connections must be at least 1");
+  }
   std::unique_ptr<HttpServer> started(new HttpServer());
+  ConnectionLimit* limit = started->connections_.get();
+  limit->max = options.max_connections;
+  ApiReply refusal;
+  ReplyError(503, "Unavailable", "too many connections", &refusal);
+  limit->refusal = RawReply(refusal);
+  ReplyError(503, "Unavailable", "shutting down", &refusal);
+  limit->closing_refusal = RawReply(refusal);
+  if (options.metrics != nullptr) {
+    options.metrics->Describe("dist_counter_http_connections", "gauge",
+                              "Open client connections.");
+    options.metrics->Describe(
+        "dist_counter_http_connections_refused_total", "counter",
+        "Connections closed at once because --max_connections were open.");
+    limit->open_metric =
+        options.metrics->Gauge("dist_counter_http_connections");
+    limit->refused_metric =
+        options.metrics->Counter("dist_counter_http_connections_refused_total");
+  }
   try {
     Pistache::Address address(options.bind, Pistache::Port(options.port));
     started->endpoint_ = std::make_unique<Pistache::Http::Endpoint>(address);
@@ -210,8 +354,8 @@ Status HttpServer::Start(const HttpServerOptions& options, Api* api,
             .keepaliveTimeout(
                 std::chrono::milliseconds(options.keepalive_timeout_ms));
     started->endpoint_->init(endpoint_options);
-    started->endpoint_->setHandler(
-        Pistache::Http::make_handler<Handler>(api, started->pending_));
+    started->endpoint_->setHandler(Pistache::Http::make_handler<Handler>(
+        api, started->pending_, started->connections_));
     started->endpoint_->serveThreaded();
     started->port_ = static_cast<uint16_t>(started->endpoint_->getPort());
   } catch (const std::exception& e) {
@@ -223,18 +367,24 @@ Status HttpServer::Start(const HttpServerOptions& options, Api* api,
   return Status::OK();
 }
 
-HttpServer::HttpServer() : pending_(std::make_shared<PendingReplies>()) {}
+HttpServer::HttpServer()
+    : pending_(std::make_shared<PendingReplies>()),
+      connections_(std::make_shared<ConnectionLimit>()) {}
 
 HttpServer::~HttpServer() { Shutdown(); }
+
+void HttpServer::StopAccepting() {
+  std::lock_guard<std::mutex> lock(pending_->mu);
+  pending_->closing = true;
+}
 
 void HttpServer::Shutdown() {
   std::lock_guard<std::mutex> lock(mu_);
   if (!endpoint_) return;
+  StopAccepting();
   {
-    // Let replies owed by other threads go out while the transport lives;
-    // new requests are answered synchronously from now on.
+    // Let replies owed by other threads go out while the transport lives.
     std::unique_lock<std::mutex> pending_lock(pending_->mu);
-    pending_->closing = true;
     pending_->cv.wait_for(pending_lock, std::chrono::seconds(10),
                           [this] { return pending_->count == 0; });
   }

@@ -3,7 +3,17 @@
 // headers, keeps HTTP/1.1 connections alive unless the client asked to
 // close, and bounds request sizes and slow clients with timeouts.
 //
-// Start() returns once the socket listens; Shutdown() stops accepting and
+// Connections: at most `max_connections` client connections are open at
+// once. One beyond that is accepted and closed at once, after a canned 503
+// {"type":"Unavailable","message":"too many connections"}, so that clients
+// can never exhaust the process's descriptors (which RocksDB and peer pulls
+// need too). Refusals are logged at WARNING (at most every 10 s) and
+// counted in dist_counter_http_connections_refused_total; open connections
+// are the gauge dist_counter_http_connections.
+//
+// Start() returns once the socket listens. StopAccepting() turns new
+// connections and requests away with 503 "shutting down" while replies
+// already owed are still sent; Shutdown() waits for those replies and
 // returns once the server's threads are gone. Thread-safe.
 
 #ifndef DIST_COUNTER_API_HTTP_SERVER_H_
@@ -25,6 +35,8 @@ class Endpoint;
 namespace dist_counter {
 
 class Api;
+class Metrics;
+struct ConnectionLimit;
 struct PendingReplies;
 
 struct HttpServerOptions {
@@ -35,6 +47,8 @@ struct HttpServerOptions {
   int header_timeout_ms = 10000;      // a client must send headers within this
   int body_timeout_ms = 30000;        // ... and its body within this
   int keepalive_timeout_ms = 60000;   // idle keep-alive connections close
+  size_t max_connections = 10000;     // open client connections, at least 1
+  Metrics* metrics = nullptr;         // not owned; may be null; must outlive us
 };
 
 class HttpServer {
@@ -54,7 +68,16 @@ class HttpServer {
   // The port actually listened on.
   uint16_t port() const { return port_; }
 
-  // Stops accepting connections and joins the server threads. Idempotent.
+  // From now on, a new connection is closed at once and a new request is
+  // answered 503 {"type":"Unavailable","message":"shutting down"} with
+  // "Connection: close", without reaching the Api. Requests the Api already
+  // took are still answered when it calls back. Idempotent.
+  void StopAccepting();
+
+  // StopAccepting(), then waits (up to 10 s) until every reply owed by
+  // another thread is sent, then stops the endpoint and joins the server
+  // threads. A reply owed past that wait is dropped, never written through
+  // the destroyed transport. Idempotent.
   void Shutdown();
 
  private:
@@ -64,6 +87,7 @@ class HttpServer {
   std::unique_ptr<Pistache::Http::Endpoint> endpoint_;
   uint16_t port_ = 0;
   std::shared_ptr<PendingReplies> pending_;  // replies owed by other threads
+  std::shared_ptr<ConnectionLimit> connections_;  // open connections, cap
 };
 
 }  // namespace dist_counter

@@ -10,6 +10,7 @@
 
 #include "api/cluster_view.h"
 #include "crdt/pn_counter.h"
+#include "proto/wire.h"
 #include "store/codec.h"
 #include "store/counter_store.h"
 #include "util/decimal.h"
@@ -53,6 +54,11 @@ void ReplyNoContent(ApiReply* reply) {
 
 void ReplyValidation(ApiReply* reply) {
   ReplyError(400, kValidationType, kValidationMessage, reply);
+}
+
+// The reply to work refused because the node is stopping.
+void ReplyShuttingDown(ApiReply* reply) {
+  ReplyError(503, "Unavailable", "shutting down", reply);
 }
 
 void ReplyMethodNotAllowed(ApiReply* reply) {
@@ -100,16 +106,14 @@ std::string QueryString(const ApiRequest& request, const std::string& key) {
   return it == request.query.end() ? std::string() : it->second;
 }
 
-void WriteNode(const CounterStore& store, JsonWriter* w) {
-  w->Key("node");
-  w->StartObject();
-  w->Key("challenge_id");
-  WriteString(w, store.challenge_id());
-  w->Key("node_id");
-  WriteString(w, store.node_id());
-  w->Key("actor");
-  WriteString(w, store.actor_id());
-  w->EndObject();
+// Who this node is, as the peer protocol's replies say.
+PeerIdentity NodeIdentity(const CounterStore& store) {
+  PeerIdentity node;
+  node.challenge_id = store.challenge_id();
+  node.node_id = store.node_id();
+  node.actor = store.actor_id();
+  node.instance = store.instance_id();
+  return node;
 }
 
 // GET /ping: 200 {"status":"OK"} while the store can persist, else 503
@@ -192,7 +196,12 @@ Api::Api(const ApiOptions& options, CounterStore* store, ClusterView* cluster,
   }
 }
 
-Api::~Api() = default;
+Api::~Api() { Stop(); }
+
+void Api::Stop() {
+  stopping_ = true;
+  if (consistent_pool_) consistent_pool_->Stop();
+}
 
 void Api::Handle(const ApiRequest& request, ApiReply* reply) {
   Serve(request, /*later=*/nullptr, reply);
@@ -407,24 +416,34 @@ void Api::HandleIncrement(const std::string& name, const std::string& body,
 
 void Api::HandleConsistent(const std::string& name, ReplyCallback* later,
                            ApiReply* reply) {
+  if (stopping_) return ReplyShuttingDown(reply);
   if (later == nullptr || !consistent_pool_) {
     return HandleValue(name, /*consistent=*/true, reply);
   }
   // The read waits on peers: run it on the Api's own threads. `done` is
-  // shared so it can be taken back if the backlog is full.
+  // shared so it can be taken back if the backlog is full, and answered
+  // with a 503 if Stop() finds the read still queued.
   auto done = std::make_shared<ReplyCallback>(std::move(*later));
   *later = nullptr;
-  const bool queued =
-      consistent_pool_->TrySubmit([this, name, route = reply->route, done] {
-        ApiReply async_reply;
-        async_reply.route = route;
-        Guard("consistent read of " + name, &async_reply,
-              [&] { HandleValue(name, /*consistent=*/true, &async_reply); });
-        CountReply(async_reply);
-        (*done)(async_reply);
-      });
-  if (queued) return;
+  const std::string route = reply->route;
+  auto run = [this, name, route, done] {
+    ApiReply async_reply;
+    async_reply.route = route;
+    Guard("consistent read of " + name, &async_reply,
+          [&] { HandleValue(name, /*consistent=*/true, &async_reply); });
+    CountReply(async_reply);
+    (*done)(async_reply);
+  };
+  auto cancel = [this, route, done] {
+    ApiReply async_reply;
+    async_reply.route = route;
+    ReplyShuttingDown(&async_reply);
+    CountReply(async_reply);
+    (*done)(async_reply);
+  };
+  if (consistent_pool_->TrySubmit(std::move(run), std::move(cancel))) return;
   *later = std::move(*done);
+  if (stopping_) return ReplyShuttingDown(reply);
   ReplyError(503, "Unavailable", "too many consistent reads in flight", reply);
 }
 
@@ -547,10 +566,11 @@ void Api::HandleBatch(const std::string& body, ApiReply* reply) {
 }
 
 void Api::HandleChanges(const ApiRequest& request, ApiReply* reply) {
-  uint64_t instance = 0, since = 0, limit = 0;
+  uint64_t instance = 0, since = 0, limit = 0, max_bytes = 0;
   Status s = QueryUint(request, "instance", 0, &instance);
   if (s.ok()) s = QueryUint(request, "since", 0, &since);
   if (s.ok()) s = QueryUint(request, "limit", 1000, &limit);
+  if (s.ok()) s = QueryUint(request, "max_bytes", 0, &max_bytes);
   if (!s.ok()) return ReplyStatus(s, reply);
   if (limit == 0 || limit > options_.max_changes_limit) {
     limit = options_.max_changes_limit;
@@ -560,52 +580,23 @@ void Api::HandleChanges(const ApiRequest& request, ApiReply* reply) {
   const bool reset = instance != store_->instance_id();
   if (reset) since = 0;
 
+  // One page at most is held: the store stops at the byte budget.
   std::vector<CounterChange> changes;
   uint64_t next = 0;
-  store_->ChangesSince(since, limit, &changes, &next);
+  store_->ChangesSince(since, limit, ServedPageBytes(max_bytes), &changes,
+                       &next);
   const bool more = next < store_->LatestCursor();
-
-  rapidjson::StringBuffer buffer;
-  JsonWriter w(buffer);
-  w.StartObject();
-  WriteNode(*store_, &w);
-  w.Key("instance");
-  w.Uint64(store_->instance_id());
-  w.Key("reset");
-  w.Bool(reset);
-  w.Key("next");
-  w.Uint64(next);
-  w.Key("more");
-  w.Bool(more);
-  w.Key("counters");
-  w.StartArray();
-  for (const CounterChange& change : changes) {
-    w.StartObject();
-    w.Key("name");
-    WriteString(&w, change.name);
-    w.Key("state");
-    WriteRaw(&w, EncodeCounter(change.state));
-    w.EndObject();
-  }
-  w.EndArray();
-  w.EndObject();
-  ReplyJson(200, Finish(buffer), reply);
+  ReplyJson(
+      200, EncodeChangesPage(NodeIdentity(*store_), reset, next, more, changes),
+      reply);
 }
 
 void Api::HandleInternalCounter(const std::string& name, ApiReply* reply) {
   PnCounter state;
   Status s = store_->Get(name, &state);
   if (!s.ok() && !s.IsNotFound()) return ReplyStatus(s, reply);
-  rapidjson::StringBuffer buffer;
-  JsonWriter w(buffer);
-  w.StartObject();
-  WriteNode(*store_, &w);
-  w.Key("name");
-  WriteString(&w, name);
-  w.Key("state");
-  WriteRaw(&w, EncodeCounter(state));
-  w.EndObject();
-  ReplyJson(200, Finish(buffer), reply);
+  ReplyJson(200, EncodeCounterReply(NodeIdentity(*store_), name, state, s.ok()),
+            reply);
 }
 
 }  // namespace dist_counter

@@ -76,8 +76,17 @@ class Api {
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
-  // Finishes every consistent read already accepted.
+  // Calls Stop().
   ~Api();
+
+  // Stops the consistent-read threads: a consistent read still queued is
+  // answered at once with 503 {"type":"Unavailable","message":"shutting
+  // down"} (its callback runs on the calling thread), one already running
+  // finishes (it is bounded by the peer timeout), and later ones get the
+  // same 503 without reaching the cluster. Returns once no consistent read
+  // runs any more, so the cluster view may then be destroyed. Every other
+  // route keeps working. Idempotent; thread-safe.
+  void Stop();
 
   // Fills *reply for `request`. Never throws.
   void Handle(const ApiRequest& request, ApiReply* reply);
@@ -127,8 +136,9 @@ class Api {
   CounterStore* const store_;
   ClusterView* const cluster_;
   Metrics* const metrics_;
-  // Runs consistent reads (null without a cluster). Last, so it finishes
-  // its tasks while everything above is still alive.
+  std::atomic<bool> stopping_{false};  // Stop() began: no new consistent read
+  // Runs consistent reads (null without a cluster). Last, so it is stopped
+  // while everything above is still alive.
   std::unique_ptr<WorkQueue> consistent_pool_;
 };
 

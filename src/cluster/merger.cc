@@ -12,7 +12,9 @@
 
 #include "cluster/peer_client.h"
 #include "crdt/pn_counter.h"
+#include "store/codec.h"
 #include "store/counter_store.h"
+#include "util/decimal.h"
 #include "util/metrics.h"
 #include "util/peer_address.h"
 
@@ -24,6 +26,9 @@ namespace {
 constexpr int64_t kLogEveryMs = 10000;
 // How often an identity conflict is logged.
 constexpr int64_t kConflictLogEveryMs = 30000;
+// Why a counter from a peer is refused, as metric labels.
+constexpr const char* kRejectReasons[] = {"too_many_actors", "too_large",
+                                          "own_actor"};
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -56,15 +61,22 @@ bool LogDue(int64_t* last_ms, int64_t every_ms) {
 }  // namespace
 
 struct Merger::Peer {
+  ~Peer() {
+    for (const auto& [name, labels] : series) metrics->Release(name, labels);
+  }
+
   std::string address;  // as configured
   std::string key;      // PeerKey(address)
 
-  // Worker control.
-  std::thread thread;
-  std::mutex mu;  // guards stop; with cv
-  std::condition_variable cv;
-  bool stop = false;
-  std::atomic<bool> abort{false};  // set with stop: abandons a transfer
+  // Scheduling, guarded by Merger::mu_.
+  int64_t due_ms = 0;  // next pull (steady ms)
+  bool busy = false;   // a pull thread is pulling it
+
+  // Used only by the pull thread that has the peer busy.
+  std::unique_ptr<PeerClient> client;  // made at the first pull
+  ChangesCursor cursor;
+
+  std::atomic<bool> abort{false};  // stop or removal: abandons a transfer
 
   // Health, read without locks by other threads.
   std::atomic<bool> obviously_self{false};  // our address: never asked
@@ -79,14 +91,19 @@ struct Merger::Peer {
   int64_t last_failure_log_ms = INT64_MIN;
   int64_t last_recovery_log_ms = INT64_MIN;
   int64_t last_conflict_log_ms = INT64_MIN;
+  int64_t last_reject_log_ms = INT64_MIN;
+  uint64_t rejects_unlogged = 0;  // refused counters not logged yet
   std::string duplicate_node_id;  // node id last reported as a duplicate
 
-  // Metrics; null without a Metrics object.
+  // Metrics; null without a Metrics object. Released by the destructor.
+  Metrics* metrics = nullptr;
+  std::vector<std::pair<std::string, std::string>> series;  // name, labels
   std::atomic<uint64_t>* rounds_ok_metric = nullptr;
   std::atomic<uint64_t>* rounds_error_metric = nullptr;
   std::atomic<uint64_t>* bytes_metric = nullptr;
   std::atomic<uint64_t>* counters_metric = nullptr;
   std::atomic<uint64_t>* rejected_metric = nullptr;
+  std::map<std::string, std::atomic<uint64_t>*> rejected_counters_metrics;
   std::atomic<int64_t>* up_metric = nullptr;
   std::atomic<int64_t>* age_metric = nullptr;
 
@@ -95,6 +112,17 @@ struct Merger::Peer {
   bool Connected(int64_t now, int64_t window_ms) const {
     const int64_t last = last_success_ms.load();
     return !skipped() && last >= 0 && now - last <= window_ms;
+  }
+
+  std::atomic<uint64_t>* CounterSeries(const std::string& name,
+                                       const std::string& labels) {
+    series.emplace_back(name, labels);
+    return metrics->Counter(name, labels);
+  }
+  std::atomic<int64_t>* GaugeSeries(const std::string& name,
+                                    const std::string& labels) {
+    series.emplace_back(name, labels);
+    return metrics->Gauge(name, labels);
   }
 };
 
@@ -125,6 +153,8 @@ Merger::Merger(const MergerOptions& options, CounterStore* store)
   options_.max_backoff_ms =
       std::max(options_.merge_interval_ms, options_.max_backoff_ms);
   options_.page_limit = std::max<size_t>(1, options_.page_limit);
+  options_.pull_threads = std::max(1, options_.pull_threads);
+  options_.page_bytes = std::max<size_t>(1, options_.page_bytes);
   shared_->connected_window_ms =
       static_cast<int64_t>(std::max(1, options_.connected_rounds)) *
           options_.merge_interval_ms +
@@ -142,6 +172,9 @@ Merger::Merger(const MergerOptions& options, CounterStore* store)
                 "Counter states received from a peer by the merger.");
     m->Describe("dist_counter_peer_rejected_replies_total", "counter",
                 "Peer replies rejected as invalid (never merged).");
+    m->Describe("dist_counter_peer_rejected_counters_total", "counter",
+                "Counter states from a peer refused (never merged), by "
+                "reason: too_many_actors, too_large, own_actor.");
     m->Describe("dist_counter_peer_up", "gauge",
                 "1 if the peer answered within the last few merge intervals.");
     m->Describe("dist_counter_peer_last_success_age_seconds", "gauge",
@@ -175,22 +208,29 @@ std::shared_ptr<Merger::Peer> Merger::NewPeer(const std::string& address) {
   peer->key = PeerKey(address);
   peer->added_ms = NowMs();
   peer->obviously_self = ObviouslySelf(address);
+  peer->due_ms = NowMs();
   Metrics* m = options_.metrics;
   if (m != nullptr && !peer->obviously_self) {
+    peer->metrics = m;
     const std::string label = "peer=\"" + EscapeLabelValue(address) + "\"";
-    peer->rounds_ok_metric =
-        m->Counter("dist_counter_merge_rounds_total", label + ",result=\"ok\"");
-    peer->rounds_error_metric = m->Counter("dist_counter_merge_rounds_total",
-                                           label + ",result=\"error\"");
+    peer->rounds_ok_metric = peer->CounterSeries(
+        "dist_counter_merge_rounds_total", label + ",result=\"ok\"");
+    peer->rounds_error_metric = peer->CounterSeries(
+        "dist_counter_merge_rounds_total", label + ",result=\"error\"");
     peer->bytes_metric =
-        m->Counter("dist_counter_peer_pulled_bytes_total", label);
+        peer->CounterSeries("dist_counter_peer_pulled_bytes_total", label);
     peer->counters_metric =
-        m->Counter("dist_counter_peer_pulled_counters_total", label);
+        peer->CounterSeries("dist_counter_peer_pulled_counters_total", label);
     peer->rejected_metric =
-        m->Counter("dist_counter_peer_rejected_replies_total", label);
-    peer->up_metric = m->Gauge("dist_counter_peer_up", label);
+        peer->CounterSeries("dist_counter_peer_rejected_replies_total", label);
+    for (const char* reason : kRejectReasons) {
+      peer->rejected_counters_metrics[reason] =
+          peer->CounterSeries("dist_counter_peer_rejected_counters_total",
+                              label + ",reason=\"" + reason + "\"");
+    }
+    peer->up_metric = peer->GaugeSeries("dist_counter_peer_up", label);
     peer->age_metric =
-        m->Gauge("dist_counter_peer_last_success_age_seconds", label);
+        peer->GaugeSeries("dist_counter_peer_last_success_age_seconds", label);
   }
   return peer;
 }
@@ -224,44 +264,41 @@ void Merger::Start(uint16_t port) {
     if (peer->obviously_self) {
       LOG(INFO) << "peer " << peer->address << " is this node; skipping it";
     }
-    StartWorker(peer);
   }
+  AddThreadsLocked();
 }
 
-void Merger::StartWorker(const std::shared_ptr<Peer>& peer) {
-  if (peer->obviously_self || peer->thread.joinable()) return;
-  peer->thread = std::thread([this, raw = peer.get()] { Run(raw); });
-}
-
-void Merger::StopWorkers(std::vector<std::shared_ptr<Peer>>* peers) {
-  for (const auto& peer : *peers) {
-    {
-      std::lock_guard<std::mutex> lock(peer->mu);
-      peer->stop = true;
-    }
-    peer->abort = true;
-    peer->cv.notify_all();
+void Merger::AddThreadsLocked() {
+  if (!started_ || stopped_) return;
+  size_t wanted = 0;
+  for (const auto& peer : peers_) {
+    if (!peer->obviously_self) ++wanted;
   }
-  for (const auto& peer : *peers) {
-    if (peer->thread.joinable()) peer->thread.join();
-    MetricSet(peer->up_metric, 0);
+  wanted = std::min(wanted, static_cast<size_t>(options_.pull_threads));
+  while (threads_.size() < wanted) {
+    threads_.emplace_back([this] { RunPool(); });
   }
 }
 
 void Merger::Stop() {
+  std::vector<std::thread> threads;
   std::vector<std::shared_ptr<Peer>> peers;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    peers = peers_;
     stopped_ = true;
+    threads.swap(threads_);
+    peers = peers_;
+    for (const auto& peer : peers) peer->abort = true;
   }
-  StopWorkers(&peers);
+  cv_.notify_all();
+  for (std::thread& thread : threads) thread.join();
+  for (const auto& peer : peers) MetricSet(peer->up_metric, 0);
 }
 
 void Merger::SetPeers(const std::vector<std::string>& peers) {
   std::vector<std::shared_ptr<Peer>> removed;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     std::vector<std::shared_ptr<Peer>> next;
     for (const std::string& address : peers) {
       if (!ValidatePeerAddress(address).ok()) {
@@ -276,82 +313,138 @@ void Merger::SetPeers(const std::vector<std::string>& peers) {
       for (const auto& old : peers_) {
         if (old->address == address) peer = old;
       }
-      if (!peer) {
-        peer = NewPeer(address);
-        if (started_ && !stopped_) StartWorker(peer);
-      }
+      if (!peer) peer = NewPeer(address);
       next.push_back(std::move(peer));
     }
     for (const auto& old : peers_) {
       if (std::find(next.begin(), next.end(), old) == next.end()) {
+        old->abort = true;
         removed.push_back(old);
       }
     }
     peers_ = std::move(next);
-    std::lock_guard<std::mutex> shared_lock(shared_->mu);
-    shared_->peers = peers_;
+    {
+      std::lock_guard<std::mutex> shared_lock(shared_->mu);
+      shared_->peers = peers_;
+    }
+    AddThreadsLocked();
+    cv_.notify_all();
+    // A pull of a removed peer in progress ends within milliseconds.
+    cv_.wait(lock, [&removed] {
+      for (const auto& peer : removed) {
+        if (peer->busy) return false;
+      }
+      return true;
+    });
   }
-  StopWorkers(&removed);
+  // `removed` goes here, with its metric series unless a refresh still
+  // holds one of them.
 }
 
-void Merger::Run(Peer* peer) {
+void Merger::RunPool() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    if (stopped_) return;
+    // Chosen by index: a waiting thread must hold no peer, whose removal
+    // would then keep its metric series.
+    size_t chosen = peers_.size();
+    for (size_t i = 0; i < peers_.size(); ++i) {
+      const Peer& peer = *peers_[i];
+      if (peer.busy || peer.skipped()) continue;
+      if (chosen == peers_.size() || peer.due_ms < peers_[chosen]->due_ms) {
+        chosen = i;
+      }
+    }
+    const int64_t now = NowMs();
+    if (chosen == peers_.size()) {
+      cv_.wait(lock);
+      continue;
+    }
+    const int64_t due = peers_[chosen]->due_ms;
+    if (due > now) {
+      cv_.wait_for(lock, std::chrono::milliseconds(due - now));
+      continue;
+    }
+    std::shared_ptr<Peer> next = peers_[chosen];
+    next->busy = true;
+    lock.unlock();
+    const int64_t next_due = PullRound(next.get());
+    lock.lock();
+    next->due_ms = next_due;
+    next->busy = false;
+    cv_.notify_all();
+  }
+}
+
+PeerClientOptions Merger::ClientOptions() const {
   PeerClientOptions client_options;
   client_options.connect_timeout_ms = options_.peer_timeout_ms;
   client_options.timeout_ms = options_.peer_timeout_ms;
-  client_options.max_reply_bytes = options_.max_reply_bytes;
-  client_options.abort = &peer->abort;
-  PeerClient client(peer->address, client_options);
-  ChangesCursor cursor;
-
-  const auto interval = std::chrono::milliseconds(options_.merge_interval_ms);
-  auto next_round = std::chrono::steady_clock::now();
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(peer->mu);
-      if (peer->self) {
-        peer->cv.wait(lock, [peer] { return peer->stop; });
-      } else {
-        peer->cv.wait_until(lock, next_round, [peer] { return peer->stop; });
-      }
-      if (peer->stop) return;
-    }
-    const auto start = std::chrono::steady_clock::now();
-    const uint64_t bytes_before = client.bytes_received();
-    Status s = PullOnce(peer, &client, &cursor);
-    MetricAdd(peer->bytes_metric, client.bytes_received() - bytes_before);
-    if (peer->abort) return;
-    if (s.ok()) {
-      peer->rounds.fetch_add(1);
-      MetricAdd(peer->rounds_ok_metric);
-      next_round = start + interval;
-      continue;
-    }
-    RecordFailure(peer, s);
-    const int failures = std::min(peer->failures.load(), 20);
-    const int64_t backoff = std::min<int64_t>(
-        static_cast<int64_t>(options_.merge_interval_ms) << (failures - 1),
-        options_.max_backoff_ms);
-    next_round =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff);
-  }
+  client_options.page_bytes = options_.page_bytes;
+  client_options.max_reply_bytes = 2 * options_.page_bytes + kReplySlackBytes;
+  client_options.limits.max_actors_per_counter =
+      options_.max_actors_per_counter;
+  client_options.limits.max_counter_bytes = options_.max_counter_bytes;
+  return client_options;
 }
 
-Status Merger::PullOnce(Peer* peer, PeerClient* client, ChangesCursor* cursor) {
+int64_t Merger::PullRound(Peer* peer) {
+  if (!peer->client) {
+    PeerClientOptions client_options = ClientOptions();
+    client_options.abort = &peer->abort;
+    peer->client = std::make_unique<PeerClient>(peer->address, client_options);
+  }
+  const int64_t start = NowMs();
+  const uint64_t bytes_before = peer->client->bytes_received();
+  Status s = PullPages(peer);
+  MetricAdd(peer->bytes_metric, peer->client->bytes_received() - bytes_before);
+  if (peer->abort) return start;  // stopping or removed: never pulled again
+  if (s.ok()) {
+    peer->rounds.fetch_add(1);
+    MetricAdd(peer->rounds_ok_metric);
+    return start + options_.merge_interval_ms;
+  }
+  RecordFailure(peer, s);
+  // Its connection is of no use now; a peer that is down then holds no
+  // descriptors (curl keeps a socket pair per handle) while it backs off.
+  peer->client.reset();
+  const int failures = std::min(peer->failures.load(), 20);
+  const int64_t backoff = std::min<int64_t>(
+      static_cast<int64_t>(options_.merge_interval_ms) << (failures - 1),
+      options_.max_backoff_ms);
+  return NowMs() + backoff;
+}
+
+Status Merger::PullPages(Peer* peer) {
+  PeerClient* client = peer->client.get();
+  const uint64_t round_start = client->bytes_received();
   for (;;) {
     ChangesPage page;
-    Status s = client->FetchChanges(*cursor, options_.page_limit, &page);
+    Status s = client->FetchChanges(peer->cursor, options_.page_limit, &page);
     if (!s.ok()) return s;
     bool self = false;
     s = CheckIdentity(peer, page.node, &self);
     if (!s.ok() || self) return s;
-    MetricAdd(peer->counters_metric, page.counters.size());
-    for (const CounterChange& change : page.counters) {
-      MergeState(change.name, change.state);
+    MetricAdd(peer->counters_metric,
+              page.counters.size() + page.rejected.size());
+    for (const RejectedCounter& rejected : page.rejected) {
+      ReportRejected(peer, rejected.name, rejected.reason,
+                     std::to_string(rejected.actors) + " actors, " +
+                         std::to_string(rejected.bytes) + " bytes");
     }
-    *cursor = page.next;
+    for (const CounterChange& change : page.counters) {
+      MergeState(peer, change.name, change.state);
+    }
+    peer->cursor = page.next;
     RecordSuccess(peer);
     if (!page.more) return Status::OK();
     if (peer->abort) return Status::Unavailable("stopping");
+    // The rest waits for the next round: a peer that always has more
+    // cannot keep this thread.
+    if (client->bytes_received() - round_start >= options_.max_round_bytes) {
+      VLOG(1) << "peer " << peer->address << " has more; round budget spent";
+      return Status::OK();
+    }
   }
 }
 
@@ -400,20 +493,81 @@ Status Merger::CheckIdentity(Peer* peer, const PeerIdentity& node, bool* self) {
   return Status::OK();
 }
 
-void Merger::MergeState(const std::string& name, const PnCounter& state) {
-  const std::string& own = store_->actor_id();
-  Status s;
-  if (state.actors().count(own) == 0) {
-    s = store_->Merge(name, state, nullptr);
-  } else {
-    // Only this node raises its own actor; a peer cannot know more of it.
-    PnCounter others;
-    for (const auto& [actor, counts] : state.actors()) {
-      if (actor != own) others.SetActor(actor, counts);
-    }
-    s = store_->Merge(name, others, nullptr);
+bool Merger::IsOwnCurrentOrLaterActor(const std::string& actor) const {
+  // <challenge_id>.<incarnation>.<node_id>, read from the right: node ids
+  // and incarnations hold no dots, challenge ids may.
+  const std::string prefix = store_->challenge_id() + ".";
+  const std::string suffix = "." + store_->node_id();
+  if (actor.size() <= prefix.size() + suffix.size() ||
+      actor.compare(0, prefix.size(), prefix) != 0 ||
+      actor.compare(actor.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return false;
   }
+  const std::string_view middle = std::string_view(actor).substr(
+      prefix.size(), actor.size() - prefix.size() - suffix.size());
+  // Only the canonical decimal of a lower incarnation is ours to take back.
+  bool digits = middle.size() <= 20 && (middle.size() == 1 || middle[0] != '0');
+  for (char c : middle) digits = digits && c >= '0' && c <= '9';
+  uint64_t incarnation = 0;
+  if (!digits || !ParseUint64(middle, &incarnation).ok()) return true;
+  return incarnation >= store_->incarnation();
+}
+
+void Merger::MergeState(Peer* peer, const std::string& name,
+                        const PnCounter& state) {
+  PnCounter incoming;
+  for (const auto& [actor, counts] : state.actors()) {
+    if (IsOwnCurrentOrLaterActor(actor)) {
+      ReportRejected(peer, name, "own_actor",
+                     "actor " + actor + " is this node at incarnation " +
+                         std::to_string(store_->incarnation()) +
+                         " or later; only this node raises it");
+      continue;
+    }
+    incoming.SetActor(actor, counts);
+  }
+  PnCounter merged;
+  Status s = store_->Get(name, &merged);
+  if (!s.ok() && !s.IsNotFound()) {
+    VLOG(1) << "reading " << name << ": " << s.ToString();
+    return;
+  }
+  const size_t actors_before = merged.actors().size();
+  if (!merged.Merge(incoming) && s.ok()) return;  // nothing new
+  // Updates of actors we hold always pass; only new actors are bounded.
+  if (merged.actors().size() > actors_before) {
+    if (merged.actors().size() > options_.max_actors_per_counter) {
+      return ReportRejected(peer, name, "too_many_actors",
+                            "merging would give " +
+                                std::to_string(merged.actors().size()) +
+                                " actors");
+    }
+    const size_t bytes = EncodedCounterBytes(merged);
+    if (bytes > options_.max_counter_bytes) {
+      return ReportRejected(
+          peer, name, "too_large",
+          "merging would give " + std::to_string(bytes) + " bytes");
+    }
+  }
+  s = store_->Merge(name, incoming, nullptr);
   if (!s.ok()) VLOG(1) << "merging " << name << ": " << s.ToString();
+}
+
+void Merger::ReportRejected(Peer* peer, const std::string& name,
+                            const std::string& reason,
+                            const std::string& detail) {
+  auto it = peer->rejected_counters_metrics.find(reason);
+  if (it != peer->rejected_counters_metrics.end()) MetricAdd(it->second);
+  std::lock_guard<std::mutex> lock(peer->log_mu);
+  ++peer->rejects_unlogged;
+  if (!LogDue(&peer->last_reject_log_ms, kLogEveryMs)) return;
+  LOG(WARNING) << "refused counter \"" << name << "\" from peer "
+               << peer->address << " (" << reason << ": " << detail << "); "
+               << peer->rejects_unlogged
+               << " counter(s) refused since the last such line, next logged "
+                  "in "
+               << kLogEveryMs / 1000 << " s at most";
+  peer->rejects_unlogged = 0;
 }
 
 void Merger::RecordSuccess(Peer* peer) {
@@ -454,10 +608,10 @@ std::unique_ptr<CounterFanout> Merger::TakeFanout() {
       return fanout;
     }
   }
-  PeerClientOptions client_options;
-  client_options.connect_timeout_ms = options_.peer_timeout_ms;
-  client_options.timeout_ms = options_.peer_timeout_ms;
-  client_options.max_reply_bytes = options_.max_reply_bytes;
+  PeerClientOptions client_options = ClientOptions();
+  // One counter and its envelope; larger replies are refused.
+  client_options.max_reply_bytes =
+      options_.max_counter_bytes + kReplySlackBytes;
   return std::make_unique<CounterFanout>(client_options);
 }
 
@@ -494,7 +648,8 @@ Status Merger::RefreshCounter(const std::string& name,
     if (s.ok()) s = CheckIdentity(peer, results[i].node, &self);
     if (s.ok()) {
       if (!self) {
-        MergeState(name, results[i].state);
+        // A counter the peer does not have creates nothing here.
+        if (results[i].found) MergeState(peer, name, results[i].state);
         peer->last_success_ms = NowMs();
       }
       continue;

@@ -1,9 +1,9 @@
-// Merger keeps this node's store converging with its peers (SPEC §1, §3):
-// a background worker per peer pulls the peer's changes every
-// `merge_interval_ms` (delta sync with a cursor, paged; a full pull when the
-// peer restarted) and merges them into the store, which persists them with
-// its next flush. RefreshCounter() pulls one counter from every peer at
-// once, for /consistent_value.
+// Merger keeps this node's store converging with its peers: a bounded pool
+// of pull threads (at most `pull_threads`, however many peers there are)
+// pulls each peer's changes every `merge_interval_ms` (delta sync with a
+// cursor, paged; a full pull when the peer restarted) and merges them into
+// the store, which persists them with its next flush. RefreshCounter()
+// pulls one counter from every peer at once, for /consistent_value.
 //
 // Peers are "host:port" addresses. This node's own address is skipped:
 // without asking when it obviously names us (our port on a loopback,
@@ -13,17 +13,37 @@
 // actor ids include the node id. A peer sending our node id from another
 // store instance (a copied data directory) is reported and never merged.
 //
-// Health: a worker that fails backs off (doubling from the merge interval,
-// capped at `max_backoff_ms`); workers are independent, so a dead or hung
-// peer never delays the others. Failures are logged at WARNING, rate
-// limited. A peer is "connected" if a pull or refresh succeeded within the
-// last `connected_rounds` merge intervals plus one peer timeout.
+// Bounds on what a peer sends (each refused counter is left out, counted in
+// dist_counter_peer_rejected_counters_total and logged at WARNING, rate
+// limited; the cursor still moves past it and the rest of its page merges):
+//   - pages of about `page_bytes`; a larger reply is refused whole;
+//   - one round of one peer stops after `max_round_bytes` of replies even
+//     if the peer says there is more, and resumes an interval later;
+//   - a counter state with more than `max_actors_per_counter` actors or
+//     more than `max_counter_bytes` encoded, or one whose merge would grow
+//     our copy of the counter beyond those bounds, is refused
+//     (reason too_many_actors or too_large). Concurrent merges of one
+//     counter from several peers may overshoot the bound by a few states;
+//   - this node's own actor ids (our challenge id and node id) are taken
+//     from a peer only for incarnations below ours: those are how a
+//     restarted node gets back what it issued before; the current and any
+//     later incarnation (or a malformed one) is dropped from the state
+//     (reason own_actor), so a peer can never pre-load our next identity.
 //
-// Metrics (when options.metrics is set), labelled by peer:
+// Health: a peer that fails backs off (doubling from the merge interval,
+// capped at `max_backoff_ms`). A dead or hung peer holds one pull thread
+// for at most a peer timeout per attempt, never the others' schedule.
+// Failures are logged at WARNING, rate limited. A peer is "connected" if a
+// pull or refresh succeeded within the last `connected_rounds` merge
+// intervals plus one peer timeout.
+//
+// Metrics (when options.metrics is set), labelled by peer; a removed
+// peer's series are removed with it:
 //   dist_counter_merge_rounds_total{peer,result}      pull rounds, ok/error
 //   dist_counter_peer_pulled_bytes_total{peer}        reply bytes received
 //   dist_counter_peer_pulled_counters_total{peer}     counter states received
 //   dist_counter_peer_rejected_replies_total{peer}    invalid replies
+//   dist_counter_peer_rejected_counters_total{peer,reason}  refused states
 //   dist_counter_peer_up{peer}                        1 if connected
 //   dist_counter_peer_last_success_age_seconds{peer}  since the last success
 //                                                     (or since added)
@@ -32,20 +52,25 @@
 //   dist_counter_consistent_refreshes_total{result}   RefreshCounter calls
 //
 // Thread-safe: every method may be called from any thread. No lock is held
-// while waiting on a peer.
+// while waiting on a peer. Lock order: mu_, then Shared::mu or a peer's
+// log_mu, then the Metrics lock (a peer's series are released when the
+// peer is destroyed, possibly under mu_); fanouts_mu_ is taken alone.
 
 #ifndef DIST_COUNTER_CLUSTER_MERGER_H_
 #define DIST_COUNTER_CLUSTER_MERGER_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "proto/wire.h"
 #include "util/status.h"
 
 namespace dist_counter {
@@ -55,16 +80,19 @@ class CounterStore;
 class Metrics;
 class PeerClient;
 class PnCounter;
-struct ChangesCursor;
-struct PeerIdentity;
+struct PeerClientOptions;
 
 struct MergerOptions {
   int merge_interval_ms = 1000;  // each peer is pulled this often
   int peer_timeout_ms = 500;     // bound on one request to a peer
   int max_backoff_ms = 2000;     // longest wait before retrying a dead peer
   int connected_rounds = 3;      // see "connected" above
+  int pull_threads = 8;          // peers pulled at once, at most
   size_t page_limit = 1000;      // counters asked for per request
-  size_t max_reply_bytes = 64 << 20;  // larger peer replies are rejected
+  size_t page_bytes = kDefaultPageBytes;  // bytes asked for per page
+  size_t max_round_bytes = 16 << 20;      // per peer per interval, about
+  size_t max_actors_per_counter = 1024;   // see "Bounds" above
+  size_t max_counter_bytes = 256 << 10;   // of one encoded counter state
   // This node's listening address, to recognise itself in the peer list.
   std::string bind = "0.0.0.0";
   uint16_t port = 0;           // 0: unknown, only replies identify us
@@ -92,17 +120,19 @@ class Merger {
   // Calls Stop().
   ~Merger();
 
-  // Starts pulling every peer in the background. `port` (if not 0)
+  // Starts pulling every peer in the background, on at most
+  // options.pull_threads threads. `port` (if not 0)
   // replaces options.port: the port the node actually listens on.
   // Idempotent; does nothing after Stop().
   void Start(uint16_t port = 0);
 
-  // Stops and joins every worker; a pull in progress is abandoned within
-  // a few milliseconds. RefreshCounter() keeps working. Idempotent.
+  // Stops and joins the pull threads; a pull in progress is abandoned
+  // within a few milliseconds. RefreshCounter() keeps working. Idempotent.
   void Stop();
 
-  // Replaces the peer list. Workers of peers that stay keep their cursor
-  // and health; removed peers' workers are stopped and joined here.
+  // Replaces the peer list. Peers that stay keep their cursor and health;
+  // a pull of a removed peer in progress is abandoned and waited for here,
+  // and its metric series go once no refresh uses the peer any more.
   void SetPeers(const std::vector<std::string>& peers);
 
   // Fetches counter `name` from every peer (except this node) in parallel,
@@ -122,33 +152,48 @@ class Merger {
   struct Peer;
   struct Shared;
 
-  // The worker of one peer: pulls, then waits an interval or a backoff.
-  void Run(Peer* peer);
-  // Pulls every page of changes `peer` has after *cursor and merges them.
-  Status PullOnce(Peer* peer, PeerClient* client, ChangesCursor* cursor);
+  // A pull thread: runs the peer due first, or waits for one to be due.
+  void RunPool();
+  // Pulls `peer` once and returns when it is due again (steady ms).
+  int64_t PullRound(Peer* peer);
+  // Pulls pages of changes after peer->cursor and merges them, until the
+  // peer has no more or the round's byte budget is spent.
+  Status PullPages(Peer* peer);
   // Checks who answered. Returns OK to merge; sets *self if it is us.
   Status CheckIdentity(Peer* peer, const PeerIdentity& node, bool* self);
-  // Merges a peer's state of `name`, leaving out our own current actor,
-  // which only this node may raise.
-  void MergeState(const std::string& name, const PnCounter& state);
+  // Merges `peer`'s state of `name` within the bounds, leaving out our own
+  // current and later actors, which only this node may raise.
+  void MergeState(Peer* peer, const std::string& name, const PnCounter& state);
+  // True if `actor` names this node at its current or a later incarnation
+  // (or claims our challenge and node id without a valid incarnation).
+  bool IsOwnCurrentOrLaterActor(const std::string& actor) const;
+  // Counts and (rate limited) logs counter `name` refused from `peer`.
+  void ReportRejected(Peer* peer, const std::string& name,
+                      const std::string& reason, const std::string& detail);
   void RecordSuccess(Peer* peer);
   void RecordFailure(Peer* peer, const Status& status);
   bool ObviouslySelf(const std::string& address) const;
   std::shared_ptr<Peer> NewPeer(const std::string& address);
-  void StartWorker(const std::shared_ptr<Peer>& peer);
-  static void StopWorkers(std::vector<std::shared_ptr<Peer>>* peers);
+  // Starts pull threads up to min(pull_threads, peers to pull). Requires mu_.
+  void AddThreadsLocked();
   std::unique_ptr<CounterFanout> TakeFanout();
   void ReturnFanout(std::unique_ptr<CounterFanout> fanout);
+  PeerClientOptions ClientOptions() const;
 
   MergerOptions options_;
   CounterStore* const store_;
   std::string hostname_;            // gethostname(), lowercase
   std::shared_ptr<Shared> shared_;  // also held by the metrics collector
 
-  mutable std::mutex mu_;  // guards peers_, started_, stopped_, options_.port
+  // Guards peers_, started_, stopped_, threads_, options_.port and every
+  // peer's scheduling fields (due_ms, busy). With cv_.
+  mutable std::mutex mu_;
+  // Signalled when a peer becomes idle or is added, and at Stop().
+  std::condition_variable cv_;
   std::vector<std::shared_ptr<Peer>> peers_;  // configuration order
+  std::vector<std::thread> threads_;          // the pull threads
   bool started_ = false;
-  bool stopped_ = false;  // Stop() was called: no worker starts again
+  bool stopped_ = false;  // Stop() was called: no pull starts again
 
   std::mutex fanouts_mu_;                                // guards fanouts_
   std::vector<std::unique_ptr<CounterFanout>> fanouts_;  // idle ones

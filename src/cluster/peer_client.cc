@@ -1,27 +1,18 @@
 #include "cluster/peer_client.h"
 
 #include <curl/curl.h>
-#include <rapidjson/document.h>
 
 #include <chrono>
 #include <cstring>
 #include <utility>
 
-#include "store/codec.h"
 #include "util/crc32.h"
 #include "util/decimal.h"
 #include "util/peer_address.h"
-#include "util/url.h"
 
 namespace dist_counter {
 
 namespace {
-
-// Limits on identifiers a peer sends; ours are far shorter.
-constexpr size_t kMaxIdBytes = 256;
-
-// Iterative parsing: a deeply nested reply cannot overflow the stack.
-constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag;
 
 CURL* Handle(void* curl) { return static_cast<CURL*>(curl); }
 
@@ -34,188 +25,6 @@ std::string BaseUrl(const std::string& address) {
   PeerAddress parsed;
   if (!ParsePeerAddress(address, &parsed).ok()) return "http://" + address;
   return "http://" + parsed.ToString();
-}
-
-bool GetString(const rapidjson::Value& object, const char* key,
-               size_t max_bytes, std::string* out) {
-  auto it = object.FindMember(key);
-  if (it == object.MemberEnd() || !it->value.IsString()) return false;
-  const size_t size = it->value.GetStringLength();
-  if (size == 0 || size > max_bytes) return false;
-  out->assign(it->value.GetString(), size);
-  return true;
-}
-
-bool GetUint64(const rapidjson::Value& object, const char* key, uint64_t* out) {
-  auto it = object.FindMember(key);
-  if (it == object.MemberEnd() || !it->value.IsUint64()) return false;
-  *out = it->value.GetUint64();
-  return true;
-}
-
-bool GetBool(const rapidjson::Value& object, const char* key, bool* out) {
-  auto it = object.FindMember(key);
-  if (it == object.MemberEnd() || !it->value.IsBool()) return false;
-  *out = it->value.GetBool();
-  return true;
-}
-
-// Reads the reply's "node" object.
-Status ParseIdentity(const rapidjson::Value& reply, PeerIdentity* node) {
-  auto it = reply.FindMember("node");
-  if (it == reply.MemberEnd() || !it->value.IsObject()) {
-    return Status::Corruption("reply has no \"node\" object");
-  }
-  const rapidjson::Value& v = it->value;
-  PeerIdentity parsed;
-  if (!GetString(v, "challenge_id", kMaxIdBytes, &parsed.challenge_id) ||
-      !GetString(v, "node_id", kMaxIdBytes, &parsed.node_id) ||
-      !GetString(v, "actor", kMaxIdBytes, &parsed.actor)) {
-    return Status::Corruption("reply has a malformed \"node\" object");
-  }
-  *node = std::move(parsed);
-  return Status::OK();
-}
-
-// Reads one actor's {"p":<uint64>,"n":<uint64>} and nothing else.
-bool ParseActorCounts(const rapidjson::Value& value, ActorCounts* counts) {
-  if (!value.IsObject() || value.MemberCount() != 2) return false;
-  return GetUint64(value, "p", &counts->p) && GetUint64(value, "n", &counts->n);
-}
-
-// Reads a counter state as EncodeCounter() writes it, as strictly as
-// DecodeCounter() does, and also rejects an actor id given twice.
-Status ParseState(const rapidjson::Value& value, PnCounter* state) {
-  if (!value.IsObject()) return Status::Corruption("state is not an object");
-  PnCounter parsed;
-  for (const auto& member : value.GetObject()) {
-    const size_t size = member.name.GetStringLength();
-    if (size == 0 || size > kMaxIdBytes) {
-      return Status::Corruption("state has a bad actor id");
-    }
-    std::string actor(member.name.GetString(), size);
-    ActorCounts counts;
-    if (!ParseActorCounts(member.value, &counts)) {
-      return Status::Corruption("state has bad totals for actor " + actor);
-    }
-    if (parsed.actors().count(actor) != 0) {
-      return Status::Corruption("state names actor " + actor + " twice");
-    }
-    parsed.SetActor(actor, counts);
-  }
-  *state = std::move(parsed);
-  return Status::OK();
-}
-
-Status ParseName(const rapidjson::Value& object, std::string* name) {
-  auto it = object.FindMember("name");
-  if (it == object.MemberEnd() || !it->value.IsString()) {
-    return Status::Corruption("counter without a name");
-  }
-  std::string parsed(it->value.GetString(), it->value.GetStringLength());
-  if (!ValidateCounterName(parsed).ok()) {
-    return Status::Corruption("invalid counter name");
-  }
-  *name = std::move(parsed);
-  return Status::OK();
-}
-
-Status ParseStateMember(const rapidjson::Value& object, PnCounter* state) {
-  auto it = object.FindMember("state");
-  if (it == object.MemberEnd())
-    return Status::Corruption("counter without a state");
-  return ParseState(it->value, state);
-}
-
-Status ParseDocument(const std::string& body, rapidjson::Document* doc) {
-  doc->Parse<kParseFlags>(body.data(), body.size());
-  if (doc->HasParseError()) return Status::Corruption("reply is not JSON");
-  if (!doc->IsObject()) return Status::Corruption("reply is not an object");
-  return Status::OK();
-}
-
-// Parses a /internal/changes reply to a request of `limit` changes after
-// `cursor`.
-Status ParseChanges(const std::string& body, const ChangesCursor& cursor,
-                    size_t limit, ChangesPage* page) {
-  rapidjson::Document doc;
-  Status s = ParseDocument(body, &doc);
-  if (!s.ok()) return s;
-  ChangesPage parsed;
-  s = ParseIdentity(doc, &parsed.node);
-  if (!s.ok()) return s;
-  uint64_t instance = 0;
-  if (!GetUint64(doc, "instance", &instance) ||
-      !GetBool(doc, "reset", &parsed.reset) ||
-      !GetUint64(doc, "next", &parsed.next.since) ||
-      !GetBool(doc, "more", &parsed.more)) {
-    return Status::Corruption("changes reply lacks instance/reset/next/more");
-  }
-  if (instance == 0) return Status::Corruption("changes reply has instance 0");
-  parsed.node.instance = instance;
-  parsed.next.instance = instance;
-  const uint64_t since = parsed.reset ? 0 : cursor.since;
-  if (!parsed.reset && instance != cursor.instance) {
-    return Status::Corruption("changes reply continues another instance");
-  }
-  if (parsed.next.since < since) {
-    return Status::Corruption("changes reply moves the cursor backwards");
-  }
-  auto counters = doc.FindMember("counters");
-  if (counters == doc.MemberEnd() || !counters->value.IsArray()) {
-    return Status::Corruption("changes reply has no counters array");
-  }
-  const auto& array = counters->value.GetArray();
-  if (array.Size() > limit) {
-    return Status::Corruption("changes reply holds more counters than asked");
-  }
-  if (parsed.more && (array.Empty() || parsed.next.since == since)) {
-    return Status::Corruption("changes reply says more but makes no progress");
-  }
-  parsed.counters.reserve(array.Size());
-  for (const auto& item : array) {
-    if (!item.IsObject()) return Status::Corruption("counter is not an object");
-    CounterChange change;
-    s = ParseName(item, &change.name);
-    if (s.ok()) s = ParseStateMember(item, &change.state);
-    if (!s.ok()) return s;
-    parsed.counters.push_back(std::move(change));
-  }
-  *page = std::move(parsed);
-  return Status::OK();
-}
-
-// Parses a /internal/counter/<name> reply.
-Status ParseCounter(const std::string& body, const std::string& name,
-                    PeerIdentity* node, PnCounter* state) {
-  rapidjson::Document doc;
-  Status s = ParseDocument(body, &doc);
-  if (!s.ok()) return s;
-  PeerIdentity parsed_node;
-  s = ParseIdentity(doc, &parsed_node);
-  if (!s.ok()) return s;
-  std::string parsed_name;
-  s = ParseName(doc, &parsed_name);
-  if (!s.ok()) return s;
-  if (parsed_name != name) {
-    return Status::Corruption("counter reply names another counter");
-  }
-  PnCounter parsed_state;
-  s = ParseStateMember(doc, &parsed_state);
-  if (!s.ok()) return s;
-  *node = std::move(parsed_node);
-  *state = std::move(parsed_state);
-  return Status::OK();
-}
-
-std::string ChangesPath(const ChangesCursor& cursor, size_t limit) {
-  return "/internal/changes?instance=" + std::to_string(cursor.instance) +
-         "&since=" + std::to_string(cursor.since) +
-         "&limit=" + std::to_string(limit);
-}
-
-std::string CounterPath(const std::string& name) {
-  return "/internal/counter/" + PercentEncode(name);
 }
 
 }  // namespace
@@ -238,6 +47,10 @@ PeerClient::PeerClient(const std::string& address,
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
                    static_cast<long>(options_.timeout_ms));
   curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
+  // A reply announcing more than the cap is refused before its body comes;
+  // OnBody() stops one without a Content-Length at the cap.
+  curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE,
+                   static_cast<curl_off_t>(options_.max_reply_bytes));
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &PeerClient::OnBody);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, this);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &PeerClient::OnHeader);
@@ -315,7 +128,7 @@ Status PeerClient::Finish(int code) {
   const auto result = static_cast<CURLcode>(code);
   if (result != CURLE_OK) {
     const std::string what = address_ + ": ";
-    if (body_too_large_) {
+    if (body_too_large_ || result == CURLE_FILESIZE_EXCEEDED) {
       return Status::Corruption(what + "reply larger than " +
                                 std::to_string(options_.max_reply_bytes) +
                                 " bytes");
@@ -359,18 +172,18 @@ Status PeerClient::Perform(const std::string& path_and_query) {
 Status PeerClient::FetchChanges(const ChangesCursor& cursor, size_t limit,
                                 ChangesPage* page) {
   if (limit == 0) return Status::InvalidArgument("limit must be positive");
-  Status s = Perform(ChangesPath(cursor, limit));
+  Status s = Perform(ChangesTarget(cursor, limit, options_.page_bytes));
   if (!s.ok()) return s;
-  s = ParseChanges(body_, cursor, limit, page);
+  s = DecodeChangesPage(body_, cursor, limit, options_.limits, page);
   if (!s.ok()) return Status::Corruption(address_ + ": " + s.message());
   return Status::OK();
 }
 
 Status PeerClient::FetchCounter(const std::string& name, PeerIdentity* node,
-                                PnCounter* state) {
-  Status s = Perform(CounterPath(name));
+                                PnCounter* state, bool* found) {
+  Status s = Perform(CounterTarget(name));
   if (!s.ok()) return s;
-  s = ParseCounter(body_, name, node, state);
+  s = DecodeCounterReply(body_, name, options_.limits, node, state, found);
   if (!s.ok()) return Status::Corruption(address_ + ": " + s.message());
   return Status::OK();
 }
@@ -402,7 +215,7 @@ void CounterFanout::FetchCounter(const std::vector<std::string>& addresses,
 
   CURLM* multi = static_cast<CURLM*>(multi_);
   std::vector<PeerClient*> added(addresses.size(), nullptr);
-  const std::string path = CounterPath(name);
+  const std::string path = CounterTarget(name);
   for (size_t i = 0; i < addresses.size(); ++i) {
     Result& r = (*results)[i];
     r.address = addresses[i];
@@ -453,7 +266,8 @@ void CounterFanout::FetchCounter(const std::vector<std::string>& addresses,
     Result& r = (*results)[i];
     r.status = it->second;
     if (!r.status.ok()) continue;
-    Status s = ParseCounter(client->body_, name, &r.node, &r.state);
+    Status s = DecodeCounterReply(client->body_, name, options_.limits, &r.node,
+                                  &r.state, &r.found);
     if (!s.ok())
       r.status = Status::Corruption(addresses[i] + ": " + s.message());
   }

@@ -10,6 +10,7 @@
 // (including truncated or deeply nested), wrong types, unknown or malformed
 // counter states, names or actor ids, inconsistent cursors, more counters
 // than asked for. Such a reply is Corruption and none of it is returned.
+// The protocol itself (targets, envelopes, decoders) is proto/wire.h.
 // Transport failures (refused, timed out, reset, HTTP 5xx) are Unavailable.
 //
 // Connections are kept alive between requests (one curl handle per client).
@@ -30,45 +31,28 @@
 #include <vector>
 
 #include "crdt/pn_counter.h"
-#include "store/counter_store.h"
+#include "proto/wire.h"
 #include "util/status.h"
 
 namespace dist_counter {
 
 struct PeerClientOptions {
-  int connect_timeout_ms = 500;       // TCP connect
-  int timeout_ms = 500;               // the whole request, connect included
-  size_t max_reply_bytes = 64 << 20;  // larger replies are Corruption
+  int connect_timeout_ms = 500;  // TCP connect
+  int timeout_ms = 500;          // the whole request, connect included
+  // Changes pages are asked for in about this many bytes; see proto/wire.h.
+  size_t page_bytes = kDefaultPageBytes;
+  // Larger replies are Corruption, refused as soon as they exceed it (or
+  // announce a larger Content-Length). Twice a page plus room for the
+  // envelope: a peer sizes its pages by their states and names, so a page
+  // with heavily escaped names may exceed page_bytes.
+  size_t max_reply_bytes = 2 * kDefaultPageBytes + kReplySlackBytes;
+  // Counter states beyond these are left out of a page (and listed in
+  // ChangesPage::rejected) or, for FetchCounter, make the reply Corruption.
+  WireLimits limits;
   // When not null and set to true, a transfer in progress is abandoned
   // (Unavailable) within a few milliseconds. Not owned; must outlive the
   // client.
   const std::atomic<bool>* abort = nullptr;
-};
-
-// Who answered, as the reply's "node" object says.
-struct PeerIdentity {
-  std::string challenge_id;
-  std::string node_id;
-  std::string actor;
-  // The peer's CounterStore::instance_id(), given by changes replies; 0 in
-  // counter replies, which do not carry it.
-  uint64_t instance = 0;
-};
-
-// Where a puller stands in one peer's change log. The default cursor means
-// "nothing pulled yet": the peer then sends everything.
-struct ChangesCursor {
-  uint64_t instance = 0;  // the peer instance `since` belongs to; 0: none
-  uint64_t since = 0;     // changes after this one are wanted
-};
-
-// One page of a peer's changes.
-struct ChangesPage {
-  PeerIdentity node;
-  bool reset = false;  // the cursor was not the peer's: this starts at 0
-  ChangesCursor next;  // the cursor to send next time
-  bool more = false;   // further changes wait: ask again with `next`
-  std::vector<CounterChange> counters;
 };
 
 // Initializes libcurl for the whole process. Call once at startup, before
@@ -86,18 +70,21 @@ class PeerClient {
 
   const std::string& address() const { return address_; }
 
-  // Asks for at most `limit` (>= 1) changes after `cursor`. On success
-  // fills *page (replacing it) and returns OK. On failure returns
+  // Asks for at most `limit` (>= 1) changes after `cursor`, in a page of
+  // about options.page_bytes. On success fills *page (replacing it) and
+  // returns OK; counters beyond options.limits are only named, in
+  // page->rejected. On failure returns
   // Unavailable (transport, timeout, abort, HTTP 5xx) or Corruption (any
   // other reply that is not a valid page) and leaves *page unchanged.
   Status FetchChanges(const ChangesCursor& cursor, size_t limit,
                       ChangesPage* page);
 
   // Asks for counter `name`'s state. On success stores who answered in
-  // *node and the state in *state (empty if the peer has no such counter)
-  // and returns OK. Failures as for FetchChanges(); outputs unchanged.
+  // *node and the state in *state (empty if the peer has no such counter),
+  // and if `found` is not null whether the peer has it in *found, and
+  // returns OK. Failures as for FetchChanges(); outputs unchanged.
   Status FetchCounter(const std::string& name, PeerIdentity* node,
-                      PnCounter* state);
+                      PnCounter* state, bool* found = nullptr);
 
   // Bytes of reply bodies received by this client so far (valid or not).
   uint64_t bytes_received() const { return bytes_received_; }
@@ -143,6 +130,7 @@ class CounterFanout {
     Status status;      // as PeerClient::FetchCounter's
     PeerIdentity node;  // valid if status.ok()
     PnCounter state;    // valid if status.ok()
+    bool found = true;  // valid if status.ok(): the peer has the counter
   };
 
   // Asks every peer in `addresses` for counter `name` at once and returns

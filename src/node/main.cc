@@ -4,11 +4,14 @@
 
 #include <gflags/gflags.h>
 #include <glog/logging.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <limits>
+#include <string>
 #include <thread>
 
 #include "cluster/peer_client.h"
@@ -55,6 +58,13 @@ DEFINE_uint64(max_counters, 10000000,
               "dist_counter_merges_refused_total); existing counters keep "
               "working.");
 DEFINE_int32(threads, 2, "HTTP worker threads.");
+DEFINE_uint64(max_connections, 0,
+              "Most client connections open at once; one more is closed at "
+              "once after a 503. 0 picks min(10000, descriptor limit - "
+              "reserve), the reserve (256, or half of a limit below 512) "
+              "being left for RocksDB and peer pulls. At start the soft "
+              "descriptor limit (ulimit -n) is raised to the hard one; a "
+              "value above limit - reserve is refused.");
 DEFINE_uint64(max_body_bytes, 64 * 1024,
               "Largest request body accepted; larger ones get 413.");
 DEFINE_string(actors, "",
@@ -66,6 +76,23 @@ DEFINE_int32(merge_interval_ms, 1000,
              "How often the merger pulls every peer's changes.");
 DEFINE_int32(peer_timeout_ms, 500,
              "Timeout of one request to a peer (pulls and consistent_value).");
+DEFINE_int32(pull_threads, 8,
+             "Threads pulling peers; at most this many peers are pulled at "
+             "once, however many are configured.");
+DEFINE_uint64(max_actors_per_counter, 1024,
+              "A counter state from a peer with more actors (or whose merge "
+              "would give our copy more) is refused and reported.");
+DEFINE_uint64(max_counter_bytes, 256 * 1024,
+              "A counter state from a peer larger than this, encoded (or "
+              "whose merge would make our copy larger), is refused and "
+              "reported.");
+DEFINE_uint64(max_page_bytes, 1024 * 1024,
+              "Size of one page of changes asked from a peer; replies over "
+              "twice this plus 64 KiB are refused. Pages this node serves "
+              "are capped at 16 MiB.");
+DEFINE_uint64(max_round_bytes, 16 * 1024 * 1024,
+              "Bytes pulled from one peer per merge interval at most; the "
+              "rest waits for the next interval.");
 
 DECLARE_bool(help);
 DECLARE_bool(helpshort);
@@ -75,6 +102,12 @@ namespace {
 bool ValidatePositive(const char* flagname, int32_t value) {
   if (value > 0) return true;
   std::cerr << "--" << flagname << " must be positive, got " << value << "\n";
+  return false;
+}
+
+bool ValidatePositiveSize(const char* flagname, uint64_t value) {
+  if (value > 0) return true;
+  std::cerr << "--" << flagname << " must be positive\n";
   return false;
 }
 
@@ -92,6 +125,16 @@ const bool kMergeValid =
     gflags::RegisterFlagValidator(&FLAGS_merge_interval_ms, &ValidatePositive);
 const bool kTimeoutValid =
     gflags::RegisterFlagValidator(&FLAGS_peer_timeout_ms, &ValidatePositive);
+const bool kPullThreadsValid =
+    gflags::RegisterFlagValidator(&FLAGS_pull_threads, &ValidatePositive);
+const bool kActorsPerCounterValid = gflags::RegisterFlagValidator(
+    &FLAGS_max_actors_per_counter, &ValidatePositiveSize);
+const bool kCounterBytesValid = gflags::RegisterFlagValidator(
+    &FLAGS_max_counter_bytes, &ValidatePositiveSize);
+const bool kPageBytesValid =
+    gflags::RegisterFlagValidator(&FLAGS_max_page_bytes, &ValidatePositiveSize);
+const bool kRoundBytesValid = gflags::RegisterFlagValidator(
+    &FLAGS_max_round_bytes, &ValidatePositiveSize);
 const bool kPortValid =
     gflags::RegisterFlagValidator(&FLAGS_port, &ValidatePort);
 
@@ -127,6 +170,11 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
   options->api.max_body_bytes = FLAGS_max_body_bytes;
   options->merge_interval_ms = FLAGS_merge_interval_ms;
   options->peer_timeout_ms = FLAGS_peer_timeout_ms;
+  options->pull_threads = FLAGS_pull_threads;
+  options->max_actors_per_counter = FLAGS_max_actors_per_counter;
+  options->max_counter_bytes = FLAGS_max_counter_bytes;
+  options->max_page_bytes = FLAGS_max_page_bytes;
+  options->max_round_bytes = FLAGS_max_round_bytes;
 
   for (char c : options->store.challenge_id) {
     if (static_cast<unsigned char>(c) < 0x21 || c == 0x7f) {
@@ -144,6 +192,54 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
     }
     options->peers_given = true;
   }
+  return true;
+}
+
+// Raises the soft RLIMIT_NOFILE to the hard limit (logged once) and returns
+// the soft limit in force.
+rlim_t RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    PLOG(WARNING) << "reading the descriptor limit";
+    return 1024;
+  }
+  const rlim_t before = limit.rlim_cur;
+  // An "unlimited" hard limit still stops at the kernel's nr_open.
+  constexpr rlim_t kUnlimitedTarget = 1 << 20;
+  const rlim_t target = limit.rlim_max == RLIM_INFINITY
+                            ? std::max(before, kUnlimitedTarget)
+                            : limit.rlim_max;
+  if (before < target) {
+    limit.rlim_cur = target;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      PLOG(WARNING) << "raising the descriptor limit to " << target;
+      limit.rlim_cur = before;
+    }
+  }
+  LOG(INFO) << "descriptor limit (RLIMIT_NOFILE): " << limit.rlim_cur
+            << (limit.rlim_cur != before
+                    ? " (raised from " + std::to_string(before) + ")"
+                    : std::string(" (the hard limit)"));
+  return limit.rlim_cur;
+}
+
+// Sets options->http.max_connections from --max_connections and the
+// descriptor limit `descriptors`. Returns false (after printing why) if the
+// flag leaves too few descriptors for RocksDB and peers.
+bool SetMaxConnections(rlim_t descriptors, dist_counter::NodeOptions* options) {
+  const uint64_t limit = descriptors;
+  const uint64_t reserve = std::min<uint64_t>(256, limit / 2);
+  const uint64_t most = limit - reserve;
+  uint64_t max = FLAGS_max_connections;
+  if (max == 0) max = std::min<uint64_t>(10000, most);
+  if (max > most) {
+    std::cerr << "--max_connections=" << max << " leaves too few of the "
+              << limit << " descriptors (ulimit -n) for RocksDB and peers: "
+              << "use at most " << most << ", or raise the limit\n";
+    return false;
+  }
+  options->http.max_connections = static_cast<size_t>(max);
+  LOG(INFO) << "accepting at most " << max << " client connections";
   return true;
 }
 
@@ -187,6 +283,7 @@ int main(int argc, char** argv) {
 
   dist_counter::NodeOptions options;
   if (!ReadFlags(&options)) return 2;
+  if (!SetMaxConnections(RaiseDescriptorLimit(), &options)) return 2;
 
   // libcurl (peer pulls) initializes once, before any thread exists.
   if (!dist_counter::InitPeerClients()) {

@@ -2,9 +2,12 @@
 // the store, the metrics, the HTTP API and server, and (when peers are
 // configured) the cluster merger. main.cc only reads flags and signals.
 //
-// Start() returns a serving node; Stop() stops it cleanly: no new
-// requests, in-flight ones finished, every counter flushed, RocksDB closed.
-// Thread-safe.
+// Start() returns a serving node; Stop() stops it cleanly, tearing down in
+// reverse dependency order so that nothing a thread may still call is gone:
+// new connections and requests are refused (503), queued consistent reads
+// answered 503, running ones finished (bounded by the peer timeout), owed
+// replies sent, the HTTP threads joined, then the merger stopped, then
+// every counter flushed and RocksDB closed. Thread-safe.
 
 #ifndef DIST_COUNTER_NODE_NODE_H_
 #define DIST_COUNTER_NODE_NODE_H_
@@ -27,13 +30,19 @@ class MergerView;
 
 struct NodeOptions {
   StoreOptions store;      // data_dir, challenge_id, flush, durable
-  HttpServerOptions http;  // bind, port, threads, timeouts
+  HttpServerOptions http;  // bind, port, threads, timeouts, max_connections
   ApiOptions api;          // body and listing limits
   // When set, replaces the stored peer list at startup (--actors, ACTORS).
   bool peers_given = false;
   std::vector<std::string> peers;
   int merge_interval_ms = 1000;  // how often the merger pulls every peer
   int peer_timeout_ms = 500;     // bound on one peer request
+  // Bounds on pulls and on what peers send (see cluster/merger.h).
+  int pull_threads = 8;                  // peers pulled at once
+  size_t max_actors_per_counter = 1024;  // per counter from a peer
+  size_t max_counter_bytes = 256 << 10;  // per encoded counter state
+  size_t max_page_bytes = 1 << 20;       // per changes page
+  size_t max_round_bytes = 16 << 20;     // per peer per merge interval
 };
 
 class Node {
@@ -54,14 +63,15 @@ class Node {
   uint16_t port() const;
   CounterStore* store() const { return store_.get(); }
 
-  // Stops the HTTP server, the merger, then flushes and closes the store.
-  // Returns the store's final flush status. Idempotent.
+  // Stops the node as described above; takes about one peer timeout plus
+  // one flush. Returns the store's final flush status. Idempotent.
   Status Stop();
 
  private:
   Node();
 
-  std::mutex mu_;  // serializes Stop()
+  std::mutex mu_;        // serializes Stop(); guards closed_
+  bool closed_ = false;  // Stop() closed the store once
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<CounterStore> store_;
   std::unique_ptr<Merger> merger_;

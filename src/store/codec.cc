@@ -4,6 +4,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "store/counter_json.h"
+
 namespace dist_counter {
 
 Status ValidateCounterName(std::string_view name) {
@@ -63,7 +65,63 @@ bool DecodeActorCounts(const rapidjson::Value& value, ActorCounts* counts) {
   return true;
 }
 
+// Decimal digits of `value`.
+size_t Digits(uint64_t value) {
+  size_t digits = 1;
+  while (value >= 10) {
+    value /= 10;
+    ++digits;
+  }
+  return digits;
+}
+
+// Bytes of `text` as a JSON string written by RapidJSON, quotes included.
+size_t JsonStringBytes(const std::string& text) {
+  size_t bytes = 2;
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' ||
+        c == '\r' || c == '\t') {
+      bytes += 2;
+    } else if (u < 0x20) {
+      bytes += 6;  // \u00XX
+    } else {
+      bytes += 1;
+    }
+  }
+  return bytes;
+}
+
 }  // namespace
+
+size_t EncodedCounterBytes(const PnCounter& counter) {
+  size_t bytes = 2;  // {}
+  for (const auto& [actor, counts] : counter.actors()) {
+    // "actor":{"p":P,"n":N}, and a comma before every actor but the first.
+    bytes += JsonStringBytes(actor) + 12 + Digits(counts.p) + Digits(counts.n);
+  }
+  if (counter.actors().size() > 1) bytes += counter.actors().size() - 1;
+  return bytes;
+}
+
+Status DecodeCounterValue(const rapidjson::Value& value, PnCounter* counter) {
+  if (!value.IsObject()) return Status::Corruption("counter: not an object");
+  PnCounter decoded;
+  for (const auto& member : value.GetObject()) {
+    std::string actor(member.name.GetString(), member.name.GetStringLength());
+    if (actor.empty()) return Status::Corruption("counter: empty actor id");
+    ActorCounts counts;
+    if (!DecodeActorCounts(member.value, &counts)) {
+      return Status::Corruption("counter: bad totals for actor " + actor);
+    }
+    if (decoded.actors().count(actor) != 0) {
+      return Status::Corruption("counter: actor " + actor + " given twice");
+    }
+    decoded.SetActor(actor, counts);
+  }
+  *counter = std::move(decoded);
+  return Status::OK();
+}
 
 Status DecodeCounter(std::string_view json, PnCounter* counter) {
   // RapidJSON stops at a NUL as if the text ended there; a raw NUL is never
@@ -72,21 +130,9 @@ Status DecodeCounter(std::string_view json, PnCounter* counter) {
     return Status::Corruption("counter: NUL byte in JSON");
   }
   rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
   if (doc.HasParseError()) return Status::Corruption("counter: bad JSON");
-  if (!doc.IsObject()) return Status::Corruption("counter: not an object");
-  PnCounter decoded;
-  for (const auto& member : doc.GetObject()) {
-    ActorCounts counts;
-    if (!DecodeActorCounts(member.value, &counts)) {
-      return Status::Corruption("counter: bad actor totals");
-    }
-    std::string actor(member.name.GetString(), member.name.GetStringLength());
-    if (actor.empty()) return Status::Corruption("counter: empty actor id");
-    decoded.SetActor(actor, counts);
-  }
-  *counter = std::move(decoded);
-  return Status::OK();
+  return DecodeCounterValue(doc, counter);
 }
 
 std::string EncodeStringList(const std::vector<std::string>& list) {

@@ -57,8 +57,15 @@ bool ParseCounterKey(std::string_view key, std::string* name);
 std::string EncodeCounter(const PnCounter& counter);
 // Decodes what EncodeCounter wrote into *counter (replacing it). Returns
 // Corruption, leaving *counter unchanged, for anything else: bad JSON, a
-// non-object, totals that are not unsigned 64-bit integers, extra fields.
+// non-object, totals that are not unsigned 64-bit integers, extra fields,
+// an empty actor id or one given twice. This one decoder reads counter
+// states from disk and (through DecodeCounterValue, counter_json.h) from
+// peers, so both refuse exactly the same records.
 Status DecodeCounter(std::string_view json, PnCounter* counter);
+
+// The exact size in bytes of EncodeCounter(counter), computed without
+// encoding it.
+size_t EncodedCounterBytes(const PnCounter& counter);
 
 // JSON array of strings, e.g. ["a:1","b"].
 std::string EncodeStringList(const std::vector<std::string>& list);

@@ -494,16 +494,30 @@ size_t CounterStore::size() const {
   return counters_.size();
 }
 
-void CounterStore::ChangesSince(uint64_t since, size_t limit,
+void CounterStore::ChangesSince(uint64_t since, size_t limit, size_t max_bytes,
                                 std::vector<CounterChange>* changes,
                                 uint64_t* next) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (since > next_seq_) since = 0;  // not one of ours: start over
   *next = since;
+  // {"name":,"state":} around each state in a page.
+  constexpr size_t kChangeFramingBytes = 24;
+  size_t total = 0;  // charged against max_bytes
   for (auto it = by_seq_.upper_bound(since);
        it != by_seq_.end() && changes->size() < limit; ++it) {
-    changes->push_back(
-        CounterChange{it->second, counters_.at(it->second).state});
+    const PnCounter& state = counters_.at(it->second).state;
+    const size_t bytes = EncodedCounterBytes(state);
+    const bool omitted = bytes > max_bytes;
+    // The name and its framing count too, so a page of many small
+    // counters is bounded as well.
+    const size_t charge =
+        (omitted ? 0 : bytes) + it->second.size() + kChangeFramingBytes;
+    const size_t left = total < max_bytes ? max_bytes - total : 0;
+    if (!changes->empty() && charge > left) break;  // the next page starts here
+    CounterChange change{it->second, PnCounter(), bytes, omitted};
+    if (!omitted) change.state = state;
+    changes->push_back(std::move(change));
+    total += charge;
     *next = it->first;
   }
 }

@@ -85,6 +85,10 @@ struct StoreOptions {
 struct CounterChange {
   std::string name;
   PnCounter state;
+  size_t bytes = 0;  // EncodedCounterBytes(state), when known
+  // Set by ChangesSince() for a state larger than the byte budget: `state`
+  // is then left empty and `bytes` says how large the state is.
+  bool omitted = false;
 };
 
 class CounterStore {
@@ -169,8 +173,20 @@ class CounterStore {
   // `since` (0 = every counter), oldest change first, and stores in *next
   // the cursor to pass next time. Cursors are only valid for this
   // instance_id(). A counter changed again appears once, at its last change.
-  void ChangesSince(uint64_t since, size_t limit,
+  //
+  // Stops adding changes before their encoded states and names
+  // (EncodedCounterBytes, plus the name and a little framing) would exceed
+  // `max_bytes`, but always returns at least one change if there is one, so
+  // the cursor moves. A state larger than `max_bytes` on its own comes back
+  // with `omitted` set and no state, so the caller never holds it: at most
+  // about `max_bytes` of states are copied.
+  void ChangesSince(uint64_t since, size_t limit, size_t max_bytes,
                     std::vector<CounterChange>* changes, uint64_t* next) const;
+  // ChangesSince() without a byte budget.
+  void ChangesSince(uint64_t since, size_t limit,
+                    std::vector<CounterChange>* changes, uint64_t* next) const {
+    ChangesSince(since, limit, SIZE_MAX, changes, next);
+  }
 
   // The cursor of the latest change (0 if nothing changed since Open).
   uint64_t LatestCursor() const;

@@ -17,16 +17,42 @@ std::atomic<uint64_t>* Metrics::Counter(const std::string& name,
                                         const std::string& labels) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = families_[name].counters[labels];
-  if (!slot) slot = std::make_unique<std::atomic<uint64_t>>(0);
-  return slot.get();
+  if (!slot.value) slot.value = std::make_unique<std::atomic<uint64_t>>(0);
+  ++slot.users;
+  return slot.value.get();
 }
 
 std::atomic<int64_t>* Metrics::Gauge(const std::string& name,
                                      const std::string& labels) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = families_[name].gauges[labels];
-  if (!slot) slot = std::make_unique<std::atomic<int64_t>>(0);
-  return slot.get();
+  if (!slot.value) slot.value = std::make_unique<std::atomic<int64_t>>(0);
+  ++slot.users;
+  return slot.value.get();
+}
+
+namespace {
+
+// Takes one user off `series`' entry for `labels`; erases it at none.
+template <typename Map>
+void ReleaseSeries(const std::string& labels, Map* series) {
+  auto it = series->find(labels);
+  if (it == series->end()) return;
+  if (it->second.users > 1) {
+    --it->second.users;
+    return;
+  }
+  series->erase(it);
+}
+
+}  // namespace
+
+void Metrics::Release(const std::string& name, const std::string& labels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = families_.find(name);
+  if (it == families_.end()) return;
+  ReleaseSeries(labels, &it->second.counters);
+  ReleaseSeries(labels, &it->second.gauges);
 }
 
 void Metrics::AddCollector(std::function<void()> collector) {
@@ -74,12 +100,12 @@ std::string Metrics::Render() const {
     if (!family.help.empty())
       out += "# HELP " + name + " " + family.help + "\n";
     out += "# TYPE " + name + " " + family.type + "\n";
-    for (const auto& [labels, value] : family.counters) {
-      AppendSample(name, labels, value->load(std::memory_order_relaxed),
+    for (const auto& [labels, series] : family.counters) {
+      AppendSample(name, labels, series.value->load(std::memory_order_relaxed),
                    family.scale, &out);
     }
-    for (const auto& [labels, value] : family.gauges) {
-      AppendSample(name, labels, value->load(std::memory_order_relaxed),
+    for (const auto& [labels, series] : family.gauges) {
+      AppendSample(name, labels, series.value->load(std::memory_order_relaxed),
                    family.scale, &out);
     }
   }

@@ -41,6 +41,14 @@ class Metrics {
   std::atomic<int64_t>* Gauge(const std::string& name,
                               const std::string& labels = "");
 
+  // Counter() and Gauge() count their calls per series. Release() takes
+  // one call back; when none is left the series is removed: it no longer
+  // renders, and the pointer Counter()/Gauge() gave is freed, so each
+  // caller must stop using its pointer before its Release(). For series of
+  // things that go away, such as a removed peer. Releasing a series that
+  // does not exist does nothing.
+  void Release(const std::string& name, const std::string& labels = "");
+
   // Registers `collector`, called at each Render() (without Metrics' lock
   // held) to refresh gauges computed on demand, such as a peer's last pull
   // age. It must stay callable for the life of this object.
@@ -50,12 +58,17 @@ class Metrics {
   std::string Render() const;
 
  private:
+  template <typename T>
+  struct Series {
+    std::unique_ptr<std::atomic<T>> value;
+    uint64_t users = 0;  // Counter()/Gauge() calls not yet released
+  };
   struct Family {
     std::string type = "untyped";
     std::string help;
     double scale = 1.0;
-    std::map<std::string, std::unique_ptr<std::atomic<uint64_t>>> counters;
-    std::map<std::string, std::unique_ptr<std::atomic<int64_t>>> gauges;
+    std::map<std::string, Series<uint64_t>> counters;  // by labels
+    std::map<std::string, Series<int64_t>> gauges;     // by labels
   };
 
   mutable std::mutex mu_;                   // guards families_, collectors_

@@ -13,16 +13,16 @@
 
 namespace dist_counter {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   enum class Code {
     kOk = 0,
     kNotFound,
-    kInvalidArgument,  // the caller's input is wrong (bad value, overflow)
-    kCorruption,       // stored or received data failed to decode
-    kIOError,          // the disk or the OS failed
-    kUnavailable,      // a peer or resource cannot be reached now
-    kBusy,             // a resource is held by someone else (a DB lock)
+    kInvalidArgument,     // the caller's input is wrong (bad value, overflow)
+    kCorruption,          // stored or received data failed to decode
+    kIOError,             // the disk or the OS failed
+    kUnavailable,         // a peer or resource cannot be reached now
+    kBusy,                // a resource is held by someone else (a DB lock)
     kStorageUnavailable,  // the store cannot persist now (full disk, I/O
                           // error, no descriptors, data dir gone): writes
                           // are refused until it recovers, reads go on
@@ -66,9 +66,7 @@ class Status {
   bool IsStorageUnavailable() const {
     return code_ == Code::kStorageUnavailable;
   }
-  bool IsResourceExhausted() const {
-    return code_ == Code::kResourceExhausted;
-  }
+  bool IsResourceExhausted() const { return code_ == Code::kResourceExhausted; }
 
   Code code() const { return code_; }
   // The message alone, without the code's name.

@@ -15,15 +15,19 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "api/cluster_view.h"
 #include "api/routes.h"
 #include "store/counter_store.h"
 #include "testing/http_client.h"
 #include "testing/node_process.h"
+#include "testing/wait_until.h"
 #include "util/crc32.h"
 #include "util/metrics.h"
 
@@ -556,10 +560,127 @@ TEST_F(HttpServerTest, StartRejectsBadOptions) {
   EXPECT_TRUE(
       HttpServer::Start(options, api_.get(), &server).IsInvalidArgument());
   options.threads = 1;
+  options.max_connections = 0;
+  EXPECT_TRUE(
+      HttpServer::Start(options, api_.get(), &server).IsInvalidArgument());
+  options.max_connections = 10;
   options.bind = "not an address";
   Status s = HttpServer::Start(options, api_.get(), &server);
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(server, nullptr);
+}
+
+TEST_F(HttpServerTest, ConnectionsBeyondTheLimitGetA503AndAreClosed) {
+  HttpServerOptions options = LoopbackOptions();
+  options.max_connections = 2;
+  options.metrics = &metrics_;
+  StartServer(options);
+
+  std::vector<std::unique_ptr<RawConnection>> open;
+  for (int i = 0; i < 2; ++i) {
+    open.push_back(std::make_unique<RawConnection>(server_->port()));
+    ASSERT_TRUE(open.back()->connected());
+    ASSERT_TRUE(open.back()->Send("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_EQ(open.back()->ReadReply(5000).rfind("HTTP/1.1 200", 0), 0u);
+  }
+  RawConnection extra(server_->port());
+  ASSERT_TRUE(extra.connected());
+  bool closed = false;
+  const std::string reply = extra.ReadUntilClosed(5000, &closed);
+  EXPECT_TRUE(closed) << reply;
+  EXPECT_EQ(reply.rfind("HTTP/1.1 503", 0), 0u) << reply;
+  const std::string body =
+      "{\"message\":\"too many connections\",\"type\":\"Unavailable\"}";
+  EXPECT_NE(reply.find("\r\n\r\n" + body), std::string::npos) << reply;
+  EXPECT_NE(reply.find("X-SFN-CRC32: " + std::to_string(Crc32(body))),
+            std::string::npos)
+      << reply;
+  EXPECT_NE(
+      metrics_.Render().find("dist_counter_http_connections_refused_total 1\n"),
+      std::string::npos)
+      << metrics_.Render();
+  // The connections kept still work, and a slot freed is taken again.
+  ASSERT_TRUE(open[0]->Send("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(open[0]->ReadReply(5000).rfind("HTTP/1.1 200", 0), 0u);
+  open.pop_back();
+  EXPECT_TRUE(test::WaitUntil(
+      [&] { return HttpRequest("GET", Url("/ping")).status == 200; }));
+}
+
+TEST_F(HttpServerTest, AfterStopAcceptingNewRequestsGet503ShuttingDown) {
+  HttpClientOptions options;
+  options.reuse_connection = true;
+  HttpClient kept(options);
+  ASSERT_EQ(kept.Request("GET", Url("/ping")).status, 200);
+
+  server_->StopAccepting();
+  const std::string body =
+      "{\"message\":\"shutting down\",\"type\":\"Unavailable\"}";
+  // On a new connection, and on one kept alive from before.
+  HttpResponse fresh = HttpRequest("GET", Url("/ping"));
+  EXPECT_EQ(fresh.status, 503) << fresh.error;
+  EXPECT_EQ(fresh.body, body);
+  ExpectJsonHeaders(fresh);
+  HttpResponse again = kept.Request("POST", Url("/counter/late"), "1");
+  EXPECT_EQ(again.status, 503) << again.error;
+  EXPECT_EQ(again.body, body);
+  ExpectJsonHeaders(again);
+  EXPECT_EQ(Lower(again.Header("connection")), "close");
+  PnCounter state;
+  EXPECT_TRUE(store_->Get("late", &state).IsNotFound());
+  server_->Shutdown();
+}
+
+// A ClusterView whose RefreshCounter blocks until the test opens the gate.
+class GatedCluster : public ClusterView {
+ public:
+  Status RefreshCounter(const std::string&,
+                        std::vector<std::string>*) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++waiting_;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return open_; });
+    return Status::OK();
+  }
+  std::vector<std::string> ConnectedNodes() const override { return {}; }
+  void PeersChanged(const std::vector<std::string>&) override {}
+
+  void WaitForWaiters(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return waiting_ >= n; });
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int waiting_ = 0;
+  bool open_ = false;
+};
+
+TEST_F(HttpServerTest, RepliesOwedWhenAcceptingStopsAreStillSent) {
+  GatedCluster cluster;
+  server_.reset();
+  api_ = std::make_unique<Api>(ApiOptions(), store_.get(), &cluster, &metrics_);
+  StartServer(LoopbackOptions());
+  ASSERT_EQ(HttpRequest("POST", Url("/counter/c"), "3").status, 204);
+
+  HttpResponse owed;
+  std::thread reader(
+      [&] { owed = HttpRequest("GET", Url("/counter/c/consistent_value")); });
+  cluster.WaitForWaiters(1);
+  server_->StopAccepting();
+  EXPECT_EQ(HttpRequest("GET", Url("/ping")).status, 503);
+  cluster.Open();
+  reader.join();
+  EXPECT_EQ(owed.status, 200) << owed.error;
+  EXPECT_EQ(owed.body, "3");
+  server_->Shutdown();
+  api_.reset();  // before `cluster` goes away
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "api/cluster_view.h"
@@ -710,8 +711,8 @@ TEST_F(RoutesTest, InternalCounterReturnsTheStateAndTheNode) {
                         store_->actor_id() + "\":{\"p\":4,\"n\":1}}}");
   r = Call("GET", "/internal/counter/unknown");
   EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(r.body,
-            "{\"node\":" + node + ",\"name\":\"unknown\",\"state\":{}}");
+  EXPECT_EQ(r.body, "{\"node\":" + node +
+                        ",\"name\":\"unknown\",\"state\":{},\"found\":false}");
   EXPECT_EQ(Call("GET", "/internal/counter/a%2Fb").status, 400);
 }
 
@@ -1111,6 +1112,62 @@ TEST_F(RoutesTest, ConsistentReadOfAnUnknownCounterCreatesNothing) {
   EXPECT_EQ(List(), ListPage({}));
   Reopen();
   EXPECT_FALSE(Exists("ghost"));
+}
+
+TEST_F(RoutesTest, StopAnswersQueuedConsistentReadsAndLetsTheRunningOneFinish) {
+  GatedClusterView cluster;
+  ApiOptions options;
+  options.consistent_threads = 1;
+  options.max_queued_consistent = 10;
+  MakeApi(options, &cluster);
+  ASSERT_EQ(Call("POST", "/counter/c", "4").status, 204);
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<ApiReply> replies;
+  auto record = [&](const ApiReply& reply) {
+    std::lock_guard<std::mutex> lock(mu);
+    replies.push_back(reply);
+    cv.notify_all();
+  };
+  ApiRequest request;
+  request.method = "GET";
+  request.path = "/counter/c/consistent_value";
+  api_->HandleAsync(request, record);  // runs, blocked on the gate
+  cluster.WaitForWaiters(1);
+  for (int i = 0; i < 3; ++i) api_->HandleAsync(request, record);  // queued
+
+  std::thread stopper([&] { api_->Stop(); });
+  {
+    // The queued reads are answered at once, without reaching the cluster.
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30),
+                            [&] { return replies.size() == 3; }));
+    for (const ApiReply& reply : replies) {
+      ExpectError(reply, 503, "Unavailable");
+      EXPECT_NE(reply.body.find("shutting down"), std::string::npos);
+    }
+  }
+  cluster.Open();
+  stopper.join();  // returns once the running read is done
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(replies.size(), 4u);
+    EXPECT_EQ(replies[3].status, 200);
+    EXPECT_EQ(replies[3].body, "4");
+  }
+  // Later consistent reads are refused at once; other routes go on.
+  api_->HandleAsync(request, record);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(replies.size(), 5u);
+    ExpectError(replies[4], 503, "Unavailable");
+  }
+  ExpectError(Call("GET", "/counter/c/consistent_value"), 503, "Unavailable");
+  EXPECT_EQ(Value("c"), "4");
+  EXPECT_EQ(Call("POST", "/counter/c", "1").status, 204);
+  api_->Stop();  // idempotent
+  api_.reset();  // before `cluster` goes away
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 // acknowledged increment lost to kill -9 in durable mode, no increment made
 // after a restart ever hidden, partitions (SIGSTOP) answered by /value and
 // refused by /consistent_value, a Jepsen-style bounds check on every read,
-// and a garbage peer in the actor list that changes nothing.
+// a garbage peer in the actor list that changes nothing, and a hostile peer
+// that can neither pre-load a node's next identity nor stall the sync.
 //
 // Timings are never asserted; deadlines are generous and only bound a
 // failing test.
@@ -36,6 +37,7 @@
 #include "testing/http_client.h"
 #include "testing/node_process.h"
 #include "testing/wait_until.h"
+#include "util/decimal.h"
 
 namespace dist_counter {
 namespace {
@@ -712,7 +714,7 @@ TEST(ClusterTest, AGarbagePeerInTheActorListDisturbsNothing) {
         return reply;
       case 5:
         reply.raw = "HTTP/1.1 200 OK\r\n\r\n";
-        reply.filler_bytes = 80 << 20;  // over the 64 MiB cap
+        reply.filler_bytes = 80 << 20;  // far over the reply cap
         reply.close = true;
         return reply;
       default:
@@ -755,6 +757,94 @@ TEST(ClusterTest, AGarbagePeerInTheActorListDisturbsNothing) {
   }
   EXPECT_GE(warnings, 1u);
   EXPECT_LE(warnings, 6u) << "after " << n << " garbage replies";
+}
+
+// The actor id node `node` (challenge id `challenge_id`) increments with,
+// read from its full state of a counter it incremented; "" if not found.
+std::string ActorOf(NodeProcess& node, const std::string& counter,
+                    const std::string& challenge_id) {
+  HttpResponse r = HttpRequest("GET", node.Url("/counter/" + counter));
+  rapidjson::Document doc;
+  doc.Parse(r.body.c_str());
+  if (r.status != 200 || !doc.IsObject() || !doc.HasMember("actors")) {
+    return "";
+  }
+  for (const auto& member : doc["actors"].GetObject()) {
+    const std::string actor = member.name.GetString();
+    if (actor.rfind(challenge_id + ".", 0) == 0) return actor;
+  }
+  return "";
+}
+
+TEST(ClusterTest, AHostilePeerCanNeitherPreloadANodesNextIdentityNorStall) {
+  std::mutex mu;
+  std::string future_actor;  // node 1's next incarnation, once known
+  FakePeer hostile([&](const std::string&) {
+    std::string counters = "[";
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!future_actor.empty()) {
+        counters += R"({"name":"x","state":{")" + future_actor +
+                    R"(":{"p":18446744073709551615,"n":0}}},)";
+      }
+    }
+    std::string many = "{";
+    for (int i = 0; i < 5000; ++i) {
+      many +=
+          (i > 0 ? ",\"a" : "\"a") + std::to_string(i) + R"(":{"p":1,"n":0})";
+    }
+    many += "}";
+    counters += R"({"name":"huge","state":)" + many + "},";
+    counters += R"({"name":"fine","state":{"9.1.99999999":{"p":4,"n":0}}}])";
+    return test::JsonReply(
+        R"({"node":{"challenge_id":"9","node_id":"99999999",)"
+        R"("actor":"9.1.99999999"},"instance":7,"reset":true,"next":3,)"
+        R"("more":false,"counters":)" +
+        counters + "}");
+  });
+  ASSERT_TRUE(hostile.Start());
+  Cluster cluster(2, {}, {hostile.Address()});
+  ASSERT_TRUE(cluster.Start());
+  HttpClient client;
+  ASSERT_EQ(Increment(&client, cluster.node(0), "x", 1).status, 204);
+  const std::string actor = ActorOf(cluster.node(0), "x", "1");
+  ASSERT_FALSE(actor.empty());
+  // "1.<incarnation>.<node id>": the next start uses incarnation + 1.
+  const size_t first = actor.find('.'), last = actor.rfind('.');
+  uint64_t incarnation = 0;
+  ASSERT_TRUE(
+      ParseUint64(actor.substr(first + 1, last - first - 1), &incarnation)
+          .ok());
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    future_actor = "1." + std::to_string(incarnation + 1) + actor.substr(last);
+  }
+  // The rest of the hostile page merges everywhere; the huge counter
+  // nowhere. Node 2 takes the forged actor (it is not its own) and offers
+  // it to node 1 too, which refuses it as well.
+  EXPECT_TRUE(cluster.WaitAllEqual("fine", "4"))
+      << Join(cluster.Values("fine"));
+  ASSERT_TRUE(WaitUntil([&] {
+    return HttpRequest("GET", cluster.node(1).Url("/counter/x/value")).body ==
+           "18446744073709551616";
+  }));
+  EXPECT_EQ(cluster.Value(0, "x"), "1");
+  for (int i = 0; i < cluster.size(); ++i) {
+    EXPECT_EQ(HttpRequest("GET", cluster.node(i).Url("/counter/huge")).status,
+              404);
+  }
+  EXPECT_NE(cluster.node(0).ReadLog().find("refused counter"),
+            std::string::npos);
+
+  // After a crash node 1 runs as exactly that actor: its increments work,
+  // and the forged total never reaches it.
+  ASSERT_TRUE(cluster.Kill9AndRestart(0));
+  HttpClient after;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(Increment(&after, cluster.node(0), "x", 1).status, 204);
+  }
+  EXPECT_TRUE(WaitUntil([&] { return cluster.Value(0, "x") == "6"; }))
+      << cluster.Value(0, "x");
 }
 
 }  // namespace

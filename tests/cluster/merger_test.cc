@@ -6,11 +6,13 @@
 
 #include "cluster/merger.h"
 
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +23,7 @@
 #include "cluster/peer_client.h"
 #include "cluster/peer_clients_environment.h"
 #include "crdt/pn_counter.h"
+#include "store/codec.h"
 #include "store/counter_store.h"
 #include "testing/node_process.h"
 #include "testing/wait_until.h"
@@ -69,7 +72,9 @@ class LocalNode {
     if (server_) server_->Shutdown();
     server_.reset();
     api_.reset();
-    if (store_) store_->Close();
+    if (store_) {
+      EXPECT_TRUE(store_->Close().ok());
+    }
     store_.reset();
   }
 
@@ -105,7 +110,7 @@ class LocalNode {
 
   std::string Value(const std::string& name) const {
     PnCounter state;
-    store_->Get(name, &state);
+    (void)store_->Get(name, &state);  // NotFound leaves it empty: 0
     return state.ValueString();
   }
   bool Has(const std::string& name) const {
@@ -411,9 +416,10 @@ TEST(MergerTest, RefreshCounterMergesWhatAnswersAndNamesWhatDoesNot) {
   EXPECT_TRUE(b.merger()->RefreshCounter("c", &unreachable).ok());
   EXPECT_TRUE(unreachable.empty());
   EXPECT_EQ(b.Value("c"), "10");
-  // A counter nobody has stays unknown.
+  // A counter nobody has stays unknown: the refresh creates nothing.
   EXPECT_TRUE(b.merger()->RefreshCounter("nowhere", &unreachable).ok());
   EXPECT_EQ(b.Value("nowhere"), "0");
+  EXPECT_FALSE(b.Has("nowhere"));
   EXPECT_EQ(b.Metric("dist_counter_consistent_refreshes_total{result=\"ok\"}"),
             2);
 }
@@ -481,6 +487,295 @@ TEST(MergerTest, StopsPromptlyWhileAPeerHangs) {
   b.merger()->Stop();  // returns: the pull in progress is abandoned
   b.merger()->Stop();
   EXPECT_TRUE(b.merger()->ConnectedNodes().empty());
+}
+
+// A state of `actors` actors named <prefix>0, <prefix>1, ...
+PnCounter StateWith(int actors, const std::string& prefix = "actor-") {
+  PnCounter state;
+  for (int i = 0; i < actors; ++i) {
+    state.SetActor(prefix + std::to_string(i), ActorCounts{1, 0});
+  }
+  return state;
+}
+
+std::string ChangeJson(const std::string& name, const PnCounter& state) {
+  return R"({"name":")" + name + R"(","state":)" + EncodeCounter(state) + "}";
+}
+
+constexpr char kFakeNode[] =
+    R"({"challenge_id":"9","node_id":"99999999","actor":"9.1.99999999"})";
+
+// A changes reply of fake node 9, instance 77.
+std::string FakePage(bool reset, uint64_t next, bool more,
+                     const std::string& counters) {
+  return std::string(R"({"node":)") + kFakeNode + R"(,"instance":77,"reset":)" +
+         (reset ? "true" : "false") + R"(,"next":)" + std::to_string(next) +
+         R"(,"more":)" + (more ? "true" : "false") + R"(,"counters":)" +
+         counters + "}";
+}
+
+// The number of entries of directory `path` (but . and ..), or -1.
+int EntryCount(const char* path) {
+  int count = 0;
+  DIR* dir = opendir(path);
+  if (dir == nullptr) return -1;
+  while (dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] != '.') ++count;
+  }
+  closedir(dir);
+  return count;
+}
+
+// The number of threads of this process.
+int ThreadCount() { return EntryCount("/proc/self/task"); }
+// The number of open descriptors of this process (one is the listing's).
+int DescriptorCount() { return EntryCount("/proc/self/fd"); }
+
+TEST(MergerTest, OversizedCountersAreRefusedAndTheRestOfTheirPageMerged) {
+  LocalNode b("2");
+  const std::string page =
+      "[" + ChangeJson("before", StateWith(1)) + "," +
+      ChangeJson("many-actors", StateWith(2000)) + "," +
+      ChangeJson("between", StateWith(2)) + "," +
+      ChangeJson("many-bytes", StateWith(500, std::string(100, 'a'))) + "," +
+      ChangeJson("after", StateWith(3)) + "]";
+  std::mutex mu;
+  std::vector<std::string> targets;
+  FakePeer peer([&](const std::string& target) {
+    std::lock_guard<std::mutex> lock(mu);
+    targets.push_back(target);
+    if (target.find("since=0&") != std::string::npos) {
+      return JsonReply(FakePage(true, 5, false, page));
+    }
+    return JsonReply(FakePage(false, 5, false, "[]"));
+  });
+  ASSERT_TRUE(peer.Start());
+  MergerOptions options = LocalNode::Fast();
+  options.max_actors_per_counter = 1000;
+  options.max_counter_bytes = 32 << 10;
+  b.StartMerger({peer.Address()}, options);
+  ASSERT_TRUE(WaitUntil([&] { return b.Has("after"); }));
+  EXPECT_EQ(b.Value("before"), "1");
+  EXPECT_EQ(b.Value("between"), "2");
+  EXPECT_EQ(b.Value("after"), "3");
+  EXPECT_FALSE(b.Has("many-actors"));
+  EXPECT_FALSE(b.Has("many-bytes"));
+  const std::string label = PeerLabel(peer.Address());
+  EXPECT_EQ(b.Metric("dist_counter_peer_rejected_counters_total{" + label +
+                     ",reason=\"too_many_actors\"}"),
+            1);
+  EXPECT_EQ(b.Metric("dist_counter_peer_rejected_counters_total{" + label +
+                     ",reason=\"too_large\"}"),
+            1);
+  // The cursor moved past them: the next pull asks for what follows.
+  ASSERT_TRUE(WaitUntil([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const std::string& t : targets) {
+      if (t.find("instance=77&since=5&") != std::string::npos) return true;
+    }
+    return false;
+  }));
+}
+
+TEST(MergerTest, AMergeThatWouldGrowACounterPastTheBoundIsRefused) {
+  LocalNode b("2");
+  ASSERT_TRUE(b.store()->Merge("c", StateWith(8, "old-"), nullptr).ok());
+  auto peer =
+      PeerWithChanges(kFakeNode, "[" + ChangeJson("c", StateWith(5, "new-")) +
+                                     "," + ChangeJson("d", StateWith(5)) + "]");
+  MergerOptions options = LocalNode::Fast();
+  options.max_actors_per_counter = 10;
+  b.StartMerger({peer->Address()}, options);
+  ASSERT_TRUE(WaitUntil([&] { return b.Has("d"); }));
+  ASSERT_TRUE(WaitUntil([&] {
+    return b.Metric("dist_counter_peer_rejected_counters_total{" +
+                    PeerLabel(peer->Address()) +
+                    ",reason=\"too_many_actors\"}") >= 1;
+  }));
+  EXPECT_EQ(b.Value("c"), "8");  // 8 + 5 actors > 10: nothing merged
+}
+
+TEST(MergerTest, ServedPagesAreSizedByBytesAndSkipAStateLargerThanAPage) {
+  LocalNode a("1"), b("2");
+  ASSERT_TRUE(a.store()->Increment("first", 1).ok());
+  // About 150 KB: larger than a page of 16 KiB.
+  ASSERT_TRUE(a.store()->Merge("huge", StateWith(5000), nullptr).ok());
+  std::vector<std::pair<std::string, int64_t>> batch;
+  for (int i = 0; i < 300; ++i) batch.emplace_back("c" + std::to_string(i), 1);
+  ASSERT_TRUE(a.store()->IncrementBatch(batch).ok());
+  for (int i = 0; i < 300; i += 3) {
+    ASSERT_TRUE(
+        a.store()
+            ->Merge("c" + std::to_string(i), StateWith(20, "pad-"), nullptr)
+            .ok());
+  }
+
+  PeerClientOptions client_options;
+  client_options.page_bytes = 16 << 10;
+  PeerClient client(a.Address(), client_options);
+  ChangesCursor cursor;
+  size_t pages = 0, counters = 0, rejected = 0;
+  uint64_t largest_reply = 0;
+  for (bool more = true; more && pages < 1000; ++pages) {
+    const uint64_t before = client.bytes_received();
+    ChangesPage page;
+    ASSERT_TRUE(client.FetchChanges(cursor, 1000, &page).ok());
+    largest_reply = std::max(largest_reply, client.bytes_received() - before);
+    counters += page.counters.size();
+    rejected += page.rejected.size();
+    for (const RejectedCounter& r : page.rejected) {
+      EXPECT_EQ(r.name, "huge");
+      EXPECT_GT(r.bytes, client_options.page_bytes);
+    }
+    cursor = page.next;
+    more = page.more;
+  }
+  EXPECT_GT(pages, 3u);
+  EXPECT_EQ(counters, 301u);
+  EXPECT_EQ(rejected, 1u);
+  EXPECT_LE(largest_reply, client_options.page_bytes + 1024);
+
+  // A merger pulling with such pages gets everything else.
+  MergerOptions options = LocalNode::Fast();
+  options.page_bytes = 16 << 10;
+  b.StartMerger({a.Address()}, options);
+  ASSERT_TRUE(WaitUntil([&] { return b.store()->size() == 301; }))
+      << b.store()->size();
+  EXPECT_FALSE(b.Has("huge"));
+  EXPECT_EQ(b.Metric("dist_counter_peer_rejected_counters_total{" +
+                     PeerLabel(a.Address()) + ",reason=\"too_large\"}"),
+            1);
+}
+
+TEST(MergerTest, ARepliedPageLargerThanTheCapIsRefused) {
+  LocalNode b("2");
+  std::string counters = "[";
+  for (int i = 0; i < 2000; ++i) {
+    counters += std::string(i > 0 ? "," : "") +
+                ChangeJson("n" + std::to_string(i), StateWith(1));
+  }
+  counters += "]";
+  auto peer = PeerWithChanges(kFakeNode, counters);
+  MergerOptions options = LocalNode::Fast();
+  options.page_bytes = 4 << 10;  // the cap is 2 pages + 64 KiB
+  options.page_limit = 5000;
+  b.StartMerger({peer->Address()}, options);
+  ASSERT_TRUE(WaitUntil([&] {
+    return b.Metric("dist_counter_peer_rejected_replies_total{" +
+                    PeerLabel(peer->Address()) + "}") >= 2;
+  }));
+  EXPECT_EQ(b.store()->size(), 0u);
+  EXPECT_NE(StatusOf(b.merger(), peer->Address()).last_error.find("larger"),
+            std::string::npos);
+}
+
+TEST(MergerTest, APeerThatAlwaysHasMoreGetsABoundedShareOfEachRound) {
+  LocalNode b("2");
+  std::atomic<uint64_t> served{0};
+  FakePeer peer([&](const std::string&) {
+    const uint64_t n = ++served;
+    return JsonReply(FakePage(
+        n == 1, n, true,
+        "[" + ChangeJson("x" + std::to_string(n), StateWith(1)) + "]"));
+  });
+  ASSERT_TRUE(peer.Start());
+  MergerOptions options = LocalNode::Fast();
+  options.max_round_bytes = 1;  // one page per round
+  b.StartMerger({peer.Address()}, options);
+  ASSERT_TRUE(WaitUntil(
+      [&] { return StatusOf(b.merger(), peer.Address()).rounds >= 5; }));
+  b.merger()->Stop();
+  const uint64_t rounds = StatusOf(b.merger(), peer.Address()).rounds;
+  EXPECT_LE(static_cast<uint64_t>(peer.requests()), rounds + 1);
+  EXPECT_TRUE(b.Has("x1"));
+}
+
+TEST(MergerTest, TakesItsOwnActorsOnlyForEarlierIncarnations) {
+  // A challenge id with dots: actor ids are read from the right.
+  LocalNode b("2.x");
+  ASSERT_TRUE(b.store()->Increment("c", 2).ok());
+  const std::string node = b.store()->node_id();
+  const uint64_t inc = b.store()->incarnation();
+  ASSERT_GE(inc, 1u);
+  auto own = [&](const std::string& incarnation) {
+    return "2.x." + incarnation + "." + node;
+  };
+  PnCounter sent;
+  const uint64_t kMax = UINT64_MAX;
+  sent.SetActor(own(std::to_string(inc - 1)), ActorCounts{5, 0});  // ok
+  sent.SetActor(own(std::to_string(inc)), ActorCounts{kMax, 0});
+  sent.SetActor(own(std::to_string(inc + 1)), ActorCounts{kMax, 0});
+  sent.SetActor(own(std::to_string(inc + 1000)), ActorCounts{kMax, 0});
+  sent.SetActor(own("0" + std::to_string(inc + 1)), ActorCounts{7, 0});
+  sent.SetActor(own("x"), ActorCounts{7, 0});
+  sent.SetActor(own("99999999999999999999999"), ActorCounts{7, 0});
+  sent.SetActor("2." + std::to_string(inc + 1) + "." + node,
+                ActorCounts{3, 0});  // challenge "2": another node's
+  sent.SetActor("9.1.99999999", ActorCounts{1, 0});
+  auto peer = PeerWithChanges(kFakeNode, "[" + ChangeJson("c", sent) + "]");
+  b.StartMerger({peer->Address()});
+  ASSERT_TRUE(WaitUntil([&] { return b.Value("c") == "11"; })) << b.Value("c");
+  PnCounter state;
+  ASSERT_TRUE(b.store()->Get("c", &state).ok());
+  EXPECT_EQ(state.actors().count(own(std::to_string(inc + 1))), 0u);
+  EXPECT_EQ(state.actors().count(own(std::to_string(inc + 1000))), 0u);
+  EXPECT_EQ(state.actors().at(b.store()->actor_id()).p, 2u);
+  EXPECT_EQ(state.actors().at(own(std::to_string(inc - 1))).p, 5u);
+  EXPECT_EQ(b.Metric("dist_counter_peer_rejected_counters_total{" +
+                     PeerLabel(peer->Address()) + ",reason=\"own_actor\"}"),
+            6);
+  // Our next increments still work.
+  ASSERT_TRUE(b.store()->Increment("c", 1).ok());
+}
+
+TEST(MergerTest, ThreadsAndDescriptorsDoNotGrowWithThePeerCount) {
+  LocalNode b("2");
+  const int before = ThreadCount();
+  const int descriptors_before = DescriptorCount();
+  ASSERT_GT(before, 0);
+  const std::string port = std::to_string(test::FreePort());
+  std::vector<std::string> peers;
+  for (int i = 2; i < 202; ++i) {
+    peers.push_back("127.0.0." + std::to_string(i) + ":" + port);
+  }
+  MergerOptions options = LocalNode::Fast();
+  options.pull_threads = 4;
+  b.StartMerger(peers, options);
+  ASSERT_TRUE(WaitUntil([&] {
+    int tried = 0;
+    for (const PeerStatus& s : b.merger()->PeerStatuses()) {
+      tried += s.failures > 0 ? 1 : 0;
+    }
+    return tried == 200;
+  }));
+  EXPECT_LE(ThreadCount(), before + 4 + 2);
+  // Peers that are down hold no connection or curl handle meanwhile.
+  EXPECT_LE(DescriptorCount(), descriptors_before + 4 * 3 + 8);
+}
+
+TEST(MergerTest, RemovedPeersLeaveNoMetricSeries) {
+  LocalNode a("1"), b("2");
+  b.StartMerger({a.Address()});
+  const std::string port = std::to_string(test::FreePort());
+  for (int round = 0; round < 10; ++round) {
+    std::vector<std::string> peers = {a.Address()};
+    for (int i = 0; i < 20; ++i) {
+      peers.push_back("127.0." + std::to_string(round + 1) + "." +
+                      std::to_string(i + 1) + ":" + port);
+    }
+    b.merger()->SetPeers(peers);
+  }
+  b.merger()->SetPeers({a.Address()});
+  const std::string text = b.metrics()->Render();
+  size_t series = 0, others = 0;
+  for (size_t at = text.find("peer=\""); at != std::string::npos;
+       at = text.find("peer=\"", at + 1)) {
+    ++series;
+    if (text.compare(at + 6, a.Address().size() + 1, a.Address() + "\"") != 0)
+      ++others;
+  }
+  EXPECT_EQ(others, 0u) << text;
+  EXPECT_GT(series, 5u);  // a's own series stay
 }
 
 }  // namespace

@@ -101,7 +101,7 @@ TEST(PeerClientTest, ReadsAValidChangesPage) {
   EXPECT_EQ(page.counters[1].state.ValueString(), "18446744073709551615");
 }
 
-TEST(PeerClientTest, SendsTheCursorAndLimit) {
+TEST(PeerClientTest, SendsTheCursorLimitAndPageBytes) {
   std::string seen;
   std::mutex mu;
   FakePeer peer([&](const std::string& target) {
@@ -110,11 +110,14 @@ TEST(PeerClientTest, SendsTheCursorAndLimit) {
     return JsonReply(ChangesBody("[]", 42, false, 9));
   });
   ASSERT_TRUE(peer.Start());
-  PeerClient client(peer.Address(), FastOptions());
+  PeerClientOptions options = FastOptions();
+  options.page_bytes = 5000;
+  PeerClient client(peer.Address(), options);
   ChangesPage page;
   ASSERT_TRUE(client.FetchChanges({42, 9}, 17, &page).ok());
   std::lock_guard<std::mutex> lock(mu);
-  EXPECT_EQ(seen, "/internal/changes?instance=42&since=9&limit=17");
+  EXPECT_EQ(seen,
+            "/internal/changes?instance=42&since=9&limit=17&max_bytes=5000");
   EXPECT_FALSE(page.reset);
   EXPECT_EQ(page.next.since, 9u);
 }
@@ -295,6 +298,19 @@ TEST(PeerClientTest, RejectsRepliesLargerThanTheCap) {
                        5000, options);
   EXPECT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(page.counters.size(), 5000u);
+}
+
+TEST(PeerClientTest, RefusesAnAnnouncedOversizedReplyBeforeItsBody) {
+  // The default cap is about two pages, far below the 64 MB it once was.
+  EXPECT_LE(PeerClientOptions().max_reply_bytes, 4u << 20);
+  PeerClientOptions options = FastOptions();
+  options.timeout_ms = 5000;  // only the announced size ends this early
+  FakeReply reply;
+  reply.raw = "HTTP/1.1 200 OK\r\nContent-Length: 104857600\r\n\r\n";
+  reply.hang = true;  // the body never comes
+  ChangesPage page;
+  Status s = FetchChangesFrom(reply, &page, ChangesCursor(), 100, options);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
 }
 
 TEST(PeerClientTest, GivesUpOnAPeerThatNeverAnswers) {

@@ -9,17 +9,24 @@
 #include <netinet/in.h>
 #include <rapidjson/document.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "testing/http_client.h"
+#include "testing/wait_until.h"
 
 namespace dist_counter {
 namespace test {
@@ -128,8 +135,8 @@ TEST(NodeProcessTest, HelpNamesEveryFlag) {
   const std::string help = node.ReadLog();
   for (const char* flag :
        {"challenge_id", "port", "bind", "data_dir", "flush_interval_ms",
-        "durable", "threads", "max_body_bytes", "actors", "merge_interval_ms",
-        "peer_timeout_ms"}) {
+        "durable", "threads", "max_connections", "max_body_bytes", "actors",
+        "merge_interval_ms", "peer_timeout_ms"}) {
     EXPECT_NE(help.find(std::string("-") + flag + " ("), std::string::npos)
         << "--help does not describe --" << flag << ":\n"
         << help;
@@ -143,9 +150,16 @@ TEST(NodeProcessTest, HelpNamesEveryFlag) {
 TEST(NodeProcessTest, BadFlagsExitNonZeroWithoutServing) {
   TempDir tmp;
   const std::vector<std::vector<std::string>> bad = {
-      {"--no_such_flag"}, {"--flush_interval_ms=0"}, {"--threads=0"},
-      {"--port=70000"},   {"--challenge_id=a b"},    {"--actors=[\"a b\"]"},
-      {"--actors=h:0"},   {"--peer_timeout_ms=-1"},
+      {"--no_such_flag"},
+      {"--flush_interval_ms=0"},
+      {"--threads=0"},
+      {"--port=70000"},
+      {"--challenge_id=a b"},
+      {"--actors=[\"a b\"]"},
+      {"--actors=h:0"},
+      {"--peer_timeout_ms=-1"},
+      // More connections than the descriptor limit could ever hold.
+      {"--max_connections=100000000"},
   };
   for (const auto& flags : bad) {
     SCOPED_TRACE(flags[0]);
@@ -479,6 +493,277 @@ TEST(NodeProcessTest, SecondSignalExitsAtOnceWhileAStopWaits) {
       << node.ReadLog();
   reader.join();
   peer.Resume();
+}
+
+// Clients loading `node`: `readers` threads each reading
+// /counter/c/consistent_value over and over on a kept-alive connection, and
+// one thread incrementing counter "hot". Each thread stops when the node
+// stops answering (a transport error) or at Finish().
+class ConsistentReadLoad {
+ public:
+  ConsistentReadLoad(const NodeProcess& node, int readers) {
+    for (int i = 0; i < readers; ++i) {
+      threads_.emplace_back(
+          [this, url = node.Url("/counter/c/consistent_value")] { Read(url); });
+    }
+    threads_.emplace_back(
+        [this, url = node.Url("/counter/hot")] { Increment(url); });
+  }
+  ConsistentReadLoad(const ConsistentReadLoad&) = delete;
+  ConsistentReadLoad& operator=(const ConsistentReadLoad&) = delete;
+  ~ConsistentReadLoad() { Finish(); }
+
+  void Finish() {
+    stop_ = true;
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+  // Readers that sent a first request.
+  int started() const { return started_; }
+  // Increments answered 204.
+  int acked() const { return acked_; }
+  // Readers answered 503 "shutting down" at least once.
+  int told_shutting_down() const { return told_shutting_down_; }
+
+ private:
+  static HttpClientOptions LongTimeout() {
+    HttpClientOptions options;
+    options.reuse_connection = true;
+    options.timeout_ms = 120000;  // longer than any stop may take
+    return options;
+  }
+
+  void Read(const std::string& url) {
+    HttpClient client(LongTimeout());
+    bool told = false;
+    started_.fetch_add(1);
+    while (!stop_) {
+      HttpResponse r = client.Request("GET", url);
+      if (!r.ok()) return;  // the node is gone
+      if (!told && r.status == 503 &&
+          r.body.find("shutting down") != std::string::npos) {
+        told = true;
+        told_shutting_down_.fetch_add(1);
+      }
+    }
+  }
+
+  void Increment(const std::string& url) {
+    HttpClient client(LongTimeout());
+    while (!stop_) {
+      HttpResponse r = client.Request("POST", url, "1");
+      if (!r.ok()) return;
+      if (r.status == 204) acked_.fetch_add(1);
+    }
+  }
+
+  std::atomic<bool> stop_{false};
+  std::atomic<int> started_{0}, acked_{0}, told_shutting_down_{0};
+  std::vector<std::thread> threads_;
+};
+
+// What happened to a node stopped under ConsistentReadLoad.
+struct LoadedStop {
+  int status = -1;      // the node's exit status
+  int64_t stop_ms = 0;  // from SIGTERM to exit
+  int readers = 0;
+  int acked = 0;  // increments acknowledged
+  int told_shutting_down = 0;
+  std::string log;
+};
+
+// Starts a node whose one peer is a paused node, loads it with `readers`
+// consistent readers (each waiting the peer timeout of 2 s, so most wait in
+// the queue) and an incrementer, then stops it with SIGTERM.
+LoadedStop StopUnderConsistentReads(const TempDir& tmp, int readers) {
+  LoadedStop result;
+  result.readers = readers;
+  NodeProcess peer(Options(tmp, "peer", {"--challenge_id=2"}));
+  if (!peer.StartAndWait()) {
+    ADD_FAILURE() << peer.ReadLog();
+    return result;
+  }
+  NodeProcess node(
+      Options(tmp, "node",
+              {"--challenge_id=1", kHugeFlush, "--peer_timeout_ms=2000",
+               "--actors=" + peer.Address()}));
+  if (!node.StartAndWait()) {
+    ADD_FAILURE() << node.ReadLog();
+    return result;
+  }
+  peer.Pause();
+  ConsistentReadLoad load(node, readers);
+  EXPECT_TRUE(WaitUntil([&] {
+    return load.started() == readers && load.acked() >= 20;
+  })) << load.started()
+      << " readers, " << load.acked() << " acked";
+  // Let the last readers' requests reach the node's queue.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+
+  const auto start = std::chrono::steady_clock::now();
+  result.status = node.Stop(/*timeout_ms=*/180000);
+  result.stop_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - start)
+                       .count();
+  load.Finish();
+  result.acked = load.acked();
+  result.told_shutting_down = load.told_shutting_down();
+  result.log = node.ReadLog();
+  peer.Resume();
+
+  // Every acknowledged increment is there after a restart.
+  if (!node.StartAndWait()) {
+    ADD_FAILURE() << node.ReadLog();
+    return result;
+  }
+  EXPECT_GE(std::stol(Value(node, "hot")), result.acked)
+      << "acknowledged increments were lost";
+  EXPECT_EQ(node.Stop(), 0) << node.ReadLog();
+  return result;
+}
+
+TEST(NodeProcessTest, SigtermDuringConsistentReadsOnAPausedPeerStopsCleanly) {
+  TempDir tmp;
+  const LoadedStop stop = StopUnderConsistentReads(tmp, /*readers=*/150);
+  EXPECT_EQ(stop.status, 0) << stop.log;
+  EXPECT_NE(stop.log.find("stopped cleanly"), std::string::npos) << stop.log;
+  EXPECT_GT(stop.acked, 0);
+}
+
+TEST(NodeProcessTest, StopAnswersQueuedConsistentReadsWith503InSeconds) {
+  TempDir tmp;
+  const LoadedStop stop = StopUnderConsistentReads(tmp, /*readers=*/150);
+  RecordProperty("stop_ms", std::to_string(stop.stop_ms));
+  RecordProperty("told_shutting_down", stop.told_shutting_down);
+  EXPECT_EQ(stop.status, 0) << stop.log;
+  // Working through the queue at the peer timeout would take over a
+  // minute; a stop waits only for the reads already running.
+  EXPECT_LT(stop.stop_ms, 20000) << stop.log;
+  // The reads still queued were answered, not dropped or run.
+  EXPECT_GE(stop.told_shutting_down, stop.readers / 2) << stop.log;
+}
+
+// Bytes readable on `fd` now, appended to *received; false once the peer
+// closed the connection (EOF or reset).
+bool StillOpen(int fd, std::string* received) {
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
+    if (n > 0) {
+      received->append(buffer, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (n < 0 && errno == EINTR) continue;
+    return false;
+  }
+}
+
+// CPU time (user + system) the process `pid` used, in clock ticks.
+long CpuTicks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  // Fields after the command name "(...)": state is field 3, utime 14.
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) stime = std::stol(field);
+  }
+  return utime + stime;
+}
+
+TEST(NodeProcessTest, ConnectionsBeyondTheCapAreClosedWithoutSpinning) {
+  TempDir tmp;
+  NodeProcessOptions options = Options(
+      tmp, "node", {"--challenge_id=1", kHugeFlush, "--max_connections=16"});
+  options.max_open_files = 256;
+  NodeProcess node(options);
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  Increment(node, "a", "1");
+
+  // More idle connections than the node has descriptors.
+  constexpr int kConnections = 300;
+  std::vector<int> fds;
+  for (int i = 0; i < kConnections; ++i) {
+    const int fd = ConnectTo(node.port());
+    if (fd >= 0) fds.push_back(fd);
+  }
+  ASSERT_GT(fds.size(), 200u);
+  // The node does not spin while the idle connections stay open (and
+  // before its header timeout closes them).
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const long before = CpuTicks(node.pid());
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const long used = CpuTicks(node.pid()) - before;
+  EXPECT_LT(used, sysconf(_SC_CLK_TCK) / 2)
+      << "the node used " << used << " ticks of CPU in 1 s while idle";
+
+  std::vector<std::string> received(fds.size());
+  std::set<size_t> closed;
+  auto count_closed = [&] {
+    for (size_t i = 0; i < fds.size(); ++i) {
+      if (closed.count(i) == 0 && !StillOpen(fds[i], &received[i])) {
+        closed.insert(i);
+      }
+    }
+    return closed.size();
+  };
+  // All but the 16 the node may keep are closed by the node.
+  EXPECT_TRUE(WaitUntil([&] { return count_closed() >= fds.size() - 16; },
+                        /*timeout_ms=*/15000))
+      << closed.size() << " of " << fds.size() << " closed\n"
+      << node.ReadLog();
+  size_t told = 0;
+  for (size_t i : closed) {
+    if (received[i].rfind("HTTP/1.1 503", 0) == 0 &&
+        received[i].find("too many connections") != std::string::npos) {
+      ++told;
+    }
+  }
+  EXPECT_GT(told, 0u) << "refused connections should get a 503 first";
+
+  // Once the idle clients leave, fresh connections are served again.
+  for (int fd : fds) close(fd);
+  EXPECT_TRUE(WaitUntil([&] {
+    return HttpRequest("GET", node.Url("/ping"), "", {}, 1000).status == 200;
+  })) << node.ReadLog();
+  for (int i = 0; i < 20; ++i) Increment(node, "a", "2");
+  EXPECT_NE(node.ReadLog().find("connection limit reached"), std::string::npos);
+  EXPECT_EQ(node.Stop(), 0) << node.ReadLog();
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  EXPECT_EQ(Value(node, "a"), "41");
+  EXPECT_EQ(node.Stop(), 0) << node.ReadLog();
+}
+
+TEST(NodeProcessTest, DescriptorLimitIsRaisedToTheHardLimitAtStart) {
+  TempDir tmp;
+  // The child inherits a soft limit below the hard one.
+  rlimit mine{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &mine), 0);
+  rlimit lowered = mine;
+  lowered.rlim_cur = std::min<rlim_t>(mine.rlim_max / 2, 1024);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  NodeProcess node(Options(tmp, "node", {"--challenge_id=1"}));
+  const bool started = node.Start();
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &mine), 0);
+  ASSERT_TRUE(started && node.WaitReady()) << node.ReadLog();
+  std::ifstream in("/proc/" + std::to_string(node.pid()) + "/limits");
+  std::string line, soft;
+  while (std::getline(in, line)) {
+    if (line.rfind("Max open files", 0) == 0) {
+      std::istringstream fields(line.substr(std::strlen("Max open files")));
+      fields >> soft;
+    }
+  }
+  EXPECT_EQ(soft, std::to_string(mine.rlim_max));
+  EXPECT_NE(node.ReadLog().find("descriptor limit"), std::string::npos)
+      << node.ReadLog();
+  EXPECT_EQ(node.Stop(), 0);
 }
 
 }  // namespace

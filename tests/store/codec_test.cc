@@ -190,6 +190,33 @@ TEST(CodecTest, DecodeRejectsEmptyActor) {
   ExpectCorrupt(R"({"":{"p":1,"n":2}})");
 }
 
+TEST(CodecTest, DecodeRejectsAnActorGivenTwice) {
+  // Which of the two totals would be right is unknowable: refuse both.
+  ExpectCorrupt(R"({"a":{"p":1,"n":0},"a":{"p":9,"n":0}})");
+  ExpectCorrupt(R"({"a":{"p":1,"n":0},"b":{"p":1,"n":0},"a":{"p":1,"n":0}})");
+}
+
+TEST(CodecTest, DecodeRejectsDeepNestingWithoutCrashing) {
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep += "{\"a\":";
+  ExpectCorrupt(deep);
+}
+
+TEST(CodecTest, EncodedCounterBytesIsTheEncodedSize) {
+  const std::vector<PnCounter> cases = [] {
+    std::vector<PnCounter> counters(4);
+    counters[1].SetActor("a", ActorCounts{0, 0});
+    counters[2].SetActor("1.2.3f2a9c01", ActorCounts{kMax, 7});
+    counters[2].SetActor("b", ActorCounts{10, 99});
+    counters[3].SetActor("q\"\\\n\x01\x7f\xc3\xa9", ActorCounts{1, 0});
+    return counters;
+  }();
+  for (const PnCounter& counter : cases) {
+    EXPECT_EQ(EncodedCounterBytes(counter), EncodeCounter(counter).size())
+        << EncodeCounter(counter);
+  }
+}
+
 TEST(CodecTest, OneBadActorSpoilsTheWholeRecord) {
   ExpectCorrupt(R"({"a":{"p":1,"n":2},"b":{"p":-1,"n":0}})");
   ExpectCorrupt(R"({"a":{"p":1,"n":2},"b":{"p":1}})");

@@ -88,8 +88,7 @@ StoreOptions ChildOptions(const std::string& root) {
   std::unique_ptr<CounterStore> store;
   Status s = CounterStore::Open(ChildOptions(root), &store);
   if (s.ok()) {
-    store->Close();
-    _exit(kChildOk);
+    _exit(store->Close().ok() ? kChildOk : kChildOtherError);
   }
   if (s.IsBusy()) _exit(kChildBusy);
   std::fprintf(stderr, "child: %s\n", s.ToString().c_str());

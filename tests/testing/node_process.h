@@ -54,6 +54,9 @@ struct NodeProcessOptions {
   std::vector<std::string> flags;  // extra flags, e.g. "--challenge_id=1"
   std::map<std::string, std::string> env;  // extra environment variables
   std::string binary;                      // "": DIST_COUNTER_BINARY
+  // If not 0, the child's soft and hard RLIMIT_NOFILE, set before exec (a
+  // failure shows as the child exiting with status 125).
+  uint64_t max_open_files = 0;
 };
 
 class NodeProcess {

@@ -86,6 +86,26 @@ TEST(MetricsTest, SamePointerForSameNameAndLabels) {
   EXPECT_EQ(m.Counter("x", "k=\"1\"")->load(), 9u);
 }
 
+TEST(MetricsTest, ReleaseRemovesASeriesOnceEveryUserReleasedIt) {
+  Metrics m;
+  m.Describe("x", "counter", "X.");
+  m.Counter("x", "peer=\"a\"")->fetch_add(2);
+  m.Counter("x", "peer=\"a\"");  // a second user of the same series
+  m.Counter("x", "peer=\"b\"")->fetch_add(5);
+  m.Gauge("g", "peer=\"a\"")->store(1);
+  m.Release("x", "peer=\"a\"");
+  EXPECT_NE(m.Render().find("x{peer=\"a\"} 2\n"), std::string::npos);
+  m.Release("x", "peer=\"a\"");
+  m.Release("g", "peer=\"a\"");
+  m.Release("x", "peer=\"never\"");  // nothing to release
+  m.Release("nothing");
+  const std::string text = m.Render();
+  EXPECT_EQ(text.find("peer=\"a\""), std::string::npos) << text;
+  EXPECT_NE(text.find("x{peer=\"b\"} 5\n"), std::string::npos) << text;
+  // Asked for again, a released series starts over.
+  EXPECT_EQ(m.Counter("x", "peer=\"a\"")->load(), 0u);
+}
+
 TEST(MetricsTest, LargeCountersRenderAsIntegers) {
   Metrics m;
   m.Counter("big")->store(123456789);

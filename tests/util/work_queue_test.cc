@@ -3,47 +3,124 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 namespace dist_counter {
 namespace {
 
-TEST(WorkQueueTest, RunsEveryAcceptedTaskBeforeDestruction) {
+// A gate tasks wait at until the test opens it.
+class Gate {
+ public:
+  // Blocks until Open(); counts the waiter meanwhile.
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++waiting_;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return open_; });
+  }
+  void WaitForWaiters(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return waiting_ >= n; });
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int waiting_ = 0;
+  bool open_ = false;
+};
+
+TEST(WorkQueueTest, RunsEverySubmittedTask) {
   std::atomic<int> ran{0};
-  {
-    WorkQueue queue(2, 1000);
-    for (int i = 0; i < 500; ++i) {
-      ASSERT_TRUE(queue.TrySubmit([&] { ran.fetch_add(1); }));
-    }
+  WorkQueue queue(2, 1000);
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_TRUE(queue.TrySubmit([&] { ran.fetch_add(1); }));
+  }
+  for (int i = 0; i < 30000 && ran.load() < 500; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   EXPECT_EQ(ran.load(), 500);
 }
 
 TEST(WorkQueueTest, RefusesTasksBeyondTheBacklog) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool started = false, release = false;
+  Gate gate;
   WorkQueue queue(1, 2);
-  ASSERT_TRUE(queue.TrySubmit([&] {
-    std::unique_lock<std::mutex> lock(mu);
-    started = true;
-    cv.notify_all();
-    cv.wait(lock, [&] { return release; });
-  }));
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return started; });
-  }
+  ASSERT_TRUE(queue.TrySubmit([&] { gate.Wait(); }));
+  gate.WaitForWaiters(1);
   // The only thread is busy: two may wait, the third is refused.
   EXPECT_TRUE(queue.TrySubmit([] {}));
   EXPECT_TRUE(queue.TrySubmit([] {}));
   EXPECT_FALSE(queue.TrySubmit([] {}));
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    release = true;
+  gate.Open();
+}
+
+TEST(WorkQueueTest, StopCancelsQueuedTasksWithoutWaitingForRunningOnes) {
+  Gate gate;
+  std::atomic<int> ran{0}, cancelled{0};
+  WorkQueue queue(1, 100);
+  ASSERT_TRUE(queue.TrySubmit([&] {
+    gate.Wait();
+    ran.fetch_add(1);
+  }));
+  gate.WaitForWaiters(1);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(queue.TrySubmit([&] { ran.fetch_add(1); },
+                                [&] { cancelled.fetch_add(1); }));
   }
-  cv.notify_all();
+  std::thread stopper([&] { queue.Stop(); });
+  // The queued tasks are cancelled while the running one still blocks.
+  for (int i = 0; i < 30000 && cancelled.load() < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(cancelled.load(), 5);
+  EXPECT_EQ(ran.load(), 0);
+  gate.Open();
+  stopper.join();  // Stop() returned: the running task has finished
+  EXPECT_EQ(ran.load(), 1);
+  EXPECT_EQ(cancelled.load(), 5);
+}
+
+TEST(WorkQueueTest, TasksAreRefusedAfterStop) {
+  WorkQueue queue(2, 10);
+  queue.Stop();
+  bool cancelled = false;
+  EXPECT_FALSE(queue.TrySubmit([] {}, [&] { cancelled = true; }));
+  EXPECT_FALSE(cancelled) << "a refused task's cancel must not run";
+  queue.Stop();  // idempotent
+}
+
+TEST(WorkQueueTest, DestructionCancelsWhatIsStillQueued) {
+  Gate gate;
+  std::atomic<int> ran{0}, cancelled{0};
+  std::thread opener;
+  {
+    WorkQueue queue(1, 100);
+    ASSERT_TRUE(queue.TrySubmit([&] {
+      gate.Wait();
+      ran.fetch_add(1);
+    }));
+    gate.WaitForWaiters(1);
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(queue.TrySubmit([&] { ran.fetch_add(1); },
+                                  [&] { cancelled.fetch_add(1); }));
+    }
+    // Opens the gate once the destructor has cancelled the queued tasks.
+    opener = std::thread([&] {
+      while (cancelled.load() < 3) std::this_thread::yield();
+      gate.Open();
+    });
+  }
+  opener.join();
+  EXPECT_EQ(ran.load(), 1);
+  EXPECT_EQ(cancelled.load(), 3);
 }
 
 }  // namespace
