@@ -129,6 +129,29 @@ PeerIdentity NodeIdentity(const CounterStore& store) {
   return node;
 }
 
+// GET /ping: 200 {"status":"OK"} while the store can persist, else 503
+// {"status":"StorageUnavailable","message":"<why>"}.
+void ReplyPing(const CounterStore& store, ApiReply* reply) {
+  const Status health = store.Health();
+  if (health.ok()) return ReplyJson(200, "{\"status\":\"OK\"}", reply);
+  // Health checks (curl -f) fail on the 503; the message says why.
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  w.Key("status");
+  w.String("StorageUnavailable");
+  w.Key("message");
+  WriteString(&w, health.message());
+  w.EndObject();
+  ReplyJson(503, Finish(buffer), reply);
+}
+
+// True for the store's refusals of a write (storage unavailable, quota
+// reached): expected under a fault or a limit, logged by the store.
+bool IsWriteRefusal(const Status& status) {
+  return status.IsStorageUnavailable() || status.IsResourceExhausted();
+}
+
 }  // namespace
 
 void ReplyError(int status, const std::string& type, const std::string& message,
@@ -251,8 +274,7 @@ void Api::Dispatch(const ApiRequest& request, ReplyCallback* later,
 
   if (seg.size() == 1 && seg[0] == "ping") {
     reply->route = "ping";
-    ReplyJson(200, "{\"status\":\"OK\"}", reply);
-    return;
+    return ReplyPing(*store_, reply);
   }
   if (seg.size() == 1 && seg[0] == "config") {
     reply->route = "config";
@@ -426,7 +448,11 @@ void Api::ReplyIncrement(const std::string& name, const Status& status,
                          ApiReply* reply) {
   if (status.IsInvalidArgument()) return ReplyValidation(reply);
   if (!status.ok()) {
-    LOG(ERROR) << "increment of " << name << " failed: " << status.ToString();
+    // The store logs (rate-limited) why it cannot take writes; a refusal
+    // per request is only counted.
+    if (!IsWriteRefusal(status)) {
+      LOG(ERROR) << "increment of " << name << " failed: " << status.ToString();
+    }
     return ReplyStatus(status, reply);
   }
   ReplyNoContent(reply);
@@ -536,8 +562,10 @@ void Api::HandleBatch(const std::string& body, ApiReply* reply) {
   Status s = store_->IncrementBatch(deltas);
   if (s.IsInvalidArgument()) return ReplyValidation(reply);
   if (!s.ok()) {
-    LOG(ERROR) << "batch increment failed: " << s.ToString();
-    return ReplyStatus(s, reply);
+    if (!IsWriteRefusal(s)) {
+      LOG(ERROR) << "batch increment failed: " << s.ToString();
+    }
+    return ReplyStatus(s, reply);  // 503 StorageUnavailable, 507, 500
   }
   ReplyNoContent(reply);
 }

@@ -29,11 +29,34 @@ DEFINE_string(data_dir, "data",
               "created if missing. One node per directory.");
 DEFINE_int32(flush_interval_ms, 5000,
              "Changed counters are written to RocksDB as one WriteBatch this "
-             "often. A kill -9 can lose at most this window of increments "
-             "that no peer pulled yet (see --durable).");
+             "often, start to start (a flush that overruns is followed at "
+             "once by the next). A kill -9 can lose the increments that no "
+             "peer pulled yet and that were acknowledged since the start of "
+             "the last completed flush: at most this interval plus the "
+             "duration of one flush (two flush durations when a flush takes "
+             "longer than the interval), and never more than "
+             "--max_unflushed_ms worth. See --durable.");
 DEFINE_bool(durable, false,
             "Acknowledge an increment only once it is synced to RocksDB's "
-            "write-ahead log (concurrent increments share one sync).");
+            "write-ahead log (concurrent increments share one sync); a kill "
+            "-9 then loses nothing acknowledged. An increment whose sync "
+            "fails is discarded (never read, never sent to peers) and gets "
+            "503 StorageUnavailable.");
+DEFINE_int32(max_unflushed_ms, 30000,
+             "Default mode: increments get 503 StorageUnavailable (and "
+             "/ping fails) while the last successful flush started longer "
+             "ago than this, e.g. on a hung disk. At least 3 x "
+             "--flush_interval_ms is always allowed.");
+DEFINE_int32(close_retry_ms, 10000,
+             "On a clean stop a failing final flush (full disk) is retried "
+             "this long; if it still fails the node logs an ERROR and exits "
+             "1: acknowledged increments are then not all on disk.");
+DEFINE_uint64(max_counters, 10000000,
+              "Most counters this node holds. An increment or batch that "
+              "would create one more gets 507 ResourceExhausted, a peer's "
+              "new counter is not merged (metric "
+              "dist_counter_merges_refused_total); existing counters keep "
+              "working.");
 DEFINE_int32(threads, 2, "HTTP worker threads.");
 DEFINE_uint64(max_connections, 0,
               "Most client connections open at once; one more is closed at "
@@ -135,6 +158,15 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
       FlagOrEnv(FLAGS_challenge_id, "CHALLENGE_ID", "DEFAULT");
   options->store.flush_interval_ms = FLAGS_flush_interval_ms;
   options->store.durable = FLAGS_durable;
+  options->store.max_unflushed_ms = FLAGS_max_unflushed_ms;
+  options->store.close_retry_ms = FLAGS_close_retry_ms;
+  options->store.max_counters = FLAGS_max_counters;
+  if (FLAGS_max_unflushed_ms <= 0 || FLAGS_close_retry_ms < 0 ||
+      FLAGS_max_counters == 0) {
+    std::cerr << "--max_unflushed_ms and --max_counters must be positive, "
+                 "--close_retry_ms must not be negative\n";
+    return false;
+  }
   options->http.bind = FLAGS_bind;
   options->http.port = static_cast<uint16_t>(FLAGS_port);
   options->http.threads = FLAGS_threads;

@@ -1,28 +1,27 @@
 #include "store/counter_store.h"
 
+#include <errno.h>
 #include <glog/logging.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <random>
 
 #include "store/codec.h"
+#include "store/glog_logger.h"
+#include "store/rocks_status.h"
 #include "util/decimal.h"
 #include "util/metrics.h"
 
 namespace dist_counter {
 
 namespace {
-
-Status FromRocks(const rocksdb::Status& s, const std::string& what) {
-  if (s.ok()) return Status::OK();
-  if (s.IsNotFound()) return Status::NotFound(what);
-  if (s.IsCorruption()) return Status::Corruption(what + ": " + s.ToString());
-  return Status::IOError(what + ": " + s.ToString());
-}
 
 uint64_t RandomU64() {
   std::random_device device;
@@ -55,12 +54,42 @@ Status CounterStore::Open(const StoreOptions& options,
     return Status::InvalidArgument("challenge_id is empty");
   }
   std::unique_ptr<CounterStore> opened(new CounterStore(options));
+  Status s = opened->OpenDb(/*create=*/true);
+  if (!s.ok()) return s;
+  struct stat dir_stat;
+  if (stat(options.data_dir.c_str(), &dir_stat) != 0) {
+    return Status::IOError("stat " + options.data_dir + ": " +
+                           std::strerror(errno));
+  }
+  opened->dir_dev_ = static_cast<uint64_t>(dir_stat.st_dev);
+  opened->dir_ino_ = static_cast<uint64_t>(dir_stat.st_ino);
 
+  s = opened->LoadIdentity();
+  if (!s.ok()) return s;
+  s = opened->LoadCounters();
+  if (!s.ok()) return s;
+  opened->instance_id_ = RandomU64() | 1;  // never 0
+  opened->last_flush_ok_ = Clock::now();
+  opened->RegisterMetrics();
+  opened->flush_thread_ =
+      std::thread([raw = opened.get()] { raw->FlushLoop(); });
+  if (options.durable) {
+    opened->commit_thread_ =
+        std::thread([raw = opened.get()] { raw->CommitLoop(); });
+  }
+  *store = std::move(opened);
+  return Status::OK();
+}
+
+Status CounterStore::OpenDb(bool create) {
   rocksdb::Options db_options;
-  db_options.create_if_missing = true;
+  db_options.create_if_missing = create;
   db_options.keep_log_file_num = 5;
+  // Not RocksDB's LOG file: it aborts the process on a full disk.
+  db_options.info_log = std::make_shared<GlogLogger>();
+  if (options_.TEST_env != nullptr) db_options.env = options_.TEST_env;
   rocksdb::DB* db = nullptr;
-  rocksdb::Status rs = rocksdb::DB::Open(db_options, options.data_dir, &db);
+  rocksdb::Status rs = rocksdb::DB::Open(db_options, options_.data_dir, &db);
   if (!rs.ok()) {
     // RocksDB reports a LOCK file held by another process as "While lock
     // file: ..." and one held by this process as "lock hold by current
@@ -70,26 +99,12 @@ Status CounterStore::Open(const StoreOptions& options,
     if (rs.IsIOError() &&
         (text.find("While lock file") != std::string::npos ||
          text.find("lock hold by current process") != std::string::npos)) {
-      return Status::Busy("data dir " + options.data_dir +
+      return Status::Busy("data dir " + options_.data_dir +
                           " is in use by another process (" + text + ")");
     }
-    return FromRocks(rs, "opening " + options.data_dir);
+    return FromRocks(rs, "opening " + options_.data_dir);
   }
-  opened->db_.reset(db);
-
-  Status s = opened->LoadIdentity();
-  if (!s.ok()) return s;
-  s = opened->LoadCounters();
-  if (!s.ok()) return s;
-  opened->instance_id_ = RandomU64() | 1;  // never 0
-  opened->RegisterMetrics();
-  opened->flush_thread_ =
-      std::thread([raw = opened.get()] { raw->FlushLoop(); });
-  if (options.durable) {
-    opened->commit_thread_ =
-        std::thread([raw = opened.get()] { raw->CommitLoop(); });
-  }
-  *store = std::move(opened);
+  db_.reset(db);
   return Status::OK();
 }
 
@@ -190,6 +205,17 @@ void CounterStore::RegisterMetrics() {
   m->Describe("dist_counter_counters", "gauge", "Counters held by this node.");
   m->Describe("dist_counter_merge_changes_total", "counter",
               "Peer states that changed a local counter when merged.");
+  m->Describe("dist_counter_storage_available", "gauge",
+              "1 while the store can persist; 0 while increments are "
+              "refused because it cannot (see the log and GET /ping).");
+  m->Describe("dist_counter_storage_errors_total", "counter",
+              "Failed RocksDB writes, reopens and data dir checks.");
+  m->Describe("dist_counter_storage_recoveries_total", "counter",
+              "Times the store became writable again after an error.");
+  m->Describe("dist_counter_increments_refused_total", "counter",
+              "Increments (batch items count one each) refused, by reason.");
+  m->Describe("dist_counter_merges_refused_total", "counter",
+              "Peer states not merged, by reason.");
   increments_metric_ = m->Counter("dist_counter_increments_total");
   flushes_metric_ = m->Counter("dist_counter_flushes_total");
   flush_micros_metric_ = m->Counter("dist_counter_flush_seconds_total");
@@ -197,15 +223,82 @@ void CounterStore::RegisterMetrics() {
   last_batch_metric_ = m->Gauge("dist_counter_last_flush_batch_size");
   counters_metric_ = m->Gauge("dist_counter_counters");
   merges_applied_metric_ = m->Counter("dist_counter_merge_changes_total");
+  available_metric_ = m->Gauge("dist_counter_storage_available");
+  storage_errors_metric_ = m->Counter("dist_counter_storage_errors_total");
+  recoveries_metric_ = m->Counter("dist_counter_storage_recoveries_total");
+  refused_storage_metric_ = m->Counter("dist_counter_increments_refused_total",
+                                       "reason=\"storage_unavailable\"");
+  refused_quota_metric_ = m->Counter("dist_counter_increments_refused_total",
+                                     "reason=\"max_counters\"");
+  merges_refused_quota_metric_ = m->Counter("dist_counter_merges_refused_total",
+                                            "reason=\"max_counters\"");
   MetricSet(counters_metric_, static_cast<int64_t>(size()));
+  MetricSet(available_metric_, Health().ok() ? 1 : 0);
 }
 
-void CounterStore::MarkChangedLocked(const std::string& name, Entry* entry) {
+void CounterStore::KeepCreated(PnCounter* state) const {
+  if (state->empty()) state->SetActor(actor_id_, ActorCounts{});
+}
+
+void CounterStore::MarkChangedLocked(const std::string& name, Entry* entry,
+                                     bool dirty) {
   if (entry->seq != 0) by_seq_.erase(entry->seq);
   entry->seq = ++next_seq_;
   by_seq_[entry->seq] = name;
-  dirty_.insert(name);
+  if (dirty) dirty_.insert(name);
   ++ticket_;
+}
+
+std::chrono::milliseconds CounterStore::UnflushedLimit() const {
+  return std::chrono::milliseconds(
+      std::max<int64_t>(options_.max_unflushed_ms,
+                        3 * static_cast<int64_t>(options_.flush_interval_ms)));
+}
+
+Status CounterStore::CheckWritableLocked(size_t fresh) const {
+  if (!unavailable_.empty()) return Status::StorageUnavailable(unavailable_);
+  if (!options_.durable) {
+    const auto since = Clock::now() - last_flush_ok_;
+    if (since > UnflushedLimit()) {
+      return Status::StorageUnavailable(
+          "no successful flush for " +
+          std::to_string(
+              std::chrono::duration_cast<std::chrono::milliseconds>(since)
+                  .count()) +
+          " ms (limit " + std::to_string(UnflushedLimit().count()) + " ms)");
+    }
+  }
+  // Names awaiting a durable sync count as held (a few may be held
+  // already): the limit errs on the side of refusing.
+  if (fresh > 0 &&
+      counters_.size() + staged_.size() + inflight_.size() + fresh >
+          options_.max_counters) {
+    return Status::ResourceExhausted(
+        "this node holds its limit of " +
+        std::to_string(options_.max_counters) +
+        " counters (max_counters); existing counters still take increments");
+  }
+  return Status::OK();
+}
+
+bool CounterStore::ExistsLocked(const std::string& name) const {
+  return counters_.count(name) != 0 || staged_.count(name) != 0 ||
+         inflight_.count(name) != 0;
+}
+
+ActorCounts CounterStore::OwnCountsLocked(const std::string& name) const {
+  if (auto it = staged_.find(name); it != staged_.end()) return it->second;
+  if (auto it = inflight_.find(name); it != inflight_.end()) return it->second;
+  if (auto it = counters_.find(name); it != counters_.end()) {
+    auto own = it->second.state.actors().find(actor_id_);
+    if (own != it->second.state.actors().end()) return own->second;
+  }
+  return ActorCounts{};
+}
+
+void CounterStore::CountRefusal(const Status& status, uint64_t items) {
+  if (status.IsStorageUnavailable()) MetricAdd(refused_storage_metric_, items);
+  if (status.IsResourceExhausted()) MetricAdd(refused_quota_metric_, items);
 }
 
 Status CounterStore::ApplyIncrement(const std::string& name, int64_t delta,
@@ -215,12 +308,28 @@ Status CounterStore::ApplyIncrement(const std::string& name, int64_t delta,
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return Status::IOError("store is closed");
+    s = CheckWritableLocked(ExistsLocked(name) ? 0 : 1);
+    if (!s.ok()) {
+      CountRefusal(s, 1);
+      return s;
+    }
+    if (options_.durable) {
+      // Staged: invisible until its synced write succeeded.
+      PnCounter own;
+      own.SetActor(actor_id_, OwnCountsLocked(name));
+      s = own.Add(actor_id_, delta);
+      if (!s.ok()) return s;
+      staged_[name] = own.actors().at(actor_id_);
+      *ticket = ++ticket_;
+      return Status::OK();
+    }
     auto [it, inserted] = counters_.try_emplace(name);
     s = it->second.state.Add(actor_id_, delta);
     if (!s.ok()) {
       if (inserted) counters_.erase(it);
       return s;
     }
+    KeepCreated(&it->second.state);
     MarkChangedLocked(name, &it->second);
     *ticket = ticket_;
     if (inserted)
@@ -234,7 +343,9 @@ Status CounterStore::Increment(const std::string& name, int64_t delta) {
   uint64_t ticket = 0;
   Status s = ApplyIncrement(name, delta, &ticket);
   if (!s.ok() || !options_.durable) return s;
-  return CommitThrough(ticket);
+  s = CommitThrough(ticket);
+  if (s.ok()) MetricAdd(increments_metric_);
+  return s;
 }
 
 void CounterStore::IncrementAsync(const std::string& name, int64_t delta,
@@ -253,7 +364,9 @@ void CounterStore::IncrementAsync(const std::string& name, int64_t delta,
       return;
     }
   }
-  done(CommitThrough(ticket));  // the commit thread is stopping
+  s = CommitThrough(ticket);  // the commit thread is stopping
+  if (s.ok()) MetricAdd(increments_metric_);
+  done(s);
 }
 
 Status CounterStore::IncrementBatch(
@@ -267,28 +380,53 @@ Status CounterStore::IncrementBatch(
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return Status::IOError("store is closed");
     // Check on copies first, so a failure leaves everything untouched even
-    // when a name repeats.
+    // when a name repeats. Durable mode stages this actor's totals only.
     std::map<std::string, PnCounter> trial;
+    size_t fresh = 0;
     for (const auto& [name, delta] : deltas) {
-      auto [slot, fresh] = trial.try_emplace(name);
-      if (fresh) {
-        auto it = counters_.find(name);
-        if (it != counters_.end()) slot->second = it->second.state;
+      auto [slot, first] = trial.try_emplace(name);
+      if (!first) continue;
+      if (!ExistsLocked(name)) {
+        ++fresh;
+      } else if (options_.durable) {
+        slot->second.SetActor(actor_id_, OwnCountsLocked(name));
+      } else {
+        slot->second = counters_.at(name).state;
       }
-      Status s = slot->second.Add(actor_id_, delta);
+    }
+    Status s = CheckWritableLocked(fresh);
+    if (!s.ok()) {
+      CountRefusal(s, deltas.size());
+      return s;
+    }
+    for (const auto& [name, delta] : deltas) {
+      s = trial[name].Add(actor_id_, delta);
       if (!s.ok()) return Status::InvalidArgument(name + ": " + s.message());
     }
     for (auto& [name, state] : trial) {
+      if (options_.durable) {
+        auto own = state.actors().find(actor_id_);
+        staged_[name] =
+            own == state.actors().end() ? ActorCounts{} : own->second;
+        continue;
+      }
       Entry& entry = counters_[name];
       entry.state = std::move(state);
+      KeepCreated(&entry.state);
       MarkChangedLocked(name, &entry);
     }
+    if (options_.durable) ++ticket_;
     ticket = ticket_;
     MetricSet(counters_metric_, static_cast<int64_t>(counters_.size()));
   }
-  MetricAdd(increments_metric_, deltas.size());
-  if (options_.durable && !deltas.empty()) return CommitThrough(ticket);
-  return Status::OK();
+  if (!options_.durable) {
+    MetricAdd(increments_metric_, deltas.size());
+    return Status::OK();
+  }
+  if (deltas.empty()) return Status::OK();
+  Status s = CommitThrough(ticket);
+  if (s.ok()) MetricAdd(increments_metric_, deltas.size());
+  return s;
 }
 
 Status CounterStore::Get(const std::string& name, PnCounter* state) const {
@@ -307,10 +445,27 @@ Status CounterStore::Merge(const std::string& name, const PnCounter& remote,
   std::lock_guard<std::mutex> lock(mu_);
   if (closed_) return Status::IOError("store is closed");
   auto it = counters_.find(name);
+  if (it == counters_.end() && remote.empty()) {
+    return Status::OK();  // adds nothing: creates nothing
+  }
   if (it != counters_.end() && it->second.state.Covers(remote)) {
     return Status::OK();
   }
   const bool inserted = it == counters_.end();
+  if (inserted && !ExistsLocked(name) &&
+      counters_.size() + staged_.size() + inflight_.size() >=
+          options_.max_counters) {
+    MetricAdd(merges_refused_quota_metric_);
+    const auto now = Clock::now();
+    if (now - last_quota_log_ >= kLogEvery) {
+      last_quota_log_ = now;
+      LOG(WARNING) << "refusing counters from peers: this node holds its "
+                      "limit of "
+                   << options_.max_counters
+                   << " counters (first refused: " << name << ")";
+    }
+    return Status::ResourceExhausted("max_counters reached");
+  }
   if (inserted) it = counters_.try_emplace(name).first;
   it->second.state.Merge(remote);
   MarkChangedLocked(name, &it->second);
@@ -374,14 +529,22 @@ uint64_t CounterStore::LatestCursor() const {
 
 Status CounterStore::SetPeers(const std::vector<std::string>& peers) {
   std::lock_guard<std::mutex> write_lock(write_mu_);
-  if (!db_) return Status::IOError("store is closed");
+  if (db_closed_) return Status::IOError("store is closed");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!unavailable_.empty()) return Status::StorageUnavailable(unavailable_);
+  }
+  if (!db_) return Status::StorageUnavailable("RocksDB is not open");
   rocksdb::WriteOptions write;
   write.sync = true;
   Status s = FromRocks(
       db_->Put(write, std::string(kMetaActorsKey), EncodeStringList(peers)),
       "writing peers");
-  if (!s.ok()) return s;
   std::lock_guard<std::mutex> lock(mu_);
+  if (!s.ok()) {
+    SetUnavailableLocked(s.message(), /*dir_lost=*/false);
+    return Status::StorageUnavailable(s.message());
+  }
   peers_ = peers;
   return Status::OK();
 }
@@ -389,132 +552,6 @@ Status CounterStore::SetPeers(const std::vector<std::string>& peers) {
 std::vector<std::string> CounterStore::Peers() const {
   std::lock_guard<std::mutex> lock(mu_);
   return peers_;
-}
-
-Status CounterStore::Flush(bool sync) {
-  std::lock_guard<std::mutex> write_lock(write_mu_);
-  if (!db_) return Status::IOError("store is closed");
-  sync = sync || options_.durable;
-
-  rocksdb::WriteBatch batch;
-  std::set<std::string> names;
-  uint64_t through = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    through = ticket_;
-    names.swap(dirty_);
-    for (const std::string& name : names) {
-      batch.Put(CounterKey(name), EncodeCounter(counters_.at(name).state));
-    }
-  }
-  if (names.empty()) {
-    written_through_ = through;
-    return Status::OK();
-  }
-  const auto start = std::chrono::steady_clock::now();
-  rocksdb::WriteOptions write;
-  write.sync = sync;
-  Status s = FromRocks(db_->Write(write, &batch), "flushing counters");
-  if (!s.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    dirty_.insert(names.begin(), names.end());
-    return s;
-  }
-  written_through_ = through;
-  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::steady_clock::now() - start)
-                          .count();
-  MetricAdd(flushes_metric_);
-  MetricAdd(flush_micros_metric_, static_cast<uint64_t>(micros));
-  MetricAdd(flushed_counters_metric_, names.size());
-  MetricSet(last_batch_metric_, static_cast<int64_t>(names.size()));
-  return Status::OK();
-}
-
-Status CounterStore::CommitThrough(uint64_t ticket) {
-  {
-    std::lock_guard<std::mutex> write_lock(write_mu_);
-    if (written_through_ >= ticket) return Status::OK();
-  }
-  // Whoever gets write_mu_ first writes every pending change; the others
-  // then find their ticket covered above on their own turn.
-  Status s;
-  for (;;) {
-    s = Flush(/*sync=*/true);
-    if (!s.ok()) return s;
-    std::lock_guard<std::mutex> write_lock(write_mu_);
-    if (written_through_ >= ticket) return Status::OK();
-  }
-}
-
-void CounterStore::CommitLoop() {
-  std::unique_lock<std::mutex> lock(commit_mu_);
-  for (;;) {
-    commit_cv_.wait(lock, [this] { return stop_commit_ || !pending_.empty(); });
-    if (pending_.empty()) return;  // stopping, nothing left
-    // Everything queued so far goes out in one synced write; what arrives
-    // meanwhile waits for the next round.
-    std::deque<PendingAck> batch;
-    batch.swap(pending_);
-    lock.unlock();
-    uint64_t through = 0;
-    for (const PendingAck& ack : batch) through = std::max(through, ack.ticket);
-    const Status s = CommitThrough(through);
-    for (PendingAck& ack : batch) ack.done(s);
-    lock.lock();
-  }
-}
-
-void CounterStore::FlushLoop() {
-  const auto interval =
-      std::chrono::milliseconds(std::max(1, options_.flush_interval_ms));
-  std::unique_lock<std::mutex> lock(flush_mu_);
-  while (!stop_flush_) {
-    flush_cv_.wait_for(lock, interval, [this] { return stop_flush_; });
-    if (stop_flush_) break;
-    lock.unlock();
-    Status s = Flush(/*sync=*/false);
-    if (!s.ok()) LOG(WARNING) << "periodic flush failed: " << s.ToString();
-    lock.lock();
-  }
-}
-
-Status CounterStore::Close() {
-  {
-    std::lock_guard<std::mutex> lock(flush_mu_);
-    stop_flush_ = true;
-  }
-  flush_cv_.notify_all();
-  if (flush_thread_.joinable()) flush_thread_.join();
-  {
-    // The commit thread answers everything queued, then exits.
-    std::lock_guard<std::mutex> lock(commit_mu_);
-    stop_commit_ = true;
-  }
-  commit_cv_.notify_all();
-  if (commit_thread_.joinable()) commit_thread_.join();
-
-  {
-    // From here on no change is accepted, so the final flush is complete.
-    std::lock_guard<std::mutex> lock(mu_);
-    closed_ = true;
-  }
-  Status s = Flush(/*sync=*/true);
-  std::lock_guard<std::mutex> write_lock(write_mu_);
-  if (!db_) return Status::OK();  // closed before
-  if (s.ok()) {
-    rocksdb::WriteOptions write;
-    write.sync = true;
-    s = FromRocks(db_->Put(write, std::string(kMetaCleanStopKey),
-                           std::to_string(incarnation_)),
-                  "marking the clean stop");
-  }
-  {
-    rocksdb::Status rs = db_->Close();
-    if (!rs.ok()) LOG(WARNING) << "closing RocksDB: " << rs.ToString();
-    db_.reset();
-  }
-  return s;
 }
 
 }  // namespace dist_counter

@@ -3,10 +3,21 @@
 // codec.h).
 //
 // Persistence: changed ("dirty") counters are written as one WriteBatch
-// every `flush_interval_ms` by a background thread, and by Flush() and
-// Close(). In durable mode an increment returns only after a synced
-// WriteBatch holding it reached RocksDB's WAL; concurrent increments share
-// one sync (group commit).
+// every `flush_interval_ms` by a background thread (scheduled start to
+// start), and by Flush() and Close(). In durable mode an increment is
+// staged, written with a synced WriteBatch, and only then published (made
+// visible to Get(), ChangesSince() and so to peers); concurrent increments
+// share one sync (group commit). A failed sync discards what it staged.
+//
+// Storage health: once a write fails (full disk, I/O error, no
+// descriptors) or the data directory is removed or replaced, the store is
+// unavailable: increments are refused with StorageUnavailable, reads and
+// merges go on in memory, Health() says why. A background thread retries
+// (RocksDB's Resume(), else closing and reopening the DB) and, once every
+// dirty counter is written again with a synced write, accepts writes
+// again. A lost data directory needs a restart. In default mode the
+// un-persisted backlog is bounded too: increments are refused while the
+// last successful flush began more than max_unflushed_ms ago.
 //
 // Identity: this node's increments are recorded under the actor id
 // "<challenge_id>.<incarnation>.<node_id>". Unless the last run ended with a
@@ -17,12 +28,14 @@
 // add actors.
 //
 // Thread-safe: every method may be called from any thread without external
-// locking. Never blocks on the network.
+// locking. Never blocks on the network. Lock order: write_mu_, then mu_;
+// flush_mu_ and commit_mu_ are never held while taking another.
 
 #ifndef DIST_COUNTER_STORE_COUNTER_STORE_H_
 #define DIST_COUNTER_STORE_COUNTER_STORE_H_
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -41,7 +54,8 @@
 
 namespace rocksdb {
 class DB;
-}
+class Env;
+}  // namespace rocksdb
 
 namespace dist_counter {
 
@@ -52,7 +66,19 @@ struct StoreOptions {
   std::string challenge_id = "DEFAULT";  // names this node's actor ids
   int flush_interval_ms = 5000;  // dirty counters go out as one WriteBatch
   bool durable = false;          // true: acknowledge only after a WAL sync
-  Metrics* metrics = nullptr;    // not owned; may be null; must outlive store
+  // Default mode: increments are refused (StorageUnavailable) while the last
+  // successful flush began longer ago than this; at least three flush
+  // intervals are always allowed. Bounds what a crash can lose.
+  int max_unflushed_ms = 30000;
+  // Close() retries a failing final flush for this long before giving up.
+  int close_retry_ms = 10000;
+  // Increments and merges that would create a counter beyond this many
+  // (names awaiting a durable sync included) get ResourceExhausted.
+  size_t max_counters = 10000000;
+  Metrics* metrics = nullptr;  // not owned; may be null; must outlive store
+  // Test-only: RocksDB uses this Env (e.g. one that injects write faults)
+  // instead of the default. Not owned; must outlive the store.
+  rocksdb::Env* TEST_env = nullptr;
 };
 
 // One counter's state as returned by ChangesSince().
@@ -92,9 +118,14 @@ class CounterStore {
   uint64_t instance_id() const { return instance_id_; }
 
   // Adds `delta` to counter `name` for this node's actor, creating the
-  // counter (even for delta 0). Returns InvalidArgument, changing nothing,
-  // for an invalid name or if the actor's total would overflow 64 bits. In
-  // durable mode returns after the change is synced to the WAL, or IOError.
+  // counter (even for delta 0). Changing nothing, returns InvalidArgument
+  // for an invalid name or if the actor's total would overflow 64 bits,
+  // ResourceExhausted if the counter is new and max_counters are held,
+  // StorageUnavailable while the store cannot persist (see Health()), and
+  // IOError after Close(). In durable mode returns OK once the change is
+  // synced to the WAL and visible; if the sync fails, the change is
+  // discarded (never visible, never sent to peers) and the result is
+  // StorageUnavailable.
   Status Increment(const std::string& name, int64_t delta);
 
   // Called with an increment's result once it is acknowledged.
@@ -111,7 +142,8 @@ class CounterStore {
 
   // Applies every (name, delta) as Increment() would, all or nothing: if
   // any one is invalid or would overflow, returns InvalidArgument naming it
-  // and changes nothing. A name may appear more than once.
+  // and changes nothing; the other refusals of Increment() apply to the
+  // whole batch. A name may appear more than once.
   Status IncrementBatch(
       const std::vector<std::pair<std::string, int64_t>>& deltas);
 
@@ -120,9 +152,13 @@ class CounterStore {
   Status Get(const std::string& name, PnCounter* state) const;
 
   // Merges `remote` (a peer's state of `name`) into the local state,
-  // creating the counter if needed. Sets *changed (if not null) to whether
-  // the local state changed. Persisted with the next flush. Returns
-  // InvalidArgument for an invalid name.
+  // creating the counter if needed, except that an empty `remote` never
+  // creates one (reads fetch peers' states of names nobody incremented).
+  // Sets *changed (if not null) to whether the local state changed.
+  // Persisted with the next flush; accepted while the storage is
+  // unavailable (it is written on recovery). Returns InvalidArgument for an
+  // invalid name, ResourceExhausted (counted in a metric) if the counter is
+  // new and max_counters are held, IOError after Close().
   Status Merge(const std::string& name, const PnCounter& remote, bool* changed);
 
   // Appends to *names up to `limit` counter names that start with `prefix`
@@ -160,13 +196,24 @@ class CounterStore {
   // The peer list last set (empty if none).
   std::vector<std::string> Peers() const;
 
+  // OK while the store can persist. Otherwise StorageUnavailable whose
+  // message says why (a failed write, no flush for too long, the data
+  // directory gone); increments are then refused.
+  Status Health() const;
+
   // Writes every dirty counter now as one WriteBatch (synced if `sync`).
-  // Returns OK or the write's error (the counters then stay dirty).
+  // While the store is unavailable, first tries to recover (Resume(), else
+  // reopening RocksDB). Returns OK, or StorageUnavailable saying why (the
+  // counters then stay dirty and the store is unavailable), or IOError
+  // after Close().
   Status Flush(bool sync = false);
 
-  // Stops the flush thread, writes every dirty counter with a synced
-  // write, marks the stop clean (so the next Open keeps the incarnation),
-  // and closes RocksDB. Later writes return IOError. Idempotent.
+  // Stops the flush thread, writes every dirty counter with a synced write
+  // (retrying for up to close_retry_ms), marks the stop clean (so the next
+  // Open keeps the incarnation), and closes RocksDB. Returns
+  // StorageUnavailable if the final write could not be made: then some
+  // acknowledged counts are not on disk. Later writes return IOError.
+  // Idempotent: later calls return OK.
   Status Close();
 
  private:
@@ -174,18 +221,76 @@ class CounterStore {
     PnCounter state;
     uint64_t seq = 0;  // cursor of the last change
   };
+  // A range of durable tickets whose sync failed, and why.
+  struct FailedTickets {
+    uint64_t first;
+    uint64_t last;
+    Status status;
+  };
+  using Clock = std::chrono::steady_clock;
+  // Warnings and errors of a lasting condition repeat at most this often.
+  static constexpr std::chrono::seconds kLogEvery{30};
 
   explicit CounterStore(const StoreOptions& options);
 
+  // Opens RocksDB on data_dir into db_ (creating it only if `create`).
+  Status OpenDb(bool create);
   Status LoadIdentity();
   Status LoadCounters();
-  // Records that `name`'s entry changed: new seq, dirty. Requires mu_.
-  void MarkChangedLocked(const std::string& name, Entry* entry);
-  // Validates and applies an increment in memory; stores its ticket.
+  // Records that `name`'s entry changed: new seq, a ticket, and (if
+  // `dirty`) a place in the next flush. Requires mu_.
+  void MarkChangedLocked(const std::string& name, Entry* entry,
+                         bool dirty = true);
+  // Gives an empty state (a counter created with 0) this node's actor at
+  // zero, so that peers, which never create a counter from an empty state,
+  // learn of it.
+  void KeepCreated(PnCounter* state) const;
+  // Why an increment of `fresh` new names cannot be taken now, or OK.
+  // Requires mu_.
+  Status CheckWritableLocked(size_t fresh) const;
+  // The longest time without a successful flush before increments are
+  // refused (default mode).
+  std::chrono::milliseconds UnflushedLimit() const;
+  // Counts `items` refused increments by the reason in `status`.
+  void CountRefusal(const Status& status, uint64_t items);
+  // The state `name` will have once `own` (this actor's staged totals) is
+  // published. Requires mu_.
+  PnCounter StagedStateLocked(const std::string& name,
+                              const ActorCounts& own) const;
+  // True if `name` is held or awaits its durable sync. Requires mu_.
+  bool ExistsLocked(const std::string& name) const;
+  // This node's actor's totals of `name`, staged changes included.
+  // Requires mu_.
+  ActorCounts OwnCountsLocked(const std::string& name) const;
+  // Validates and applies (default mode) or stages (durable mode) an
+  // increment; stores its ticket.
   Status ApplyIncrement(const std::string& name, int64_t delta,
                         uint64_t* ticket);
-  // In durable mode, waits until ticket `ticket` is synced (group commit).
+  // In durable mode, waits until ticket `ticket` is synced and published
+  // (group commit) or failed, and returns which.
   Status CommitThrough(uint64_t ticket);
+  // The result of resolved ticket `ticket`. Requires write_mu_.
+  Status TicketResultLocked(uint64_t ticket) const;
+  // Flush() with write_mu_ held.
+  Status FlushLocked(bool sync);
+  // Writes dirty and staged counters as one batch; on success publishes
+  // the staged ones, on failure makes the store unavailable. Requires
+  // write_mu_.
+  Status WriteLocked(bool sync);
+  // Fails every staged durable change with `status` and schedules its
+  // counters to be rewritten from their published state. Requires
+  // write_mu_.
+  void FailStagedLocked(const Status& status);
+  // While unavailable: checks the data dir, then Resume()s or reopens
+  // RocksDB. OK if writes may be tried. Requires write_mu_.
+  Status RecoverLocked();
+  // Enters (or stays in) the unavailable state; logs at ERROR,
+  // rate-limited. Requires mu_.
+  void SetUnavailableLocked(const std::string& reason, bool dir_lost);
+  // True if the data dir is not the one opened (removed or replaced).
+  bool DataDirLost(std::string* why) const;
+  // Marks the store unavailable for good if the data dir is lost.
+  void CheckDataDir();
   void FlushLoop();
   // Durable mode: syncs queued changes and runs their callbacks.
   void CommitLoop();
@@ -197,19 +302,35 @@ class CounterStore {
   uint64_t incarnation_ = 0;
   std::string actor_id_;
   uint64_t instance_id_ = 0;
-  std::unique_ptr<rocksdb::DB> db_;
+  uint64_t dir_dev_ = 0;  // identity of data_dir at Open, for DataDirLost()
+  uint64_t dir_ino_ = 0;
 
-  mutable std::mutex mu_;  // guards everything from here to write_mu_
+  std::mutex write_mu_;  // serializes RocksDB writes; guards the next four
+  std::unique_ptr<rocksdb::DB> db_;  // null only while reopening fails
+  bool db_closed_ = false;           // Close() finished
+  uint64_t resolved_through_ = 0;    // durable tickets synced or failed
+  std::vector<FailedTickets> failed_tickets_;  // one per failed sync
+
+  mutable std::mutex mu_;  // guards everything from here to flush_mu_
   std::map<std::string, Entry> counters_;
   std::map<uint64_t, std::string> by_seq_;  // seq -> name, one per counter
   std::set<std::string> dirty_;             // changed since last write
-  uint64_t next_seq_ = 0;                   // last seq handed out
-  uint64_t ticket_ = 0;                     // changes made, ever
+  // Durable mode: this actor's totals including changes not yet synced;
+  // staged_ waits for the next write, inflight_ is being written.
+  std::map<std::string, ActorCounts> staged_;
+  std::map<std::string, ActorCounts> inflight_;
+  uint64_t next_seq_ = 0;  // last seq handed out
+  uint64_t ticket_ = 0;    // changes made, ever
   std::vector<std::string> peers_;
   bool closed_ = false;
-
-  std::mutex write_mu_;           // serializes RocksDB writes of counters
-  uint64_t written_through_ = 0;  // tickets persisted; guarded by write_mu_
+  std::string unavailable_;  // why writes are refused; empty if they are not
+  bool dir_lost_ = false;    // the data dir is gone: only a restart helps
+  Clock::time_point unavailable_since_{};
+  Clock::time_point last_error_log_{};
+  Clock::time_point last_quota_log_{};
+  // Start of the last successful flush (or Open): everything changed
+  // before it is on disk.
+  Clock::time_point last_flush_ok_{};
 
   std::mutex flush_mu_;  // guards stop_flush_; with flush_cv_
   std::condition_variable flush_cv_;
@@ -226,7 +347,7 @@ class CounterStore {
   bool stop_commit_ = false;
   std::thread commit_thread_;  // runs CommitLoop() in durable mode
 
-  // Metrics (null-safe through the helpers in the .cc).
+  // Metrics (null-safe through the helpers in util/metrics.h).
   std::atomic<uint64_t>* increments_metric_ = nullptr;
   std::atomic<uint64_t>* flushes_metric_ = nullptr;
   std::atomic<uint64_t>* flush_micros_metric_ = nullptr;
@@ -234,6 +355,12 @@ class CounterStore {
   std::atomic<int64_t>* last_batch_metric_ = nullptr;
   std::atomic<int64_t>* counters_metric_ = nullptr;
   std::atomic<uint64_t>* merges_applied_metric_ = nullptr;
+  std::atomic<int64_t>* available_metric_ = nullptr;
+  std::atomic<uint64_t>* storage_errors_metric_ = nullptr;
+  std::atomic<uint64_t>* recoveries_metric_ = nullptr;
+  std::atomic<uint64_t>* refused_storage_metric_ = nullptr;
+  std::atomic<uint64_t>* refused_quota_metric_ = nullptr;
+  std::atomic<uint64_t>* merges_refused_quota_metric_ = nullptr;
 };
 
 }  // namespace dist_counter

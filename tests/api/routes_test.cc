@@ -21,6 +21,7 @@
 #include "api/cluster_view.h"
 #include "crdt/pn_counter.h"
 #include "store/counter_store.h"
+#include "store/fault_file_system.h"
 #include "testing/node_process.h"
 #include "util/metrics.h"
 #include "util/url.h"
@@ -1279,6 +1280,138 @@ TEST_F(RoutesTest, BodiesWithANulByteAreRefusedNotCutShort) {
       Call("POST", "/config", std::string("{\"actors\":[\"a:1\"]}\0x", 20)),
       400, "InvalidArgument");
   EXPECT_TRUE(Peers().empty());
+
+// ---- Storage faults, quotas, reads that must not create
+
+// Replaces the fixture's store with one opened with `options` (on the
+// fixture's directory) and a new Api.
+void ReopenWith(const StoreOptions& options, test::TempDir* dir,
+                std::unique_ptr<Api>* api, std::unique_ptr<CounterStore>* store,
+                Metrics* metrics) {
+  api->reset();
+  ASSERT_TRUE((*store)->Close().ok());
+  store->reset();
+  StoreOptions with_dir = options;
+  with_dir.data_dir = dir->Sub("db");
+  with_dir.challenge_id = "1";
+  with_dir.metrics = metrics;
+  Status s = CounterStore::Open(with_dir, store);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  *api = std::make_unique<Api>(ApiOptions(), store->get(), nullptr, metrics);
+}
+
+TEST_F(RoutesTest, StorageFaultIs503ForIncrementsAndPingWhileReadsGoOn) {
+  FaultEnv faults;  // outlives the store: closed at the end of the test
+  StoreOptions options;
+  options.flush_interval_ms = 600000;
+  options.TEST_env = faults.env();
+  ReopenWith(options, &dir_, &api_, &store_, &metrics_);
+  ASSERT_EQ(Call("POST", "/counter/c", "1").status, 204);
+  faults.fs()->SetFault(Fault::kNoSpace);
+  ASSERT_TRUE(store_->Flush().IsStorageUnavailable());
+
+  ExpectError(Call("POST", "/counter/c", "1"), 503, "StorageUnavailable");
+  ExpectError(Call("POST", "/counter/new", "1"), 503, "StorageUnavailable");
+  ExpectError(Call("POST", "/counters", "{\"c\":1}"), 503,
+              "StorageUnavailable");
+  ApiReply ping = Call("GET", "/ping");
+  EXPECT_EQ(ping.status, 503);
+  EXPECT_EQ(ping.content_type, "application/json");
+  rapidjson::Document doc = ParseObject(ping.body);
+  ASSERT_TRUE(doc.HasMember("status") && doc["status"].IsString());
+  EXPECT_STREQ(doc["status"].GetString(), "StorageUnavailable");
+  ASSERT_TRUE(doc.HasMember("message") && doc["message"].IsString());
+  EXPECT_NE(std::string(doc["message"].GetString()).find("No space"),
+            std::string::npos)
+      << ping.body;
+  EXPECT_EQ(doc.MemberCount(), 2u);
+  EXPECT_EQ(Value("c"), "1");  // reads go on
+  EXPECT_EQ(Call("GET", "/counter/new").status, 404);
+  EXPECT_NE(metrics_.Render().find("dist_counter_storage_available 0"),
+            std::string::npos);
+
+  faults.fs()->SetFault(Fault::kNone);
+  ASSERT_TRUE(store_->Flush().ok());
+  ping = Call("GET", "/ping");
+  EXPECT_EQ(ping.status, 200);
+  EXPECT_EQ(ping.body, "{\"status\":\"OK\"}");
+  EXPECT_EQ(Call("POST", "/counter/c", "1").status, 204);
+  EXPECT_EQ(Value("c"), "2");
+  api_.reset();
+  ASSERT_TRUE(store_->Close().ok());
+  store_.reset();
+}
+
+TEST_F(RoutesTest, FailedDurableIncrementIs503AndInvisible) {
+  FaultEnv faults;  // outlives the store: closed at the end of the test
+  StoreOptions options;
+  options.flush_interval_ms = 600000;
+  options.durable = true;
+  options.TEST_env = faults.env();
+  ReopenWith(options, &dir_, &api_, &store_, &metrics_);
+  ASSERT_EQ(Call("POST", "/counter/q", "1").status, 204);
+  faults.fs()->SetFault(Fault::kSync);
+  ApiRequest request;
+  request.method = "POST";
+  request.path = "/counter/q";
+  request.body = "1";
+  std::mutex mu;
+  std::condition_variable cv;
+  bool answered = false;
+  ApiReply reply;
+  api_->HandleAsync(request, [&](const ApiReply& r) {
+    std::lock_guard<std::mutex> lock(mu);
+    reply = r;
+    answered = true;
+    cv.notify_all();
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(
+        cv.wait_for(lock, std::chrono::seconds(30), [&] { return answered; }));
+  }
+  ExpectError(reply, 503, "StorageUnavailable");
+  ExpectError(Call("POST", "/counter/q", "1"), 503, "StorageUnavailable");
+  EXPECT_EQ(Value("q"), "1");
+  EXPECT_EQ(Call("GET", "/ping").status, 503);
+  faults.fs()->SetFault(Fault::kNone);
+  ASSERT_TRUE(store_->Flush().ok());
+  EXPECT_EQ(Call("POST", "/counter/q", "1").status, 204);
+  EXPECT_EQ(Value("q"), "2");
+  api_.reset();
+  ASSERT_TRUE(store_->Close().ok());
+  store_.reset();
+}
+
+TEST_F(RoutesTest, NewCountersBeyondMaxCountersAre507) {
+  StoreOptions options;
+  options.flush_interval_ms = 600000;
+  options.max_counters = 1;
+  ReopenWith(options, &dir_, &api_, &store_, &metrics_);
+  ASSERT_EQ(Call("POST", "/counter/a", "1").status, 204);
+  ExpectError(Call("POST", "/counter/b", "1"), 507, "ResourceExhausted");
+  ExpectError(Call("POST", "/counters", "{\"a\":1,\"b\":1}"), 507,
+              "ResourceExhausted");
+  EXPECT_EQ(Call("POST", "/counters", "{\"a\":1}").status, 204);
+  EXPECT_EQ(Call("POST", "/counter/a", "1").status, 204);
+  EXPECT_EQ(Value("a"), "3");
+  EXPECT_EQ(Call("GET", "/counter/b").status, 404);
+  EXPECT_EQ(Call("GET", "/ping").status, 200);  // a quota is not ill health
+}
+
+TEST_F(RoutesTest, ConsistentReadOfAnUnknownCounterCreatesNothing) {
+  FakeClusterView cluster(store_.get());
+  MakeApi(ApiOptions(), &cluster);
+  cluster.remote_state["ghost"] = PnCounter();  // what peers answer
+  ApiReply r = Call("GET", "/counter/ghost/consistent_value");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "0");
+  EXPECT_EQ(cluster.refreshed, std::vector<std::string>({"ghost"}));
+  EXPECT_FALSE(Exists("ghost"));
+  EXPECT_EQ(Call("GET", "/counter/ghost").status, 404);
+  EXPECT_EQ(List(), ListPage({}));
+  Reopen();
+  EXPECT_FALSE(Exists("ghost"));
 }
 
 TEST_F(RoutesTest, StopAnswersQueuedConsistentReadsAndLetsTheRunningOneFinish) {

@@ -1085,5 +1085,83 @@ TEST_F(CounterStoreTest, CloseAnswersEveryQueuedAsyncIncrement) {
   EXPECT_EQ(state.ValueString(), "100");
 }
 
+TEST_F(CounterStoreTest, MergingAnEmptyStateNeverCreatesACounter) {
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  const uint64_t cursor = store->LatestCursor();
+  bool changed = true;
+  ASSERT_TRUE(store->Merge("ghost", PnCounter(), &changed).ok());
+  EXPECT_FALSE(changed);
+  EXPECT_EQ(ValueOf(*store, "ghost"), "absent");
+  EXPECT_EQ(store->size(), 0u);
+  EXPECT_EQ(store->LatestCursor(), cursor);
+  std::vector<CounterChange> changes;
+  uint64_t next = 0;
+  store->ChangesSince(0, 10, &changes, &next);
+  EXPECT_TRUE(changes.empty());
+  // A counter created with 0 carries this node's actor at zero, so peers
+  // learn of it; a peer's such counter is real here too.
+  ASSERT_TRUE(store->Increment("zero", 0).ok());
+  ASSERT_TRUE(store->IncrementBatch({{"zero2", 0}}).ok());
+  for (const char* name : {"zero", "zero2"}) {
+    PnCounter state;
+    ASSERT_TRUE(store->Get(name, &state).ok());
+    EXPECT_EQ(state.actors().size(), 1u) << name;
+  }
+  PnCounter zero;
+  zero.SetActor("2.1.peer0001", ActorCounts{0, 0});
+  ASSERT_TRUE(store->Merge("made", zero, &changed).ok());
+  EXPECT_TRUE(changed);
+  EXPECT_EQ(ValueOf(*store, "made"), "0");
+  ASSERT_TRUE(store->Close().ok());
+  EXPECT_EQ(DiskValueOf("ghost"), "absent");
+  EXPECT_EQ(DiskValueOf("made"), "0");
+}
+
+TEST_F(CounterStoreTest, MaxCountersRefusesNewNamesOnly) {
+  for (bool durable : {false, true}) {
+    SCOPED_TRACE(durable ? "durable" : "default mode");
+    std::filesystem::remove_all(dir_);
+    Metrics metrics;
+    StoreOptions options = Options();
+    options.durable = durable;
+    options.max_counters = 2;
+    options.metrics = &metrics;
+    auto store = MustOpen(options);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->Increment("a", 1).ok());
+    ASSERT_TRUE(store->IncrementBatch({{"b", 1}, {"a", 1}}).ok());
+    EXPECT_TRUE(store->Increment("c", 1).IsResourceExhausted());
+    EXPECT_TRUE(
+        store->IncrementBatch({{"a", 1}, {"c", 1}}).IsResourceExhausted());
+    Status async;
+    store->IncrementAsync("c", 1, [&async](const Status& s) { async = s; });
+    EXPECT_TRUE(async.IsResourceExhausted()) << async.ToString();
+    EXPECT_EQ(ValueOf(*store, "c"), "absent");
+    EXPECT_EQ(ValueOf(*store, "a"), "2");  // the refused batch changed nothing
+    // Existing counters keep working.
+    ASSERT_TRUE(store->Increment("a", 1).ok());
+    ASSERT_TRUE(store->IncrementBatch({{"a", 1}, {"b", 1}}).ok());
+    // A peer's new counter is refused too, and counted; its known ones
+    // merge.
+    PnCounter peer;
+    peer.SetActor("2.1.peer0001", ActorCounts{5, 0});
+    EXPECT_TRUE(store->Merge("c", peer, nullptr).IsResourceExhausted());
+    EXPECT_TRUE(store->Merge("b", peer, nullptr).ok());
+    EXPECT_EQ(ValueOf(*store, "b"), "7");
+    EXPECT_EQ(store->size(), 2u);
+    const std::string text = metrics.Render();
+    EXPECT_NE(text.find("dist_counter_merges_refused_total{reason="
+                        "\"max_counters\"} 1"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("dist_counter_increments_refused_total{reason="
+                        "\"max_counters\"} 4"),
+              std::string::npos)
+        << text;
+    ASSERT_TRUE(store->Close().ok());
+  }
+}
+
 }  // namespace
 }  // namespace dist_counter
