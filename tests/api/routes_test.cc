@@ -1280,6 +1280,7 @@ TEST_F(RoutesTest, BodiesWithANulByteAreRefusedNotCutShort) {
       Call("POST", "/config", std::string("{\"actors\":[\"a:1\"]}\0x", 20)),
       400, "InvalidArgument");
   EXPECT_TRUE(Peers().empty());
+}
 
 // ---- Storage faults, quotas, reads that must not create
 
