@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -54,6 +55,55 @@ TEST(MutexTest, WaitForTimesOutWithoutASignal) {
   EXPECT_FALSE(woken);
   EXPECT_GE(std::chrono::steady_clock::now() - start,
             std::chrono::milliseconds(5));
+}
+
+TEST(SharedMutexTest, ReadersHoldItTogether) {
+  SharedMutex mu;
+  std::atomic<bool> second_reader_in{false};
+  ReaderMutexLock lock(&mu);
+  std::thread reader([&] {
+    ReaderMutexLock reader_lock(&mu);
+    second_reader_in = true;
+  });
+  // The deadline only bounds a failing test (an exclusive lock would keep
+  // the second reader out for as long as this one holds it).
+  for (int i = 0; i < 20000 && !second_reader_in; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(second_reader_in);
+  reader.join();
+}
+
+TEST(SharedMutexTest, WritersExcludeReadersAndEachOther) {
+  struct Pair {
+    SharedMutex mu;
+    int a GUARDED_BY(mu) = 0;
+    int b GUARDED_BY(mu) = 0;  // always equal to a outside a writer
+  } pair;
+  auto write = [&pair] {
+    for (int i = 0; i < 50000; ++i) {
+      WriterMutexLock lock(&pair.mu);
+      ++pair.a;
+      ++pair.b;
+    }
+  };
+  std::atomic<bool> torn{false};
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    while (!done) {
+      ReaderMutexLock lock(&pair.mu);
+      if (pair.a != pair.b) torn = true;
+    }
+  });
+  std::thread w1(write), w2(write);
+  w1.join();
+  w2.join();
+  done = true;
+  reader.join();
+  EXPECT_FALSE(torn);
+  ReaderMutexLock lock(&pair.mu);
+  EXPECT_EQ(pair.a, 100000);
+  EXPECT_EQ(pair.b, 100000);
 }
 
 }  // namespace
