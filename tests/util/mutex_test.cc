@@ -60,18 +60,43 @@ TEST(MutexTest, WaitForTimesOutWithoutASignal) {
 TEST(SharedMutexTest, ReadersHoldItTogether) {
   SharedMutex mu;
   std::atomic<bool> second_reader_in{false};
-  ReaderMutexLock lock(&mu);
-  std::thread reader([&] {
-    ReaderMutexLock reader_lock(&mu);
-    second_reader_in = true;
-  });
-  // The deadline only bounds a failing test (an exclusive lock would keep
-  // the second reader out for as long as this one holds it).
-  for (int i = 0; i < 20000 && !second_reader_in; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::thread reader;
+  {
+    ReaderMutexLock lock(&mu);
+    reader = std::thread([&] {
+      ReaderMutexLock reader_lock(&mu);
+      second_reader_in = true;
+    });
+    // The deadline only bounds a failing test (an exclusive lock would keep
+    // the second reader out for as long as this one holds it).
+    for (int i = 0; i < 20000 && !second_reader_in; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_TRUE(second_reader_in);
   }
-  EXPECT_TRUE(second_reader_in);
   reader.join();
+}
+
+TEST(SharedMutexTest, AWriterKeepsReadersOut) {
+  SharedMutex mu;
+  std::atomic<bool> reader_started{false};
+  std::atomic<bool> reader_in{false};
+  std::thread reader;
+  {
+    WriterMutexLock lock(&mu);
+    reader = std::thread([&] {
+      reader_started = true;
+      ReaderMutexLock reader_lock(&mu);
+      reader_in = true;
+    });
+    while (!reader_started) std::this_thread::yield();
+    // Give the reader time to get in if it wrongly could; a correct lock
+    // keeps it out however long this takes.
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_FALSE(reader_in);
+  }
+  reader.join();
+  EXPECT_TRUE(reader_in);
 }
 
 TEST(SharedMutexTest, WritersExcludeReadersAndEachOther) {
@@ -80,8 +105,10 @@ TEST(SharedMutexTest, WritersExcludeReadersAndEachOther) {
     int a GUARDED_BY(mu) = 0;
     int b GUARDED_BY(mu) = 0;  // always equal to a outside a writer
   } pair;
-  auto write = [&pair] {
-    for (int i = 0; i < 50000; ++i) {
+  std::atomic<bool> go{false};
+  auto write = [&] {
+    while (!go) std::this_thread::yield();  // both writers start together
+    for (int i = 0; i < 200000; ++i) {
       WriterMutexLock lock(&pair.mu);
       ++pair.a;
       ++pair.b;
@@ -96,14 +123,15 @@ TEST(SharedMutexTest, WritersExcludeReadersAndEachOther) {
     }
   });
   std::thread w1(write), w2(write);
+  go = true;
   w1.join();
   w2.join();
   done = true;
   reader.join();
   EXPECT_FALSE(torn);
   ReaderMutexLock lock(&pair.mu);
-  EXPECT_EQ(pair.a, 100000);
-  EXPECT_EQ(pair.b, 100000);
+  EXPECT_EQ(pair.a, 400000);
+  EXPECT_EQ(pair.b, 400000);
 }
 
 }  // namespace
