@@ -10,33 +10,88 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <ostream>
-#include <shared_mutex>
 
 #include "api/routes.h"
 #include "util/crc32.h"
 #include "util/metrics.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 #include "util/url.h"
 
 namespace dist_counter {
 
 // Counts replies still owed by other threads (durable increments waiting
-// for their sync), so that Shutdown() can wait for them: a reply sent after
-// the endpoint is gone would write through a dead transport.
-struct PendingReplies {
-  std::mutex mu;  // guards count and closing
-  std::condition_variable cv;
-  int count = 0;
-  bool closing = false;  // once set, every reply is sent synchronously
-  // Held shared while a reply is sent, exclusively to set shut_down.
-  std::shared_mutex send_mu;
-  bool shut_down = false;  // the endpoint is going away: send nothing more
+// for their sync, consistent reads), so that Shutdown() can wait for them:
+// a reply sent after the endpoint is gone would write through a dead
+// transport. Thread-safe.
+//
+// Lock order: HttpServer::mu_ before mu_ and send_mu_, which are never held
+// together (a reply is sent, then End() is called).
+class PendingReplies {
+ public:
+  // Registers a reply that will be sent from another thread and returns
+  // true, or returns false once Close() was called.
+  bool Begin() EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
+    if (closing_) return false;
+    ++count_;
+    return true;
+  }
+
+  // Ends what Begin() registered, whether the reply was sent or dropped.
+  void End() EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
+    if (--count_ == 0) idle_.SignalAll();
+  }
+
+  // From now on Begin() returns false. Idempotent.
+  void Close() EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
+    closing_ = true;
+  }
+
+  bool closing() const EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
+    return closing_;
+  }
+
+  // Waits until no reply is owed, or `timeout` has passed.
+  void WaitIdle(std::chrono::milliseconds timeout) EXCLUDES(mu_) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    MutexLock lock(&mu_);
+    while (count_ > 0) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return;
+      idle_.WaitFor(&mu_, deadline - now);
+    }
+  }
+
+  // Calls `send` unless ShutDown() was called, which waits for it. Sends
+  // may run concurrently with each other.
+  template <class Send>
+  void SendUnlessShutDown(const Send& send) EXCLUDES(send_mu_) {
+    ReaderMutexLock lock(&send_mu_);
+    if (!shut_down_) send();
+  }
+
+  // Waits for the sends in progress; every later one is dropped.
+  void ShutDown() EXCLUDES(send_mu_) {
+    WriterMutexLock lock(&send_mu_);
+    shut_down_ = true;
+  }
+
+ private:
+  mutable Mutex mu_;
+  CondVar idle_;  // signalled when count_ drops to 0
+  int count_ GUARDED_BY(mu_) = 0;
+  bool closing_ GUARDED_BY(mu_) = false;
+  SharedMutex send_mu_;  // held shared by each send, exclusively by ShutDown
+  bool shut_down_ GUARDED_BY(send_mu_) = false;  // the endpoint is going
 };
 
 // Counts open client connections against the cap; shared by the handler's
@@ -171,7 +226,7 @@ class Handler : public Pistache::Http::Handler {
       auto slot = std::make_shared<ConnectionSlot>(connections_);
       peer->putData(kSlotKey, slot);
       const bool over = connections_->open.load() > connections_->max;
-      if (!over && !Closing()) return;
+      if (!over && !pending_->closing()) return;
       slot->refused = true;
       if (over) ReportRefusal();
       const std::string& raw =
@@ -193,7 +248,7 @@ class Handler : public Pistache::Http::Handler {
       if (Refused(response)) return;
       const bool keep_alive = WantsKeepAlive(request);
       const bool head = request.method() == Pistache::Http::Method::Head;
-      if (!BeginAsync()) {
+      if (!pending_->Begin()) {
         // Closing: turn the request away without reaching the Api.
         ApiReply reply;
         ReplyError(503, "Unavailable", "shutting down", &reply);
@@ -206,14 +261,14 @@ class Handler : public Pistache::Http::Handler {
       auto pending = pending_;
       api_->HandleAsync(api_request, [=](const ApiReply& reply) {
         try {
-          std::shared_lock<std::shared_mutex> send_lock(pending->send_mu);
-          if (!pending->shut_down) Send(keep_alive, head, reply, writer.get());
+          pending->SendUnlessShutDown(
+              [&] { Send(keep_alive, head, reply, writer.get()); });
         } catch (const std::exception& e) {
           LOG(ERROR) << "sending a reply failed: " << e.what();
         } catch (...) {
           LOG(ERROR) << "sending a reply failed with an unknown exception";
         }
-        EndAsync(pending.get());
+        pending->End();
       });
     } catch (const std::exception& e) {
       LOG(ERROR) << "answering a request failed: " << e.what();
@@ -227,11 +282,6 @@ class Handler : public Pistache::Http::Handler {
   // 0.0.5 offers no hook for a JSON body there.
 
  private:
-  bool Closing() const {
-    std::lock_guard<std::mutex> lock(pending_->mu);
-    return pending_->closing;
-  }
-
   // True if the request came on a connection refused in onConnection()
   // (sent before the refusal was read): it is dropped unanswered.
   static bool Refused(const ResponseWriter& response) {
@@ -254,20 +304,6 @@ class Handler : public Pistache::Http::Handler {
     }
     LOG(WARNING) << "connection limit reached (" << connections_->max
                  << " open, --max_connections): refusing new connections";
-  }
-
-  // Registers a reply that may be sent from another thread; false once the
-  // server is closing (then the request is turned away).
-  bool BeginAsync() {
-    std::lock_guard<std::mutex> lock(pending_->mu);
-    if (pending_->closing) return false;
-    ++pending_->count;
-    return true;
-  }
-
-  static void EndAsync(PendingReplies* pending) {
-    std::lock_guard<std::mutex> lock(pending->mu);
-    if (--pending->count == 0) pending->cv.notify_all();
   }
 
   static void Send(bool keep_alive, bool head, const ApiReply& reply,
@@ -343,7 +379,7 @@ Status HttpServer::Start(const HttpServerOptions& options, Api* api,
   }
   try {
     Pistache::Address address(options.bind, Pistache::Port(options.port));
-    started->endpoint_ = std::make_unique<Pistache::Http::Endpoint>(address);
+    auto endpoint = std::make_unique<Pistache::Http::Endpoint>(address);
     auto endpoint_options =
         Pistache::Http::Endpoint::options()
             .threads(options.threads)
@@ -356,13 +392,14 @@ Status HttpServer::Start(const HttpServerOptions& options, Api* api,
             .bodyTimeout(std::chrono::milliseconds(options.body_timeout_ms))
             .keepaliveTimeout(
                 std::chrono::milliseconds(options.keepalive_timeout_ms));
-    started->endpoint_->init(endpoint_options);
-    started->endpoint_->setHandler(Pistache::Http::make_handler<Handler>(
+    endpoint->init(endpoint_options);
+    endpoint->setHandler(Pistache::Http::make_handler<Handler>(
         api, started->pending_, started->connections_));
-    started->endpoint_->serveThreaded();
-    started->port_ = static_cast<uint16_t>(started->endpoint_->getPort());
+    endpoint->serveThreaded();
+    started->port_ = static_cast<uint16_t>(endpoint->getPort());
+    MutexLock lock(&started->mu_);
+    started->endpoint_ = std::move(endpoint);
   } catch (const std::exception& e) {
-    started->endpoint_.reset();
     return Status::IOError("cannot serve on " + options.bind + ":" +
                            std::to_string(options.port) + ": " + e.what());
   }
@@ -376,27 +413,17 @@ HttpServer::HttpServer()
 
 HttpServer::~HttpServer() { Shutdown(); }
 
-void HttpServer::StopAccepting() {
-  std::lock_guard<std::mutex> lock(pending_->mu);
-  pending_->closing = true;
-}
+void HttpServer::StopAccepting() { pending_->Close(); }
 
 void HttpServer::Shutdown() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!endpoint_) return;
   StopAccepting();
-  {
-    // Let replies owed by other threads go out while the transport lives.
-    std::unique_lock<std::mutex> pending_lock(pending_->mu);
-    pending_->cv.wait_for(pending_lock, std::chrono::seconds(10),
-                          [this] { return pending_->count == 0; });
-  }
-  {
-    // Replies still owed after the wait (a peer slower than 10 s) are
-    // dropped rather than written through a destroyed transport.
-    std::unique_lock<std::shared_mutex> send_lock(pending_->send_mu);
-    pending_->shut_down = true;
-  }
+  // Let replies owed by other threads go out while the transport lives.
+  pending_->WaitIdle(std::chrono::seconds(10));
+  // Replies still owed after the wait (a peer slower than 10 s) are
+  // dropped rather than written through a destroyed transport.
+  pending_->ShutDown();
   try {
     endpoint_->shutdown();
   } catch (const std::exception& e) {

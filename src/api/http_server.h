@@ -15,16 +15,21 @@
 // connections and requests away with 503 "shutting down" while replies
 // already owed are still sent; Shutdown() waits for those replies and
 // returns once the server's threads are gone. Thread-safe.
+//
+// Lock order: mu_ (held by Shutdown() throughout) before the locks of the
+// replies-owed count (http_server.cc's PendingReplies). Shutdown() waits
+// for replies sent by other threads, which take only the latter.
 
 #ifndef DIST_COUNTER_API_HTTP_SERVER_H_
 #define DIST_COUNTER_API_HTTP_SERVER_H_
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "util/mutex.h"
 #include "util/status.h"
+#include "util/thread_annotations.h"
 
 namespace Pistache {
 namespace Http {
@@ -37,7 +42,7 @@ namespace dist_counter {
 class Api;
 class Metrics;
 struct ConnectionLimit;
-struct PendingReplies;
+class PendingReplies;
 
 struct HttpServerOptions {
   std::string bind = "0.0.0.0";       // address to listen on
@@ -78,13 +83,14 @@ class HttpServer {
   // another thread is sent, then stops the endpoint and joins the server
   // threads. A reply owed past that wait is dropped, never written through
   // the destroyed transport. Idempotent.
-  void Shutdown();
+  void Shutdown() EXCLUDES(mu_);
 
  private:
   HttpServer();
 
-  std::mutex mu_;  // guards endpoint_ across Shutdown() calls
-  std::unique_ptr<Pistache::Http::Endpoint> endpoint_;
+  Mutex mu_;  // serializes Shutdown()
+  std::unique_ptr<Pistache::Http::Endpoint> endpoint_ GUARDED_BY(mu_);
+  // Set before the server is shared, then constant: read unlocked.
   uint16_t port_ = 0;
   std::shared_ptr<PendingReplies> pending_;  // replies owed by other threads
   std::shared_ptr<ConnectionLimit> connections_;  // open connections, cap

@@ -18,7 +18,13 @@
 //   GET    /internal/changes?instance=&since=&limit=   peer delta sync
 //   GET    /internal/counter/<name>           one counter's state, for peers
 //
-// Thread-safe: Handle() may run on many threads at once.
+// Thread-safe: Handle() may run on many threads at once. The Api holds no
+// lock of its own: its options and pointers are fixed at construction and
+// stopping_ is atomic. Consistent reads run on a WorkQueue with its own
+// locks; a reply callback runs under none of them, except that one Stop()
+// cancels runs while the queue holds its stop lock, so a callback must
+// never call Stop() (lock order: WorkQueue's stop lock before whatever the
+// callback takes, e.g. the HTTP server's replies-owed count).
 
 #ifndef DIST_COUNTER_API_ROUTES_H_
 #define DIST_COUNTER_API_ROUTES_H_

@@ -75,7 +75,7 @@ Status Node::Start(const NodeOptions& options, std::unique_ptr<Node>* node) {
 uint16_t Node::port() const { return server_ ? server_->port() : 0; }
 
 Status Node::Stop() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!store_) return Status::OK();  // Start() failed before the store
   const auto start = std::chrono::steady_clock::now();
   // Each step ends the last use of what the next one stops. The objects

@@ -8,19 +8,24 @@
 // answered 503, running ones finished (bounded by the peer timeout), owed
 // replies sent, the HTTP threads joined, then the merger stopped, then
 // every counter flushed and RocksDB closed. Thread-safe.
+//
+// Lock order: Stop() holds mu_ while it stops the modules, so mu_ comes
+// before every lock they take (HttpServer's, the Api's WorkQueue's, the
+// merger's and the store's); none of them ever calls back into Node.
 
 #ifndef DIST_COUNTER_NODE_NODE_H_
 #define DIST_COUNTER_NODE_NODE_H_
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "api/http_server.h"
 #include "api/routes.h"
 #include "store/counter_store.h"
+#include "util/mutex.h"
 #include "util/status.h"
+#include "util/thread_annotations.h"
 
 namespace dist_counter {
 
@@ -65,13 +70,14 @@ class Node {
 
   // Stops the node as described above; takes about one peer timeout plus
   // one flush. Returns the store's final flush status. Idempotent.
-  Status Stop();
+  Status Stop() EXCLUDES(mu_);
 
  private:
   Node();
 
-  std::mutex mu_;        // serializes Stop(); guards closed_
-  bool closed_ = false;  // Stop() closed the store once
+  Mutex mu_;                             // serializes Stop()
+  bool closed_ GUARDED_BY(mu_) = false;  // Stop() closed the store once
+  // Set by Start() before the node is shared, never reset: read unlocked.
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<CounterStore> store_;
   std::unique_ptr<Merger> merger_;

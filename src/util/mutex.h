@@ -1,9 +1,12 @@
 // Mutex, MutexLock and CondVar: std::mutex and std::condition_variable with
 // clang thread-safety annotations, so that GUARDED_BY and REQUIRES on our
 // fields and methods are checked at compile time (libstdc++'s own types
-// carry no annotations). Same cost and semantics as the std types.
+// carry no annotations). SharedMutex, ReaderMutexLock and WriterMutexLock
+// do the same for std::shared_mutex: a field GUARDED_BY a SharedMutex may be
+// read under either lock and written only under the writer's. Same cost and
+// semantics as the std types.
 //
-// Mutex is not recursive. Thread-safe, like the std types they wrap.
+// Neither mutex is recursive. Thread-safe, like the std types they wrap.
 
 #ifndef DIST_COUNTER_UTIL_MUTEX_H_
 #define DIST_COUNTER_UTIL_MUTEX_H_
@@ -11,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <shared_mutex>
 
 #include "util/thread_annotations.h"
 
@@ -79,6 +83,53 @@ class CondVar {
 
  private:
   std::condition_variable cv_;
+};
+
+// A reader-writer mutex: many readers or one writer at a time.
+class CAPABILITY("shared_mutex") SharedMutex {
+ public:
+  SharedMutex() = default;
+  SharedMutex(const SharedMutex&) = delete;
+  SharedMutex& operator=(const SharedMutex&) = delete;
+
+  void Lock() ACQUIRE() { mu_.lock(); }
+  void Unlock() RELEASE() { mu_.unlock(); }
+  void ReaderLock() ACQUIRE_SHARED() { mu_.lock_shared(); }
+  void ReaderUnlock() RELEASE_SHARED() { mu_.unlock_shared(); }
+  // Tell the analysis the caller holds this mutex (not checked at run time).
+  void AssertHeld() const ASSERT_CAPABILITY(this) {}
+  void AssertReaderHeld() const ASSERT_SHARED_CAPABILITY(this) {}
+
+ private:
+  std::shared_mutex mu_;
+};
+
+// Holds a SharedMutex shared (as one of its readers) for its scope.
+class SCOPED_CAPABILITY ReaderMutexLock {
+ public:
+  explicit ReaderMutexLock(SharedMutex* mu) ACQUIRE_SHARED(mu) : mu_(mu) {
+    mu_->ReaderLock();
+  }
+  ~ReaderMutexLock() RELEASE() { mu_->ReaderUnlock(); }
+  ReaderMutexLock(const ReaderMutexLock&) = delete;
+  ReaderMutexLock& operator=(const ReaderMutexLock&) = delete;
+
+ private:
+  SharedMutex* const mu_;
+};
+
+// Holds a SharedMutex exclusively (as its writer) for its scope.
+class SCOPED_CAPABILITY WriterMutexLock {
+ public:
+  explicit WriterMutexLock(SharedMutex* mu) ACQUIRE(mu) : mu_(mu) {
+    mu_->Lock();
+  }
+  ~WriterMutexLock() RELEASE() { mu_->Unlock(); }
+  WriterMutexLock(const WriterMutexLock&) = delete;
+  WriterMutexLock& operator=(const WriterMutexLock&) = delete;
+
+ private:
+  SharedMutex* const mu_;
 };
 
 }  // namespace dist_counter

@@ -16,23 +16,23 @@ WorkQueue::~WorkQueue() { Stop(); }
 bool WorkQueue::TrySubmit(std::function<void()> task,
                           std::function<void()> cancel) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (stopping_ || tasks_.size() >= max_queued_) return false;
     tasks_.push_back(Item{std::move(task), std::move(cancel)});
   }
-  cv_.notify_one();
+  cv_.Signal();
   return true;
 }
 
 void WorkQueue::Stop() {
-  std::lock_guard<std::mutex> stop_lock(stop_mu_);
+  MutexLock stop_lock(&stop_mu_);
   std::deque<Item> cancelled;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
     cancelled.swap(tasks_);
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (Item& item : cancelled) {
     if (item.cancel) item.cancel();
   }
@@ -42,16 +42,20 @@ void WorkQueue::Stop() {
 }
 
 void WorkQueue::Run() {
-  std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
-    if (stopping_) return;  // Stop() takes what is still queued
-    Item item = std::move(tasks_.front());
-    tasks_.pop_front();
-    lock.unlock();
+    Item item;  // its captures go before the next wait, outside mu_
+    if (!Take(&item)) return;
     item.task();
-    lock.lock();
   }
+}
+
+bool WorkQueue::Take(Item* item) {
+  MutexLock lock(&mu_);
+  while (!stopping_ && tasks_.empty()) cv_.Wait(&mu_);
+  if (stopping_) return false;  // Stop() takes what is still queued
+  *item = std::move(tasks_.front());
+  tasks_.pop_front();
+  return true;
 }
 
 }  // namespace dist_counter

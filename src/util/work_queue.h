@@ -10,17 +10,22 @@
 //
 // Thread-safe: TrySubmit() and Stop() may be called from any thread;
 // TrySubmit() also from a task (Stop() not: it would wait for itself).
+// Tasks run under none of the queue's locks; a `cancel` runs while Stop()
+// holds stop_mu_ (only), so a cancel must not call Stop().
+//
+// Lock order: stop_mu_ before mu_.
 
 #ifndef DIST_COUNTER_UTIL_WORK_QUEUE_H_
 #define DIST_COUNTER_UTIL_WORK_QUEUE_H_
 
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace dist_counter {
 
@@ -40,14 +45,14 @@ class WorkQueue {
   // called. `cancel` (may be empty) runs instead of `task` if Stop() finds
   // the task still queued.
   bool TrySubmit(std::function<void()> task,
-                 std::function<void()> cancel = nullptr);
+                 std::function<void()> cancel = nullptr) EXCLUDES(mu_);
 
   // Refuses new tasks, runs the `cancel` of every task still queued (on
   // the calling thread, in queue order) without running the tasks, waits
   // for the tasks already running to return, and joins the threads. Returns
   // once no task or cancel of this queue runs any more. Idempotent; a
   // second concurrent call also waits for the first to finish.
-  void Stop();
+  void Stop() EXCLUDES(stop_mu_, mu_);
 
  private:
   struct Item {
@@ -55,15 +60,19 @@ class WorkQueue {
     std::function<void()> cancel;
   };
 
-  void Run();
+  // A worker thread's loop: runs tasks until Stop().
+  void Run() EXCLUDES(mu_);
+  // Waits for a queued task and moves it to *item, returning true; returns
+  // false once Stop() was called.
+  bool Take(Item* item) EXCLUDES(mu_);
 
   const size_t max_queued_;
-  std::mutex mu_;  // guards tasks_ and stopping_
-  std::condition_variable cv_;
-  std::deque<Item> tasks_;
-  bool stopping_ = false;
-  std::mutex stop_mu_;  // serializes Stop(); guards threads_ after start
-  std::vector<std::thread> threads_;
+  Mutex stop_mu_ ACQUIRED_BEFORE(mu_);                     // serializes Stop()
+  std::vector<std::thread> threads_ GUARDED_BY(stop_mu_);  // after start
+  Mutex mu_;
+  CondVar cv_;  // signalled when tasks_ grows or stopping_ is set
+  std::deque<Item> tasks_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace dist_counter

@@ -4,9 +4,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
+
+#include "util/mutex.h"
 
 namespace dist_counter {
 namespace {
@@ -15,27 +15,27 @@ namespace {
 class Gate {
  public:
   // Blocks until Open(); counts the waiter meanwhile.
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
+  void Wait() EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
     ++waiting_;
-    cv_.notify_all();
-    cv_.wait(lock, [this] { return open_; });
+    cv_.SignalAll();
+    while (!open_) cv_.Wait(&mu_);
   }
-  void WaitForWaiters(int n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return waiting_ >= n; });
+  void WaitForWaiters(int n) EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
+    while (waiting_ < n) cv_.Wait(&mu_);
   }
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
+  void Open() EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
     open_ = true;
-    cv_.notify_all();
+    cv_.SignalAll();
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int waiting_ = 0;
-  bool open_ = false;
+  Mutex mu_;
+  CondVar cv_;  // signalled when waiting_ grows and when open_ is set
+  int waiting_ GUARDED_BY(mu_) = 0;
+  bool open_ GUARDED_BY(mu_) = false;
 };
 
 TEST(WorkQueueTest, RunsEverySubmittedTask) {
