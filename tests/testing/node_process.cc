@@ -229,8 +229,33 @@ int NodeProcess::Wait(int timeout_ms) {
   return Reap(timeout_ms) ? exit_status_ : -1;
 }
 
+namespace {
+
+// The state letter of process `pid` in /proc/<pid>/stat ('T' when stopped),
+// or '?' if it cannot be read.
+char ProcessState(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  // "pid (comm) S ...": the command may hold spaces and parentheses.
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos || close + 2 >= stat.size()) return '?';
+  return stat[close + 2];
+}
+
+}  // namespace
+
 void NodeProcess::Pause() {
-  if (pid_ > 0) kill(pid_, SIGSTOP);
+  if (pid_ <= 0) return;
+  kill(pid_, SIGSTOP);
+  // SIGSTOP is delivered asynchronously: return once the process is stopped,
+  // so that a test never sees it answer "while paused".
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (ProcessState(pid_) != 'T' &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void NodeProcess::Resume() {
