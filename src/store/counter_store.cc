@@ -53,6 +53,9 @@ Status CounterStore::Open(const StoreOptions& options,
   if (options.challenge_id.empty()) {
     return Status::InvalidArgument("challenge_id is empty");
   }
+  if (options.max_open_files <= 0) {
+    return Status::InvalidArgument("max_open_files must be positive");
+  }
   std::unique_ptr<CounterStore> opened(new CounterStore(options));
   Status s = opened->OpenDb(/*create=*/true);
   if (!s.ok()) return s;
@@ -85,6 +88,9 @@ Status CounterStore::OpenDb(bool create) {
   rocksdb::Options db_options;
   db_options.create_if_missing = create;
   db_options.keep_log_file_num = 5;
+  // Descriptors: a bounded table cache instead of every SST file open (see
+  // StoreOptions::max_open_files).
+  db_options.max_open_files = options_.max_open_files;
   // Not RocksDB's LOG file: it aborts the process on a full disk.
   db_options.info_log = std::make_shared<GlogLogger>();
   if (options_.TEST_env != nullptr) db_options.env = options_.TEST_env;

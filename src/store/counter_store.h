@@ -75,6 +75,15 @@ struct StoreOptions {
   // Increments and merges that would create a counter beyond this many
   // (names awaiting a durable sync included) get ResourceExhausted.
   size_t max_counters = 10000000;
+  // Files RocksDB keeps open at once (its table cache of SST files; WAL,
+  // MANIFEST and LOCK come on top). Bounded because RocksDB's default (-1)
+  // keeps every SST file open, so a large data dir would outgrow the
+  // descriptor reserve the HTTP server leaves beside its client connections
+  // (256 descriptors, shared with the peer connections) and RocksDB would
+  // fail with "Too many open files". Must be positive (Open() refuses
+  // others); RocksDB raises values below 20 to 20. SST files beyond the
+  // bound are reopened as reads and compactions need them.
+  int max_open_files = 128;
   Metrics* metrics = nullptr;  // not owned; may be null; must outlive store
   // Test-only: RocksDB uses this Env (e.g. one that injects write faults)
   // instead of the default. Not owned; must outlive the store.
@@ -96,8 +105,9 @@ class CounterStore {
   // Opens (creating if needed) the store in options.data_dir, loads every
   // counter, raises the incarnation with a synced write, and starts the
   // flush thread. On success stores the store in *store and returns OK.
-  // Returns Busy if another process holds the directory, Corruption if a
-  // stored record does not decode (nothing is guessed), IOError otherwise.
+  // Returns InvalidArgument for invalid options, Busy if another process
+  // holds the directory, Corruption if a stored record does not decode
+  // (nothing is guessed), IOError otherwise.
   static Status Open(const StoreOptions& options,
                      std::unique_ptr<CounterStore>* store);
 

@@ -468,6 +468,90 @@ TEST_F(CounterStoreTest, OpenRequiresDataDirAndChallengeId) {
   EXPECT_EQ(store, nullptr);
 }
 
+TEST_F(CounterStoreTest, OpenRefusesAnUnboundedMaxOpenFiles) {
+  std::unique_ptr<CounterStore> store;
+  StoreOptions options = Options();
+  options.max_open_files = -1;
+  EXPECT_TRUE(CounterStore::Open(options, &store).IsInvalidArgument());
+  options.max_open_files = 0;
+  EXPECT_TRUE(CounterStore::Open(options, &store).IsInvalidArgument());
+  EXPECT_EQ(store, nullptr);
+}
+
+// The number of this process's descriptors open on a file in `dir` whose
+// name ends in `suffix`.
+int OpenDescriptorsIn(const std::string& dir, const std::string& suffix) {
+  int count = 0;
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const std::string target =
+        std::filesystem::read_symlink(fd.path(), ec).string();
+    if (ec || target.compare(0, dir.size() + 1, dir + "/") != 0) continue;
+    if (target.size() >= suffix.size() &&
+        target.compare(target.size() - suffix.size(), suffix.size(), suffix) ==
+            0) {
+      ++count;
+    }
+  }
+  return count;
+}
+
+TEST_F(CounterStoreTest, OpenStoreKeepsItsSstDescriptorsBounded) {
+  // A data dir of far more SST files than the store may keep open, made
+  // with a plain RocksDB handle and tiny files.
+  constexpr int kCounters = 4000;
+  const int bound = StoreOptions().max_open_files;
+  ASSERT_GT(bound, 0);
+  ASSERT_LE(bound, 128);
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    options.write_buffer_size = 64 << 10;
+    options.target_file_size_base = 4 << 10;
+    options.compression = rocksdb::kNoCompression;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir_, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    PnCounter state;
+    for (int a = 0; a < 20; ++a) {
+      ASSERT_TRUE(state.Add("peer." + std::to_string(a) + ".0000000a", 1).ok());
+    }
+    for (int i = 0; i < kCounters; ++i) {
+      char name[16];
+      std::snprintf(name, sizeof(name), "c%06d", i);
+      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), CounterKey(name),
+                          EncodeCounter(state))
+                      .ok());
+    }
+    // Rewrites everything into files of the target size.
+    rocksdb::CompactRangeOptions compact;
+    compact.bottommost_level_compaction =
+        rocksdb::BottommostLevelCompaction::kForce;
+    ASSERT_TRUE(db->CompactRange(compact, nullptr, nullptr).ok());
+    ASSERT_TRUE(db->Close().ok());
+  }
+  int sst_files = 0;
+  for (const auto& file : std::filesystem::directory_iterator(dir_)) {
+    if (file.path().extension() == ".sst") ++sst_files;
+  }
+  ASSERT_GT(sst_files, 2 * bound);
+
+  // Open() reads every counter, so every SST file is visited.
+  StoreOptions options = Options();
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->size(), static_cast<size_t>(kCounters));
+  EXPECT_EQ(ValueOf(*store, "c003999"), "20");
+  const int open_ssts = OpenDescriptorsIn(dir_, ".sst");
+  EXPECT_GT(open_ssts, 0);
+  EXPECT_LE(open_ssts, bound) << sst_files << " SST files in the data dir";
+  // Everything RocksDB holds in the data dir (WAL, MANIFEST, LOCK too).
+  EXPECT_LE(OpenDescriptorsIn(dir_, ""), bound + 10);
+  ASSERT_TRUE(store->Increment("c000000", 1).ok());
+  ASSERT_TRUE(store->Close().ok());
+  EXPECT_EQ(OpenDescriptorsIn(dir_, ""), 0);
+}
+
 TEST_F(CounterStoreTest, FlushTimerWritesWithoutFlush) {
   StoreOptions options = Options();
   options.flush_interval_ms = 50;
