@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <string_view>
 
 #include "store/codec.h"
 #include "store/glog_logger.h"
@@ -67,9 +68,13 @@ Status CounterStore::Open(const StoreOptions& options,
   opened->dir_dev_ = static_cast<uint64_t>(dir_stat.st_dev);
   opened->dir_ino_ = static_cast<uint64_t>(dir_stat.st_ino);
 
-  s = opened->LoadIdentity();
+  uint64_t recorded = 0;
+  s = opened->LoadIdentity(&recorded);
   if (!s.ok()) return s;
   s = opened->LoadCounters();
+  if (!s.ok()) return s;
+  opened->SkipPoisonedIncarnations(recorded);
+  s = opened->WriteIdentity();
   if (!s.ok()) return s;
   opened->instance_id_ = RandomU64() | 1;  // never 0
   opened->last_flush_ok_ = Clock::now();
@@ -114,7 +119,7 @@ Status CounterStore::OpenDb(bool create) {
   return Status::OK();
 }
 
-Status CounterStore::LoadIdentity() {
+Status CounterStore::LoadIdentity(uint64_t* recorded) {
   rocksdb::ReadOptions read;
   std::string value;
   rocksdb::Status rs = db_->Get(read, std::string(kMetaFormatKey), &value);
@@ -150,9 +155,8 @@ Status CounterStore::LoadIdentity() {
   const bool clean =
       rs.ok() && incarnation != 0 && clean_stop == std::to_string(incarnation);
   incarnation_ = clean ? incarnation : incarnation + 1;
+  *recorded = incarnation;
   challenge_id_ = options_.challenge_id;
-  actor_id_ =
-      challenge_id_ + "." + std::to_string(incarnation_) + "." + node_id_;
 
   rs = db_->Get(read, std::string(kMetaActorsKey), &value);
   if (rs.ok()) {
@@ -161,7 +165,79 @@ Status CounterStore::LoadIdentity() {
   } else if (!rs.IsNotFound()) {
     return FromRocks(rs, "reading peers");
   }
+  return Status::OK();
+}
 
+bool CounterStore::OwnIncarnation(const std::string& actor,
+                                  uint64_t* incarnation) const {
+  // <challenge_id>.<incarnation>.<node_id>, read from the right: node ids
+  // and incarnations hold no dots, challenge ids may.
+  const std::string prefix = challenge_id_ + ".";
+  const std::string suffix = "." + node_id_;
+  if (actor.size() <= prefix.size() + suffix.size() ||
+      actor.compare(0, prefix.size(), prefix) != 0 ||
+      actor.compare(actor.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return false;
+  }
+  const std::string_view middle = std::string_view(actor).substr(
+      prefix.size(), actor.size() - prefix.size() - suffix.size());
+  // This node writes incarnations in canonical decimal only; any other
+  // spelling can never equal one of its actor ids.
+  if (middle.size() > 1 && middle[0] == '0') return false;
+  for (char c : middle) {
+    if (c < '0' || c > '9') return false;
+  }
+  return ParseUint64(middle, incarnation).ok();
+}
+
+void CounterStore::SkipPoisonedIncarnations(uint64_t recorded) {
+  // Older versions merged any actor from peers, so a hostile peer could
+  // plant this node's own future actor (say with P = 2^64-1); starting
+  // under it would make every increment overflow, or hide new increments
+  // behind its counts. Start above every such actor instead. (Actors up to
+  // `recorded` are this node's own: the one a clean stop keeps, and those
+  // from earlier runs that peers gave back.)
+  uint64_t highest = 0;
+  std::string where;  // the first counter holding the highest, and its actor
+  std::string which;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, entry] : counters_) {
+      for (const auto& [actor, counts] : entry.state.actors()) {
+        uint64_t incarnation = 0;
+        if (!OwnIncarnation(actor, &incarnation)) continue;
+        if (incarnation <= recorded) continue;
+        if (!which.empty() && incarnation <= highest) continue;
+        highest = incarnation;
+        where = name;
+        which = actor;
+      }
+    }
+  }
+  if (which.empty()) return;
+  if (highest == UINT64_MAX) {
+    // No incarnation is left above it: a new node id gives unused actors.
+    const std::string old_node_id = node_id_;
+    node_id_ = RandomNodeId();
+    incarnation_ = 1;
+    LOG(WARNING) << "counter " << where << " holds actor " << which
+                 << ": this node's id at the highest incarnation, which it "
+                    "never used (planted by a peer of an older version?); "
+                    "node id "
+                 << old_node_id << " is replaced by " << node_id_;
+    return;
+  }
+  LOG(WARNING) << "counter " << where << " holds actor " << which
+               << ": this node at incarnation " << highest
+               << ", which it never used (planted by a peer of an older "
+                  "version?); starting at incarnation "
+               << highest + 1 << " instead of " << incarnation_;
+  incarnation_ = highest + 1;
+}
+
+Status CounterStore::WriteIdentity() {
+  actor_id_ =
+      challenge_id_ + "." + std::to_string(incarnation_) + "." + node_id_;
   // The new incarnation must be durable before any increment is taken
   // under it: a crash must never let a later start reuse it.
   rocksdb::WriteBatch batch;

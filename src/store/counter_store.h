@@ -25,7 +25,9 @@
 // synced write before anything is served. A node restarted after losing
 // un-flushed increments therefore never reuses an actor id with a lower
 // count, so merges cannot hide its new increments; clean restarts do not
-// add actors.
+// add actors. Open() also starts above any actor of this node with an
+// incarnation it never used that a stored counter holds (older versions
+// took such actors from peers), logging a WARNING.
 //
 // Thread-safe: every method may be called from any thread without external
 // locking. Never blocks on the network. Lock order: write_mu_, then mu_;
@@ -245,8 +247,21 @@ class CounterStore {
 
   // Opens RocksDB on data_dir into db_ (creating it only if `create`).
   Status OpenDb(bool create);
-  Status LoadIdentity();
+  // Reads node id, incarnation (raised unless the last stop was clean),
+  // and peers from disk; writes nothing. Stores in *recorded the
+  // incarnation found on disk (0 if none).
+  Status LoadIdentity(uint64_t* recorded);
   Status LoadCounters();
+  // If true, `actor` is this node's (challenge id and node id) and
+  // *incarnation is its incarnation.
+  bool OwnIncarnation(const std::string& actor, uint64_t* incarnation) const;
+  // Raises incarnation_ above any actor of this node with an incarnation
+  // above `recorded` (one it never used) found in the loaded counters,
+  // logged at WARNING; at the highest possible incarnation, takes a new
+  // node id instead.
+  void SkipPoisonedIncarnations(uint64_t recorded);
+  // Sets actor_id_ and persists the identity with a synced write.
+  Status WriteIdentity();
   // Records that `name`'s entry changed: new seq, a ticket, and (if
   // `dirty`) a place in the next flush. Requires mu_.
   void MarkChangedLocked(const std::string& name, Entry* entry,

@@ -404,6 +404,124 @@ TEST_F(CounterStoreTest, OpenAfterUncleanStopRaisesIncarnation) {
   EXPECT_EQ(state.ValueString(), "3");
 }
 
+// Actor id of node `node_id` (challenge id "1") at `incarnation`.
+std::string ActorAt(uint64_t incarnation, const std::string& node_id) {
+  return "1." + std::to_string(incarnation) + "." + node_id;
+}
+
+TEST_F(CounterStoreTest, OpenStartsAbovePlantedFutureIncarnations) {
+  uint64_t last = 0;
+  std::string node_id;
+  {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->Increment("c", 2).ok());
+    last = store->incarnation();
+    node_id = store->node_id();
+    ASSERT_TRUE(store->Close().ok());
+  }
+  // As if the process had died: the next start would take last + 1, which
+  // an old peer planted (with a full P) along with last + 3.
+  ASSERT_TRUE(DeleteFromDisk(std::string(kMetaCleanStopKey)).ok());
+  PnCounter planted;
+  planted.SetActor(ActorAt(last + 1, node_id), ActorCounts{kMax, 0});
+  planted.SetActor(ActorAt(last + 3, node_id), ActorCounts{5, 0});
+  ASSERT_NO_FATAL_FAILURE(
+      PutRaw(CounterKey("planted"), EncodeCounter(planted)));
+  uint64_t raised = 0;
+  {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    EXPECT_EQ(store->node_id(), node_id);
+    EXPECT_EQ(store->incarnation(), last + 4);
+    raised = store->incarnation();
+    Status s = store->Increment("planted", 1);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    s = store->Increment("c", 1);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(ValueOf(*store, "c"), "3");
+    PnCounter state;
+    ASSERT_TRUE(store->Get("planted", &state).ok());
+    EXPECT_EQ(state.actors().size(), 3u);
+    EXPECT_EQ(state.actors().at(store->actor_id()).p, 1u);
+    ASSERT_TRUE(store->Close().ok());
+  }
+  // The raised incarnation is on disk: a clean restart keeps it.
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->incarnation(), raised);
+}
+
+TEST_F(CounterStoreTest, OnlyThisNodesUnusedIncarnationsRaiseTheNext) {
+  uint64_t last = 0;
+  std::string node_id;
+  {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->Increment("c", 1).ok());
+    last = store->incarnation();
+    node_id = store->node_id();
+    ASSERT_TRUE(store->Close().ok());  // clean: `last` goes on
+  }
+  const std::string other_node =
+      node_id == "0000abcd" ? "0000abce" : "0000abcd";
+  const std::string far = std::to_string(last + 100);
+  PnCounter lookalikes;
+  lookalikes.SetActor(ActorAt(last, node_id), ActorCounts{1, 0});  // ours
+  lookalikes.SetActor("11." + far + "." + node_id, ActorCounts{1, 0});
+  lookalikes.SetActor("x.1." + far + "." + node_id, ActorCounts{1, 0});
+  lookalikes.SetActor(ActorAt(last + 100, other_node), ActorCounts{1, 0});
+  lookalikes.SetActor("1.0" + far + "." + node_id, ActorCounts{1, 0});
+  lookalikes.SetActor("1.+" + far + "." + node_id, ActorCounts{1, 0});
+  lookalikes.SetActor("1." + far + "0." + node_id + "0", ActorCounts{1, 0});
+  ASSERT_NO_FATAL_FAILURE(
+      PutRaw(CounterKey("lookalikes"), EncodeCounter(lookalikes)));
+  {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    EXPECT_EQ(store->incarnation(), last);
+    ASSERT_TRUE(store->Close().ok());
+  }
+  // One planted above a clean stop's incarnation does count.
+  PnCounter planted;
+  planted.SetActor(ActorAt(last + 2, node_id), ActorCounts{kMax, 0});
+  ASSERT_NO_FATAL_FAILURE(
+      PutRaw(CounterKey("planted"), EncodeCounter(planted)));
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->incarnation(), last + 3);
+}
+
+TEST_F(CounterStoreTest, PlantedLastIncarnationGivesANewNodeId) {
+  std::string node_id;
+  {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    node_id = store->node_id();
+    ASSERT_TRUE(store->Close().ok());
+  }
+  PnCounter planted;
+  planted.SetActor(ActorAt(kMax, node_id), ActorCounts{kMax, 0});
+  ASSERT_NO_FATAL_FAILURE(
+      PutRaw(CounterKey("planted"), EncodeCounter(planted)));
+  std::string new_node_id;
+  {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    new_node_id = store->node_id();
+    EXPECT_NE(new_node_id, node_id);
+    EXPECT_EQ(new_node_id.size(), 8u);
+    EXPECT_EQ(store->incarnation(), 1u);
+    Status s = store->Increment("planted", 1);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    ASSERT_TRUE(store->Close().ok());
+  }
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->node_id(), new_node_id);
+  EXPECT_EQ(store->incarnation(), 1u);
+}
+
 TEST_F(CounterStoreTest, DifferentDirsGetDifferentNodeIds) {
   auto a = MustOpen(Options());
   ASSERT_TRUE(a);
