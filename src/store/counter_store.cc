@@ -58,26 +58,9 @@ Status CounterStore::Open(const StoreOptions& options,
     return Status::InvalidArgument("max_open_files must be positive");
   }
   std::unique_ptr<CounterStore> opened(new CounterStore(options));
-  Status s = opened->OpenDb(/*create=*/true);
-  if (!s.ok()) return s;
-  struct stat dir_stat;
-  if (stat(options.data_dir.c_str(), &dir_stat) != 0) {
-    return Status::IOError("stat " + options.data_dir + ": " +
-                           std::strerror(errno));
-  }
-  opened->dir_dev_ = static_cast<uint64_t>(dir_stat.st_dev);
-  opened->dir_ino_ = static_cast<uint64_t>(dir_stat.st_ino);
-
-  uint64_t recorded = 0;
-  s = opened->LoadIdentity(&recorded);
-  if (!s.ok()) return s;
-  s = opened->LoadCounters();
-  if (!s.ok()) return s;
-  opened->SkipPoisonedIncarnations(recorded);
-  s = opened->WriteIdentity();
+  Status s = opened->Load();
   if (!s.ok()) return s;
   opened->instance_id_ = RandomU64() | 1;  // never 0
-  opened->last_flush_ok_ = Clock::now();
   opened->RegisterMetrics();
   opened->flush_thread_ =
       std::thread([raw = opened.get()] { raw->FlushLoop(); });
@@ -86,6 +69,31 @@ Status CounterStore::Open(const StoreOptions& options,
         std::thread([raw = opened.get()] { raw->CommitLoop(); });
   }
   *store = std::move(opened);
+  return Status::OK();
+}
+
+Status CounterStore::Load() {
+  MutexLock write_lock(&write_mu_);
+  Status s = OpenDb(/*create=*/true);
+  if (!s.ok()) return s;
+  struct stat dir_stat;
+  if (stat(options_.data_dir.c_str(), &dir_stat) != 0) {
+    return Status::IOError("stat " + options_.data_dir + ": " +
+                           std::strerror(errno));
+  }
+  dir_dev_ = static_cast<uint64_t>(dir_stat.st_dev);
+  dir_ino_ = static_cast<uint64_t>(dir_stat.st_ino);
+
+  uint64_t recorded = 0;
+  s = LoadIdentity(&recorded);
+  if (!s.ok()) return s;
+  s = LoadCounters();
+  if (!s.ok()) return s;
+  SkipPoisonedIncarnations(recorded);
+  s = WriteIdentity();
+  if (!s.ok()) return s;
+  MutexLock lock(&mu_);
+  last_flush_ok_ = Clock::now();
   return Status::OK();
 }
 
@@ -201,7 +209,7 @@ void CounterStore::SkipPoisonedIncarnations(uint64_t recorded) {
   std::string where;  // the first counter holding the highest, and its actor
   std::string which;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (const auto& [name, entry] : counters_) {
       for (const auto& [actor, counts] : entry.state.actors()) {
         uint64_t incarnation = 0;
@@ -254,7 +262,7 @@ Status CounterStore::WriteIdentity() {
 Status CounterStore::LoadCounters() {
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(rocksdb::ReadOptions()));
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (it->Seek(std::string(kCounterPrefix)); it->Valid(); it->Next()) {
     std::string name;
     if (!ParseCounterKey(it->key().ToStringView(), &name)) break;
@@ -388,7 +396,7 @@ Status CounterStore::ApplyIncrement(const std::string& name, int64_t delta,
   Status s = ValidateCounterName(name);
   if (!s.ok()) return s;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (closed_) return Status::IOError("store is closed");
     s = CheckWritableLocked(ExistsLocked(name) ? 0 : 1);
     if (!s.ok()) {
@@ -439,10 +447,10 @@ void CounterStore::IncrementAsync(const std::string& name, int64_t delta,
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(commit_mu_);
+    MutexLock lock(&commit_mu_);
     if (!stop_commit_) {
       pending_.push_back(PendingAck{ticket, std::move(done)});
-      commit_cv_.notify_one();
+      commit_cv_.Signal();
       return;
     }
   }
@@ -459,7 +467,7 @@ Status CounterStore::IncrementBatch(
   }
   uint64_t ticket = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (closed_) return Status::IOError("store is closed");
     // Check on copies first, so a failure leaves everything untouched even
     // when a name repeats. Durable mode stages this actor's totals only.
@@ -512,7 +520,7 @@ Status CounterStore::IncrementBatch(
 }
 
 Status CounterStore::Get(const std::string& name, PnCounter* state) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = counters_.find(name);
   if (it == counters_.end()) return Status::NotFound(name);
   *state = it->second.state;
@@ -524,7 +532,7 @@ Status CounterStore::Merge(const std::string& name, const PnCounter& remote,
   if (changed != nullptr) *changed = false;
   Status s = ValidateCounterName(name);
   if (!s.ok()) return s;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (closed_) return Status::IOError("store is closed");
   auto it = counters_.find(name);
   if (it == counters_.end() && remote.empty()) {
@@ -561,7 +569,7 @@ Status CounterStore::Merge(const std::string& name, const PnCounter& remote,
 void CounterStore::List(const std::string& prefix,
                         const std::string& start_after, size_t limit,
                         std::vector<std::string>* names) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = start_after < prefix ? counters_.lower_bound(prefix)
                                  : counters_.upper_bound(start_after);
   for (size_t taken = 0; it != counters_.end() && taken < limit;
@@ -572,14 +580,14 @@ void CounterStore::List(const std::string& prefix,
 }
 
 size_t CounterStore::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return counters_.size();
 }
 
 void CounterStore::ChangesSince(uint64_t since, size_t limit, size_t max_bytes,
                                 std::vector<CounterChange>* changes,
                                 uint64_t* next) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (since > next_seq_) since = 0;  // not one of ours: start over
   *next = since;
   // {"name":,"state":} around each state in a page.
@@ -605,15 +613,15 @@ void CounterStore::ChangesSince(uint64_t since, size_t limit, size_t max_bytes,
 }
 
 uint64_t CounterStore::LatestCursor() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return next_seq_;
 }
 
 Status CounterStore::SetPeers(const std::vector<std::string>& peers) {
-  std::lock_guard<std::mutex> write_lock(write_mu_);
+  MutexLock write_lock(&write_mu_);
   if (db_closed_) return Status::IOError("store is closed");
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!unavailable_.empty()) return Status::StorageUnavailable(unavailable_);
   }
   if (!db_) return Status::StorageUnavailable("RocksDB is not open");
@@ -622,7 +630,7 @@ Status CounterStore::SetPeers(const std::vector<std::string>& peers) {
   Status s = FromRocks(
       db_->Put(write, std::string(kMetaActorsKey), EncodeStringList(peers)),
       "writing peers");
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!s.ok()) {
     SetUnavailableLocked(s.message(), /*dir_lost=*/false);
     return Status::StorageUnavailable(s.message());
@@ -632,7 +640,7 @@ Status CounterStore::SetPeers(const std::vector<std::string>& peers) {
 }
 
 std::vector<std::string> CounterStore::Peers() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return peers_;
 }
 
