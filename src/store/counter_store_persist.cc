@@ -1,6 +1,6 @@
 // CounterStore's write path: flushes and durable group commits, the
-// storage health state and its recovery, and Close(). The rest of the
-// class (opening, increments, merges, reads) is in counter_store.cc.
+// storage health state and its recovery, and Close(). Opening is in
+// counter_store_open.cc; increments, merges and reads in counter_store.cc.
 
 #include <errno.h>
 #include <glog/logging.h>
