@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -83,6 +84,26 @@ StoreOptions ChildOptions(const std::string& root) {
   _exit(kChildOtherError);  // not reached
 }
 
+// The descriptor limit LowLimitChild runs under: the default
+// max_open_files plus room for the process and RocksDB's other files, far
+// below the number of SST files the test creates.
+constexpr rlim_t kLowDescriptorLimit = 200;
+
+// Under RLIMIT_NOFILE kLowDescriptorLimit, opens the store with default
+// options (reading every counter), increments, and closes it. Exits
+// kChildOk if all of that worked.
+[[noreturn]] void LowLimitChild(const std::string& root) {
+  rlimit limit{kLowDescriptorLimit, kLowDescriptorLimit};
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) _exit(kChildOtherError);
+  std::unique_ptr<CounterStore> store;
+  Status s = CounterStore::Open(ChildOptions(root), &store);
+  if (s.ok()) s = store->Increment("c000000", 1);
+  if (s.ok()) s = store->Close();
+  if (s.ok()) _exit(kChildOk);
+  std::fprintf(stderr, "child: %s\n", s.ToString().c_str());
+  _exit(kChildOtherError);
+}
+
 // Tries to open the store; exits kChildBusy if it is held elsewhere.
 [[noreturn]] void OpenChild(const std::string& root) {
   std::unique_ptr<CounterStore> store;
@@ -106,6 +127,7 @@ class ChildEnvironment : public ::testing::Environment {
     const std::string root = arg.substr(colon + 1);
     if (mode == "crash") CrashChild(root);
     if (mode == "open") OpenChild(root);
+    if (mode == "low_limit") LowLimitChild(root);
     _exit(kChildOtherError);
   }
 };
@@ -668,6 +690,13 @@ TEST_F(CounterStoreTest, OpenStoreKeepsItsSstDescriptorsBounded) {
   ASSERT_TRUE(store->Increment("c000000", 1).ok());
   ASSERT_TRUE(store->Close().ok());
   EXPECT_EQ(OpenDescriptorsIn(dir_, ""), 0);
+
+  // The same store works in a process allowed far fewer descriptors than
+  // there are SST files.
+  ASSERT_GT(static_cast<rlim_t>(sst_files), kLowDescriptorLimit);
+  const int wstatus = RunChild("low_limit", root_);
+  ASSERT_TRUE(WIFEXITED(wstatus)) << wstatus;
+  EXPECT_EQ(WEXITSTATUS(wstatus), kChildOk);
 }
 
 TEST_F(CounterStoreTest, FlushTimerWritesWithoutFlush) {
