@@ -1,192 +1,29 @@
+// CounterStore's increments, merges and reads. Opening is in
+// counter_store_open.cc, flushes and the storage health state in
+// counter_store_persist.cc.
+
 #include "store/counter_store.h"
 
-#include <errno.h>
 #include <glog/logging.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
-#include <rocksdb/write_batch.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <cstring>
-#include <random>
+#include <map>
+#include <string>
 
 #include "store/codec.h"
-#include "store/glog_logger.h"
 #include "store/rocks_status.h"
-#include "util/decimal.h"
 #include "util/metrics.h"
 
 namespace dist_counter {
-
-namespace {
-
-uint64_t RandomU64() {
-  std::random_device device;
-  std::mt19937_64 engine((static_cast<uint64_t>(device()) << 32) ^ device());
-  return engine();
-}
-
-std::string RandomNodeId() {
-  char hex[9];
-  std::snprintf(hex, sizeof(hex), "%08x",
-                static_cast<unsigned>(RandomU64() & 0xFFFFFFFFu));
-  return hex;
-}
-
-}  // namespace
 
 CounterStore::CounterStore(const StoreOptions& options) : options_(options) {}
 
 CounterStore::~CounterStore() {
   Status s = Close();
   if (!s.ok()) LOG(ERROR) << "closing the store: " << s.ToString();
-}
-
-Status CounterStore::Open(const StoreOptions& options,
-                          std::unique_ptr<CounterStore>* store) {
-  if (options.data_dir.empty()) {
-    return Status::InvalidArgument("data_dir is empty");
-  }
-  if (options.challenge_id.empty()) {
-    return Status::InvalidArgument("challenge_id is empty");
-  }
-  std::unique_ptr<CounterStore> opened(new CounterStore(options));
-  Status s = opened->OpenDb(/*create=*/true);
-  if (!s.ok()) return s;
-  struct stat dir_stat;
-  if (stat(options.data_dir.c_str(), &dir_stat) != 0) {
-    return Status::IOError("stat " + options.data_dir + ": " +
-                           std::strerror(errno));
-  }
-  opened->dir_dev_ = static_cast<uint64_t>(dir_stat.st_dev);
-  opened->dir_ino_ = static_cast<uint64_t>(dir_stat.st_ino);
-
-  s = opened->LoadIdentity();
-  if (!s.ok()) return s;
-  s = opened->LoadCounters();
-  if (!s.ok()) return s;
-  opened->instance_id_ = RandomU64() | 1;  // never 0
-  opened->last_flush_ok_ = Clock::now();
-  opened->RegisterMetrics();
-  opened->flush_thread_ =
-      std::thread([raw = opened.get()] { raw->FlushLoop(); });
-  if (options.durable) {
-    opened->commit_thread_ =
-        std::thread([raw = opened.get()] { raw->CommitLoop(); });
-  }
-  *store = std::move(opened);
-  return Status::OK();
-}
-
-Status CounterStore::OpenDb(bool create) {
-  rocksdb::Options db_options;
-  db_options.create_if_missing = create;
-  db_options.keep_log_file_num = 5;
-  // Not RocksDB's LOG file: it aborts the process on a full disk.
-  db_options.info_log = std::make_shared<GlogLogger>();
-  if (options_.TEST_env != nullptr) db_options.env = options_.TEST_env;
-  rocksdb::DB* db = nullptr;
-  rocksdb::Status rs = rocksdb::DB::Open(db_options, options_.data_dir, &db);
-  if (!rs.ok()) {
-    // RocksDB reports a LOCK file held by another process as "While lock
-    // file: ..." and one held by this process as "lock hold by current
-    // process". Any other error (whose text may well contain "lock", e.g.
-    // in a path) is not Busy.
-    const std::string text = rs.ToString();
-    if (rs.IsIOError() &&
-        (text.find("While lock file") != std::string::npos ||
-         text.find("lock hold by current process") != std::string::npos)) {
-      return Status::Busy("data dir " + options_.data_dir +
-                          " is in use by another process (" + text + ")");
-    }
-    return FromRocks(rs, "opening " + options_.data_dir);
-  }
-  db_.reset(db);
-  return Status::OK();
-}
-
-Status CounterStore::LoadIdentity() {
-  rocksdb::ReadOptions read;
-  std::string value;
-  rocksdb::Status rs = db_->Get(read, std::string(kMetaFormatKey), &value);
-  if (rs.ok() && value != kFormatVersion) {
-    return Status::Corruption("data dir has format " + value +
-                              ", this build reads format " +
-                              std::string(kFormatVersion));
-  }
-  if (!rs.ok() && !rs.IsNotFound()) return FromRocks(rs, "reading format");
-
-  rs = db_->Get(read, std::string(kMetaNodeIdKey), &node_id_);
-  if (rs.IsNotFound()) {
-    node_id_ = RandomNodeId();
-  } else if (!rs.ok()) {
-    return FromRocks(rs, "reading node id");
-  } else if (node_id_.empty()) {
-    return Status::Corruption("meta/node_id is empty");
-  }
-
-  uint64_t incarnation = 0;
-  rs = db_->Get(read, std::string(kMetaIncarnationKey), &value);
-  if (rs.ok()) {
-    Status s = ParseUint64(value, &incarnation);
-    if (!s.ok()) return Status::Corruption("meta/incarnation: " + value);
-  } else if (!rs.IsNotFound()) {
-    return FromRocks(rs, "reading incarnation");
-  }
-  // After a clean stop every count of the last incarnation is on disk, so
-  // it may go on; after a crash some may be lost, so a new one starts.
-  std::string clean_stop;
-  rs = db_->Get(read, std::string(kMetaCleanStopKey), &clean_stop);
-  if (!rs.ok() && !rs.IsNotFound()) return FromRocks(rs, "reading clean stop");
-  const bool clean =
-      rs.ok() && incarnation != 0 && clean_stop == std::to_string(incarnation);
-  incarnation_ = clean ? incarnation : incarnation + 1;
-  challenge_id_ = options_.challenge_id;
-  actor_id_ =
-      challenge_id_ + "." + std::to_string(incarnation_) + "." + node_id_;
-
-  rs = db_->Get(read, std::string(kMetaActorsKey), &value);
-  if (rs.ok()) {
-    Status s = DecodeStringList(value, &peers_);
-    if (!s.ok()) return Status::Corruption("meta/actors: " + s.message());
-  } else if (!rs.IsNotFound()) {
-    return FromRocks(rs, "reading peers");
-  }
-
-  // The new incarnation must be durable before any increment is taken
-  // under it: a crash must never let a later start reuse it.
-  rocksdb::WriteBatch batch;
-  batch.Put(std::string(kMetaFormatKey), std::string(kFormatVersion));
-  batch.Put(std::string(kMetaNodeIdKey), node_id_);
-  batch.Put(std::string(kMetaChallengeIdKey), challenge_id_);
-  batch.Put(std::string(kMetaIncarnationKey), std::to_string(incarnation_));
-  batch.Delete(std::string(kMetaCleanStopKey));
-  rocksdb::WriteOptions write;
-  write.sync = true;
-  return FromRocks(db_->Write(write, &batch), "writing identity");
-}
-
-Status CounterStore::LoadCounters() {
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions()));
-  std::lock_guard<std::mutex> lock(mu_);
-  for (it->Seek(std::string(kCounterPrefix)); it->Valid(); it->Next()) {
-    std::string name;
-    if (!ParseCounterKey(it->key().ToStringView(), &name)) break;
-    Entry entry;
-    Status s = DecodeCounter(it->value().ToStringView(), &entry.state);
-    if (!s.ok()) {
-      return Status::Corruption("key " + it->key().ToString() + ": " +
-                                s.message());
-    }
-    entry.seq = ++next_seq_;
-    by_seq_[entry.seq] = name;
-    counters_.emplace(std::move(name), std::move(entry));
-  }
-  return FromRocks(it->status(), "loading counters");
 }
 
 void CounterStore::RegisterMetrics() {
@@ -306,7 +143,7 @@ Status CounterStore::ApplyIncrement(const std::string& name, int64_t delta,
   Status s = ValidateCounterName(name);
   if (!s.ok()) return s;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (closed_) return Status::IOError("store is closed");
     s = CheckWritableLocked(ExistsLocked(name) ? 0 : 1);
     if (!s.ok()) {
@@ -357,10 +194,10 @@ void CounterStore::IncrementAsync(const std::string& name, int64_t delta,
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(commit_mu_);
+    MutexLock lock(&commit_mu_);
     if (!stop_commit_) {
       pending_.push_back(PendingAck{ticket, std::move(done)});
-      commit_cv_.notify_one();
+      commit_cv_.Signal();
       return;
     }
   }
@@ -377,7 +214,7 @@ Status CounterStore::IncrementBatch(
   }
   uint64_t ticket = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (closed_) return Status::IOError("store is closed");
     // Check on copies first, so a failure leaves everything untouched even
     // when a name repeats. Durable mode stages this actor's totals only.
@@ -430,7 +267,7 @@ Status CounterStore::IncrementBatch(
 }
 
 Status CounterStore::Get(const std::string& name, PnCounter* state) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = counters_.find(name);
   if (it == counters_.end()) return Status::NotFound(name);
   *state = it->second.state;
@@ -442,7 +279,7 @@ Status CounterStore::Merge(const std::string& name, const PnCounter& remote,
   if (changed != nullptr) *changed = false;
   Status s = ValidateCounterName(name);
   if (!s.ok()) return s;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (closed_) return Status::IOError("store is closed");
   auto it = counters_.find(name);
   if (it == counters_.end() && remote.empty()) {
@@ -479,7 +316,7 @@ Status CounterStore::Merge(const std::string& name, const PnCounter& remote,
 void CounterStore::List(const std::string& prefix,
                         const std::string& start_after, size_t limit,
                         std::vector<std::string>* names) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = start_after < prefix ? counters_.lower_bound(prefix)
                                  : counters_.upper_bound(start_after);
   for (size_t taken = 0; it != counters_.end() && taken < limit;
@@ -490,14 +327,14 @@ void CounterStore::List(const std::string& prefix,
 }
 
 size_t CounterStore::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return counters_.size();
 }
 
 void CounterStore::ChangesSince(uint64_t since, size_t limit, size_t max_bytes,
                                 std::vector<CounterChange>* changes,
                                 uint64_t* next) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (since > next_seq_) since = 0;  // not one of ours: start over
   *next = since;
   // {"name":,"state":} around each state in a page.
@@ -523,15 +360,15 @@ void CounterStore::ChangesSince(uint64_t since, size_t limit, size_t max_bytes,
 }
 
 uint64_t CounterStore::LatestCursor() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return next_seq_;
 }
 
 Status CounterStore::SetPeers(const std::vector<std::string>& peers) {
-  std::lock_guard<std::mutex> write_lock(write_mu_);
+  MutexLock write_lock(&write_mu_);
   if (db_closed_) return Status::IOError("store is closed");
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!unavailable_.empty()) return Status::StorageUnavailable(unavailable_);
   }
   if (!db_) return Status::StorageUnavailable("RocksDB is not open");
@@ -540,7 +377,7 @@ Status CounterStore::SetPeers(const std::vector<std::string>& peers) {
   Status s = FromRocks(
       db_->Put(write, std::string(kMetaActorsKey), EncodeStringList(peers)),
       "writing peers");
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!s.ok()) {
     SetUnavailableLocked(s.message(), /*dir_lost=*/false);
     return Status::StorageUnavailable(s.message());
@@ -550,7 +387,7 @@ Status CounterStore::SetPeers(const std::vector<std::string>& peers) {
 }
 
 std::vector<std::string> CounterStore::Peers() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return peers_;
 }
 

@@ -25,24 +25,33 @@
 // synced write before anything is served. A node restarted after losing
 // un-flushed increments therefore never reuses an actor id with a lower
 // count, so merges cannot hide its new increments; clean restarts do not
-// add actors.
+// add actors. Open() also starts above any actor of this node with an
+// incarnation it never used that a stored counter holds (older versions
+// took such actors from peers), logging a WARNING.
 //
 // Thread-safe: every method may be called from any thread without external
-// locking. Never blocks on the network. Lock order: write_mu_, then mu_;
-// flush_mu_ and commit_mu_ are never held while taking another.
+// locking. Never blocks on the network.
+//
+// Locks (util/mutex.h; clang's -Wthread-safety checks the GUARDED_BY and
+// REQUIRES below, scripts/check_thread_safety.sh runs it). Lock order:
+//   write_mu_ -> mu_
+// write_mu_ serializes RocksDB writes and is held across them (flushes,
+// syncs, recovery); mu_ guards the in-memory state and is never held
+// across a RocksDB write or a file system check (only Open() reads RocksDB
+// under it). flush_mu_ and commit_mu_ are leaves: nothing else is taken
+// while either is held, and neither is taken while another lock is held.
+// Callbacks (DoneCallback) run with no lock held.
 
 #ifndef DIST_COUNTER_STORE_COUNTER_STORE_H_
 #define DIST_COUNTER_STORE_COUNTER_STORE_H_
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -50,7 +59,9 @@
 #include <vector>
 
 #include "crdt/pn_counter.h"
+#include "util/mutex.h"
 #include "util/status.h"
+#include "util/thread_annotations.h"
 
 namespace rocksdb {
 class DB;
@@ -75,6 +86,15 @@ struct StoreOptions {
   // Increments and merges that would create a counter beyond this many
   // (names awaiting a durable sync included) get ResourceExhausted.
   size_t max_counters = 10000000;
+  // Files RocksDB keeps open at once (its table cache of SST files; WAL,
+  // MANIFEST and LOCK come on top). Bounded because RocksDB's default (-1)
+  // keeps every SST file open, so a large data dir would outgrow the
+  // descriptor reserve the HTTP server leaves beside its client connections
+  // (256 descriptors, shared with the peer connections) and RocksDB would
+  // fail with "Too many open files". Must be positive (Open() refuses
+  // others); RocksDB raises values below 20 to 20. SST files beyond the
+  // bound are reopened as reads and compactions need them.
+  int max_open_files = 128;
   Metrics* metrics = nullptr;  // not owned; may be null; must outlive store
   // Test-only: RocksDB uses this Env (e.g. one that injects write faults)
   // instead of the default. Not owned; must outlive the store.
@@ -96,8 +116,9 @@ class CounterStore {
   // Opens (creating if needed) the store in options.data_dir, loads every
   // counter, raises the incarnation with a synced write, and starts the
   // flush thread. On success stores the store in *store and returns OK.
-  // Returns Busy if another process holds the directory, Corruption if a
-  // stored record does not decode (nothing is guessed), IOError otherwise.
+  // Returns InvalidArgument for invalid options, Busy if another process
+  // holds the directory, Corruption if a stored record does not decode
+  // (nothing is guessed), IOError otherwise.
   static Status Open(const StoreOptions& options,
                      std::unique_ptr<CounterStore>* store);
 
@@ -126,7 +147,8 @@ class CounterStore {
   // synced to the WAL and visible; if the sync fails, the change is
   // discarded (never visible, never sent to peers) and the result is
   // StorageUnavailable.
-  Status Increment(const std::string& name, int64_t delta);
+  Status Increment(const std::string& name, int64_t delta)
+      EXCLUDES(write_mu_, mu_);
 
   // Called with an increment's result once it is acknowledged.
   using DoneCallback = std::function<void(const Status&)>;
@@ -137,19 +159,20 @@ class CounterStore {
   // durable, when the change is refused, or after Close() began, `done` runs
   // before IncrementAsync returns, on the caller's thread. `done` must not
   // call back into this store's write methods.
-  void IncrementAsync(const std::string& name, int64_t delta,
-                      DoneCallback done);
+  void IncrementAsync(const std::string& name, int64_t delta, DoneCallback done)
+      EXCLUDES(write_mu_, mu_, commit_mu_);
 
   // Applies every (name, delta) as Increment() would, all or nothing: if
   // any one is invalid or would overflow, returns InvalidArgument naming it
   // and changes nothing; the other refusals of Increment() apply to the
   // whole batch. A name may appear more than once.
   Status IncrementBatch(
-      const std::vector<std::pair<std::string, int64_t>>& deltas);
+      const std::vector<std::pair<std::string, int64_t>>& deltas)
+      EXCLUDES(write_mu_, mu_);
 
   // Stores counter `name`'s state in *state and returns OK. If there is no
   // such counter, leaves *state unchanged and returns NotFound.
-  Status Get(const std::string& name, PnCounter* state) const;
+  Status Get(const std::string& name, PnCounter* state) const EXCLUDES(mu_);
 
   // Merges `remote` (a peer's state of `name`) into the local state,
   // creating the counter if needed, except that an empty `remote` never
@@ -159,15 +182,16 @@ class CounterStore {
   // unavailable (it is written on recovery). Returns InvalidArgument for an
   // invalid name, ResourceExhausted (counted in a metric) if the counter is
   // new and max_counters are held, IOError after Close().
-  Status Merge(const std::string& name, const PnCounter& remote, bool* changed);
+  Status Merge(const std::string& name, const PnCounter& remote, bool* changed)
+      EXCLUDES(mu_);
 
   // Appends to *names up to `limit` counter names that start with `prefix`
   // and sort after `start_after`, in byte order.
   void List(const std::string& prefix, const std::string& start_after,
-            size_t limit, std::vector<std::string>* names) const;
+            size_t limit, std::vector<std::string>* names) const EXCLUDES(mu_);
 
   // The number of counters held.
-  size_t size() const;
+  size_t size() const EXCLUDES(mu_);
 
   // Appends to *changes up to `limit` counters changed after cursor
   // `since` (0 = every counter), oldest change first, and stores in *next
@@ -181,7 +205,8 @@ class CounterStore {
   // with `omitted` set and no state, so the caller never holds it: at most
   // about `max_bytes` of states are copied.
   void ChangesSince(uint64_t since, size_t limit, size_t max_bytes,
-                    std::vector<CounterChange>* changes, uint64_t* next) const;
+                    std::vector<CounterChange>* changes, uint64_t* next) const
+      EXCLUDES(mu_);
   // ChangesSince() without a byte budget.
   void ChangesSince(uint64_t since, size_t limit,
                     std::vector<CounterChange>* changes, uint64_t* next) const {
@@ -189,24 +214,25 @@ class CounterStore {
   }
 
   // The cursor of the latest change (0 if nothing changed since Open).
-  uint64_t LatestCursor() const;
+  uint64_t LatestCursor() const EXCLUDES(mu_);
 
   // Persists the peer list with a synced write, replacing the old one.
-  Status SetPeers(const std::vector<std::string>& peers);
+  Status SetPeers(const std::vector<std::string>& peers)
+      EXCLUDES(write_mu_, mu_);
   // The peer list last set (empty if none).
-  std::vector<std::string> Peers() const;
+  std::vector<std::string> Peers() const EXCLUDES(mu_);
 
   // OK while the store can persist. Otherwise StorageUnavailable whose
   // message says why (a failed write, no flush for too long, the data
   // directory gone); increments are then refused.
-  Status Health() const;
+  Status Health() const EXCLUDES(mu_);
 
   // Writes every dirty counter now as one WriteBatch (synced if `sync`).
   // While the store is unavailable, first tries to recover (Resume(), else
   // reopening RocksDB). Returns OK, or StorageUnavailable saying why (the
   // counters then stay dirty and the store is unavailable), or IOError
   // after Close().
-  Status Flush(bool sync = false);
+  Status Flush(bool sync = false) EXCLUDES(write_mu_, mu_);
 
   // Stops the flush thread, writes every dirty counter with a synced write
   // (retrying for up to close_retry_ms), marks the stop clean (so the next
@@ -214,7 +240,7 @@ class CounterStore {
   // StorageUnavailable if the final write could not be made: then some
   // acknowledged counts are not on disk. Later writes return IOError.
   // Idempotent: later calls return OK.
-  Status Close();
+  Status Close() EXCLUDES(write_mu_, mu_, flush_mu_, commit_mu_);
 
  private:
   struct Entry {
@@ -233,67 +259,83 @@ class CounterStore {
 
   explicit CounterStore(const StoreOptions& options);
 
+  // Open()'s work before the threads start: opens RocksDB, loads identity
+  // and counters, and persists the identity to use.
+  Status Load() EXCLUDES(write_mu_, mu_);
   // Opens RocksDB on data_dir into db_ (creating it only if `create`).
-  Status OpenDb(bool create);
-  Status LoadIdentity();
-  Status LoadCounters();
+  Status OpenDb(bool create) REQUIRES(write_mu_);
+  // Reads node id, incarnation (raised unless the last stop was clean),
+  // and peers from disk; writes nothing. Stores in *recorded the
+  // incarnation found on disk (0 if none).
+  Status LoadIdentity(uint64_t* recorded) REQUIRES(write_mu_);
+  Status LoadCounters() REQUIRES(write_mu_) EXCLUDES(mu_);
+  // If true, `actor` is this node's (challenge id and node id) and
+  // *incarnation is its incarnation.
+  bool OwnIncarnation(const std::string& actor, uint64_t* incarnation) const;
+  // Raises incarnation_ above any actor of this node with an incarnation
+  // above `recorded` (one it never used) found in the loaded counters,
+  // logged at WARNING; at the highest possible incarnation, takes a new
+  // node id instead.
+  void SkipPoisonedIncarnations(uint64_t recorded) EXCLUDES(mu_);
+  // Sets actor_id_ and persists the identity with a synced write.
+  Status WriteIdentity() REQUIRES(write_mu_);
   // Records that `name`'s entry changed: new seq, a ticket, and (if
-  // `dirty`) a place in the next flush. Requires mu_.
+  // `dirty`) a place in the next flush.
   void MarkChangedLocked(const std::string& name, Entry* entry,
-                         bool dirty = true);
+                         bool dirty = true) REQUIRES(mu_);
   // Gives an empty state (a counter created with 0) this node's actor at
   // zero, so that peers, which never create a counter from an empty state,
   // learn of it.
   void KeepCreated(PnCounter* state) const;
   // Why an increment of `fresh` new names cannot be taken now, or OK.
-  // Requires mu_.
-  Status CheckWritableLocked(size_t fresh) const;
+  Status CheckWritableLocked(size_t fresh) const REQUIRES(mu_);
   // The longest time without a successful flush before increments are
   // refused (default mode).
   std::chrono::milliseconds UnflushedLimit() const;
   // Counts `items` refused increments by the reason in `status`.
   void CountRefusal(const Status& status, uint64_t items);
   // The state `name` will have once `own` (this actor's staged totals) is
-  // published. Requires mu_.
+  // published.
   PnCounter StagedStateLocked(const std::string& name,
-                              const ActorCounts& own) const;
-  // True if `name` is held or awaits its durable sync. Requires mu_.
-  bool ExistsLocked(const std::string& name) const;
+                              const ActorCounts& own) const REQUIRES(mu_);
+  // True if `name` is held or awaits its durable sync.
+  bool ExistsLocked(const std::string& name) const REQUIRES(mu_);
   // This node's actor's totals of `name`, staged changes included.
-  // Requires mu_.
-  ActorCounts OwnCountsLocked(const std::string& name) const;
+  ActorCounts OwnCountsLocked(const std::string& name) const REQUIRES(mu_);
   // Validates and applies (default mode) or stages (durable mode) an
   // increment; stores its ticket.
   Status ApplyIncrement(const std::string& name, int64_t delta,
-                        uint64_t* ticket);
+                        uint64_t* ticket) EXCLUDES(mu_);
   // In durable mode, waits until ticket `ticket` is synced and published
   // (group commit) or failed, and returns which.
-  Status CommitThrough(uint64_t ticket);
-  // The result of resolved ticket `ticket`. Requires write_mu_.
-  Status TicketResultLocked(uint64_t ticket) const;
+  Status CommitThrough(uint64_t ticket) EXCLUDES(write_mu_, mu_);
+  // The result of resolved ticket `ticket`.
+  Status TicketResultLocked(uint64_t ticket) const REQUIRES(write_mu_);
   // Flush() with write_mu_ held.
-  Status FlushLocked(bool sync);
+  Status FlushLocked(bool sync) REQUIRES(write_mu_) EXCLUDES(mu_);
   // Writes dirty and staged counters as one batch; on success publishes
-  // the staged ones, on failure makes the store unavailable. Requires
-  // write_mu_.
-  Status WriteLocked(bool sync);
+  // the staged ones, on failure makes the store unavailable.
+  Status WriteLocked(bool sync) REQUIRES(write_mu_) EXCLUDES(mu_);
   // Fails every staged durable change with `status` and schedules its
-  // counters to be rewritten from their published state. Requires
-  // write_mu_.
-  void FailStagedLocked(const Status& status);
+  // counters to be rewritten from their published state.
+  void FailStagedLocked(const Status& status) REQUIRES(write_mu_) EXCLUDES(mu_);
   // While unavailable: checks the data dir, then Resume()s or reopens
-  // RocksDB. OK if writes may be tried. Requires write_mu_.
-  Status RecoverLocked();
+  // RocksDB. OK if writes may be tried.
+  Status RecoverLocked() REQUIRES(write_mu_) EXCLUDES(mu_);
   // Enters (or stays in) the unavailable state; logs at ERROR,
-  // rate-limited. Requires mu_.
-  void SetUnavailableLocked(const std::string& reason, bool dir_lost);
+  // rate-limited.
+  void SetUnavailableLocked(const std::string& reason, bool dir_lost)
+      REQUIRES(mu_);
   // True if the data dir is not the one opened (removed or replaced).
   bool DataDirLost(std::string* why) const;
   // Marks the store unavailable for good if the data dir is lost.
-  void CheckDataDir();
-  void FlushLoop();
+  void CheckDataDir() EXCLUDES(mu_);
+  // Waits until `wake` or until Close() stops the flush thread; true if
+  // it did.
+  bool SleepUntil(Clock::time_point wake) EXCLUDES(flush_mu_);
+  void FlushLoop() EXCLUDES(write_mu_, mu_, flush_mu_);
   // Durable mode: syncs queued changes and runs their callbacks.
-  void CommitLoop();
+  void CommitLoop() EXCLUDES(write_mu_, mu_, commit_mu_);
   void RegisterMetrics();
 
   const StoreOptions options_;
@@ -305,46 +347,55 @@ class CounterStore {
   uint64_t dir_dev_ = 0;  // identity of data_dir at Open, for DataDirLost()
   uint64_t dir_ino_ = 0;
 
-  std::mutex write_mu_;  // serializes RocksDB writes; guards the next four
-  std::unique_ptr<rocksdb::DB> db_;  // null only while reopening fails
-  bool db_closed_ = false;           // Close() finished
-  uint64_t resolved_through_ = 0;    // durable tickets synced or failed
-  std::vector<FailedTickets> failed_tickets_;  // one per failed sync
+  // Serializes RocksDB writes (held across them); taken before mu_.
+  Mutex write_mu_;
+  // Null only while reopening fails.
+  std::unique_ptr<rocksdb::DB> db_ GUARDED_BY(write_mu_);
+  bool db_closed_ GUARDED_BY(write_mu_) = false;  // Close() finished
+  // Durable tickets synced or failed.
+  uint64_t resolved_through_ GUARDED_BY(write_mu_) = 0;
+  // One per failed sync.
+  std::vector<FailedTickets> failed_tickets_ GUARDED_BY(write_mu_);
 
-  mutable std::mutex mu_;  // guards everything from here to flush_mu_
-  std::map<std::string, Entry> counters_;
-  std::map<uint64_t, std::string> by_seq_;  // seq -> name, one per counter
-  std::set<std::string> dirty_;             // changed since last write
+  // Guards the in-memory state; never held across I/O.
+  mutable Mutex mu_ ACQUIRED_AFTER(write_mu_);
+  std::map<std::string, Entry> counters_ GUARDED_BY(mu_);
+  // seq -> name, one per counter.
+  std::map<uint64_t, std::string> by_seq_ GUARDED_BY(mu_);
+  std::set<std::string> dirty_ GUARDED_BY(mu_);  // changed since last write
   // Durable mode: this actor's totals including changes not yet synced;
   // staged_ waits for the next write, inflight_ is being written.
-  std::map<std::string, ActorCounts> staged_;
-  std::map<std::string, ActorCounts> inflight_;
-  uint64_t next_seq_ = 0;  // last seq handed out
-  uint64_t ticket_ = 0;    // changes made, ever
-  std::vector<std::string> peers_;
-  bool closed_ = false;
-  std::string unavailable_;  // why writes are refused; empty if they are not
-  bool dir_lost_ = false;    // the data dir is gone: only a restart helps
-  Clock::time_point unavailable_since_{};
-  Clock::time_point last_error_log_{};
-  Clock::time_point last_quota_log_{};
+  std::map<std::string, ActorCounts> staged_ GUARDED_BY(mu_);
+  std::map<std::string, ActorCounts> inflight_ GUARDED_BY(mu_);
+  uint64_t next_seq_ GUARDED_BY(mu_) = 0;  // last seq handed out
+  uint64_t ticket_ GUARDED_BY(mu_) = 0;    // changes made, ever
+  std::vector<std::string> peers_ GUARDED_BY(mu_);
+  bool closed_ GUARDED_BY(mu_) = false;
+  // Why writes are refused; empty if they are not.
+  std::string unavailable_ GUARDED_BY(mu_);
+  // The data dir is gone: only a restart helps.
+  bool dir_lost_ GUARDED_BY(mu_) = false;
+  Clock::time_point unavailable_since_ GUARDED_BY(mu_){};
+  Clock::time_point last_error_log_ GUARDED_BY(mu_){};
+  Clock::time_point last_quota_log_ GUARDED_BY(mu_){};
   // Start of the last successful flush (or Open): everything changed
   // before it is on disk.
-  Clock::time_point last_flush_ok_{};
+  Clock::time_point last_flush_ok_ GUARDED_BY(mu_){};
 
-  std::mutex flush_mu_;  // guards stop_flush_; with flush_cv_
-  std::condition_variable flush_cv_;
-  bool stop_flush_ = false;
+  Mutex flush_mu_;  // a leaf; with flush_cv_
+  CondVar flush_cv_;
+  bool stop_flush_ GUARDED_BY(flush_mu_) = false;
   std::thread flush_thread_;
 
   struct PendingAck {
     uint64_t ticket;
     DoneCallback done;
   };
-  std::mutex commit_mu_;  // guards pending_, stop_commit_; with commit_cv_
-  std::condition_variable commit_cv_;
-  std::deque<PendingAck> pending_;  // async increments awaiting their sync
-  bool stop_commit_ = false;
+  Mutex commit_mu_;  // a leaf; with commit_cv_
+  CondVar commit_cv_;
+  // Async increments awaiting their sync.
+  std::deque<PendingAck> pending_ GUARDED_BY(commit_mu_);
+  bool stop_commit_ GUARDED_BY(commit_mu_) = false;
   std::thread commit_thread_;  // runs CommitLoop() in durable mode
 
   // Metrics (null-safe through the helpers in util/metrics.h).

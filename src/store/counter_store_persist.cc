@@ -1,6 +1,6 @@
 // CounterStore's write path: flushes and durable group commits, the
-// storage health state and its recovery, and Close(). The rest of the
-// class (opening, increments, merges, reads) is in counter_store.cc.
+// storage health state and its recovery, and Close(). Opening is in
+// counter_store_open.cc; increments, merges and reads in counter_store.cc.
 
 #include <errno.h>
 #include <glog/logging.h>
@@ -33,13 +33,13 @@ constexpr std::chrono::milliseconds kCloseRetryEvery(200);
 }  // namespace
 
 Status CounterStore::Health() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (closed_) return Status::OK();  // stopping: nothing more is taken
   return CheckWritableLocked(/*fresh=*/0);
 }
 
 Status CounterStore::Flush(bool sync) {
-  std::lock_guard<std::mutex> write_lock(write_mu_);
+  MutexLock write_lock(&write_mu_);
   return FlushLocked(sync);
 }
 
@@ -47,7 +47,7 @@ Status CounterStore::FlushLocked(bool sync) {
   if (db_closed_) return Status::IOError("store is closed");
   bool recovering = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     recovering = !unavailable_.empty();
   }
   Status s = RecoverLocked();
@@ -58,7 +58,7 @@ Status CounterStore::FlushLocked(bool sync) {
   // After an error everything dirty goes out synced before writes resume.
   s = WriteLocked(sync || recovering);
   if (!s.ok() || !recovering) return s;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (dir_lost_) return Status::StorageUnavailable(unavailable_);
   const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
                            Clock::now() - unavailable_since_)
@@ -93,7 +93,7 @@ Status CounterStore::WriteLocked(bool sync) {
   uint64_t through = 0;
   const Clock::time_point start = Clock::now();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     through = ticket_;
     names.swap(dirty_);
     inflight_.swap(staged_);  // inflight_ is empty between writes
@@ -115,7 +115,7 @@ Status CounterStore::WriteLocked(bool sync) {
   const size_t records = batch.Count();
   if (records == 0) {
     resolved_through_ = std::max(resolved_through_, through);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     last_flush_ok_ = start;
     return Status::OK();
   }
@@ -125,7 +125,7 @@ Status CounterStore::WriteLocked(bool sync) {
   if (!s.ok()) {
     const Status failure = Status::StorageUnavailable(s.message());
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       dirty_.insert(names.begin(), names.end());
       SetUnavailableLocked(s.message(), /*dir_lost=*/false);
     }
@@ -134,7 +134,7 @@ Status CounterStore::WriteLocked(bool sync) {
   }
   {
     // Synced: the staged changes become visible (to reads and peers).
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (const auto& [name, own] : inflight_) {
       PnCounter state = StagedStateLocked(name, own);
       auto [it, inserted] = counters_.try_emplace(name);
@@ -159,7 +159,7 @@ Status CounterStore::WriteLocked(bool sync) {
 }
 
 void CounterStore::FailStagedLocked(const Status& status) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   // Their records may be in the WAL: rewrite the published state (or
   // delete a counter never published) before writes resume.
   for (const auto& [name, own] : staged_) dirty_.insert(name);
@@ -186,13 +186,13 @@ Status CounterStore::TicketResultLocked(uint64_t ticket) const {
 
 Status CounterStore::RecoverLocked() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (unavailable_.empty()) return Status::OK();
     if (dir_lost_) return Status::StorageUnavailable(unavailable_);
   }
   std::string why;
   if (DataDirLost(&why)) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     SetUnavailableLocked(why, /*dir_lost=*/true);
     return Status::StorageUnavailable(why);
   }
@@ -206,7 +206,7 @@ Status CounterStore::RecoverLocked() {
   }
   Status s = OpenDb(/*create=*/false);
   if (!s.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     SetUnavailableLocked("reopening RocksDB: " + s.message(),
                          /*dir_lost=*/false);
     return Status::StorageUnavailable(s.message());
@@ -258,12 +258,12 @@ bool CounterStore::DataDirLost(std::string* why) const {
 
 void CounterStore::CheckDataDir() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (dir_lost_ || closed_) return;
   }
   std::string why;
   if (!DataDirLost(&why)) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   SetUnavailableLocked(why, /*dir_lost=*/true);
 }
 
@@ -271,7 +271,7 @@ Status CounterStore::CommitThrough(uint64_t ticket) {
   // Whoever gets write_mu_ first writes every staged change; the others
   // then find their ticket resolved on their own turn.
   for (;;) {
-    std::lock_guard<std::mutex> write_lock(write_mu_);
+    MutexLock write_lock(&write_mu_);
     if (resolved_through_ >= ticket) return TicketResultLocked(ticket);
     Status s = FlushLocked(/*sync=*/true);
     if (!s.ok() && resolved_through_ < ticket) return s;
@@ -279,21 +279,22 @@ Status CounterStore::CommitThrough(uint64_t ticket) {
 }
 
 void CounterStore::CommitLoop() {
-  std::unique_lock<std::mutex> lock(commit_mu_);
   for (;;) {
-    commit_cv_.wait(lock, [this] { return stop_commit_ || !pending_.empty(); });
-    if (pending_.empty()) return;  // stopping, nothing left
     // Everything queued so far goes out in one synced write; what arrives
     // meanwhile waits for the next round.
     std::deque<PendingAck> batch;
-    batch.swap(pending_);
-    lock.unlock();
+    {
+      MutexLock lock(&commit_mu_);
+      while (!stop_commit_ && pending_.empty()) commit_cv_.Wait(&commit_mu_);
+      if (pending_.empty()) return;  // stopping, nothing left
+      batch.swap(pending_);
+    }
     uint64_t through = 0;
     for (const PendingAck& ack : batch) through = std::max(through, ack.ticket);
     const Status s = CommitThrough(through);
     std::vector<Status> results;
     {
-      std::lock_guard<std::mutex> write_lock(write_mu_);
+      MutexLock write_lock(&write_mu_);
       for (const PendingAck& ack : batch) {
         results.push_back(ack.ticket <= resolved_through_
                               ? TicketResultLocked(ack.ticket)
@@ -304,7 +305,16 @@ void CounterStore::CommitLoop() {
       if (results[i].ok()) MetricAdd(increments_metric_);
       batch[i].done(results[i]);
     }
-    lock.lock();
+  }
+}
+
+bool CounterStore::SleepUntil(Clock::time_point wake) {
+  MutexLock lock(&flush_mu_);
+  for (;;) {
+    if (stop_flush_) return true;
+    const auto now = Clock::now();
+    if (now >= wake) return false;
+    flush_cv_.WaitFor(&flush_mu_, wake - now);
   }
 }
 
@@ -319,16 +329,12 @@ void CounterStore::FlushLoop() {
   Clock::duration backoff = tick;
   auto next_recovery = Clock::now();
   auto next_flush = Clock::now() + interval;
-  std::unique_lock<std::mutex> lock(flush_mu_);
-  while (!stop_flush_) {
-    const auto wake = std::min(next_flush, Clock::now() + tick);
-    flush_cv_.wait_until(lock, wake, [this] { return stop_flush_; });
-    if (stop_flush_) break;
-    lock.unlock();
+  for (;;) {
+    if (SleepUntil(std::min(next_flush, Clock::now() + tick))) return;
     CheckDataDir();
     bool recovering = false;
     {
-      std::lock_guard<std::mutex> state_lock(mu_);
+      MutexLock state_lock(&mu_);
       recovering = !unavailable_.empty() && !dir_lost_;
     }
     const auto now = Clock::now();
@@ -350,32 +356,31 @@ void CounterStore::FlushLoop() {
       next_recovery = Clock::now() + tick;  // the first retry after a failure
       backoff = tick;
     }
-    lock.lock();
   }
 }
 
 Status CounterStore::Close() {
   {
-    std::lock_guard<std::mutex> lock(write_mu_);
+    MutexLock lock(&write_mu_);
     if (db_closed_) return Status::OK();  // closed before
   }
   {
-    std::lock_guard<std::mutex> lock(flush_mu_);
+    MutexLock lock(&flush_mu_);
     stop_flush_ = true;
   }
-  flush_cv_.notify_all();
+  flush_cv_.SignalAll();
   if (flush_thread_.joinable()) flush_thread_.join();
   {
     // The commit thread answers everything queued, then exits.
-    std::lock_guard<std::mutex> lock(commit_mu_);
+    MutexLock lock(&commit_mu_);
     stop_commit_ = true;
   }
-  commit_cv_.notify_all();
+  commit_cv_.SignalAll();
   if (commit_thread_.joinable()) commit_thread_.join();
 
   {
     // From here on no change is accepted, so the final flush is complete.
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     closed_ = true;
   }
   // A failing final write is retried for a while: the cause (a full disk)
@@ -385,14 +390,14 @@ Status CounterStore::Close() {
   Status s = Flush(/*sync=*/true);
   while (!s.ok() && !s.IsIOError() && Clock::now() < deadline) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (dir_lost_) break;
     }
     std::this_thread::sleep_for(
         std::min<Clock::duration>(kCloseRetryEvery, deadline - Clock::now()));
     s = Flush(/*sync=*/true);
   }
-  std::lock_guard<std::mutex> write_lock(write_mu_);
+  MutexLock write_lock(&write_mu_);
   if (db_closed_) return Status::OK();  // closed by a concurrent Close()
   if (s.ok() && db_) {
     rocksdb::WriteOptions write;
@@ -410,7 +415,7 @@ Status CounterStore::Close() {
   if (s.ok()) return s;
   size_t unwritten = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     unwritten = dirty_.size();
   }
   return Status::StorageUnavailable(

@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -83,6 +84,26 @@ StoreOptions ChildOptions(const std::string& root) {
   _exit(kChildOtherError);  // not reached
 }
 
+// The descriptor limit LowLimitChild runs under: the default
+// max_open_files plus room for the process and RocksDB's other files, far
+// below the number of SST files the test creates.
+constexpr rlim_t kLowDescriptorLimit = 200;
+
+// Under RLIMIT_NOFILE kLowDescriptorLimit, opens the store with default
+// options (reading every counter), increments, and closes it. Exits
+// kChildOk if all of that worked.
+[[noreturn]] void LowLimitChild(const std::string& root) {
+  rlimit limit{kLowDescriptorLimit, kLowDescriptorLimit};
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) _exit(kChildOtherError);
+  std::unique_ptr<CounterStore> store;
+  Status s = CounterStore::Open(ChildOptions(root), &store);
+  if (s.ok()) s = store->Increment("c000000", 1);
+  if (s.ok()) s = store->Close();
+  if (s.ok()) _exit(kChildOk);
+  std::fprintf(stderr, "child: %s\n", s.ToString().c_str());
+  _exit(kChildOtherError);
+}
+
 // Tries to open the store; exits kChildBusy if it is held elsewhere.
 [[noreturn]] void OpenChild(const std::string& root) {
   std::unique_ptr<CounterStore> store;
@@ -106,6 +127,7 @@ class ChildEnvironment : public ::testing::Environment {
     const std::string root = arg.substr(colon + 1);
     if (mode == "crash") CrashChild(root);
     if (mode == "open") OpenChild(root);
+    if (mode == "low_limit") LowLimitChild(root);
     _exit(kChildOtherError);
   }
 };
@@ -404,6 +426,124 @@ TEST_F(CounterStoreTest, OpenAfterUncleanStopRaisesIncarnation) {
   EXPECT_EQ(state.ValueString(), "3");
 }
 
+// Actor id of node `node_id` (challenge id "1") at `incarnation`.
+std::string ActorAt(uint64_t incarnation, const std::string& node_id) {
+  return "1." + std::to_string(incarnation) + "." + node_id;
+}
+
+TEST_F(CounterStoreTest, OpenStartsAbovePlantedFutureIncarnations) {
+  uint64_t last = 0;
+  std::string node_id;
+  {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->Increment("c", 2).ok());
+    last = store->incarnation();
+    node_id = store->node_id();
+    ASSERT_TRUE(store->Close().ok());
+  }
+  // As if the process had died: the next start would take last + 1, which
+  // an old peer planted (with a full P) along with last + 3.
+  ASSERT_TRUE(DeleteFromDisk(std::string(kMetaCleanStopKey)).ok());
+  PnCounter planted;
+  planted.SetActor(ActorAt(last + 1, node_id), ActorCounts{kMax, 0});
+  planted.SetActor(ActorAt(last + 3, node_id), ActorCounts{5, 0});
+  ASSERT_NO_FATAL_FAILURE(
+      PutRaw(CounterKey("planted"), EncodeCounter(planted)));
+  uint64_t raised = 0;
+  {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    EXPECT_EQ(store->node_id(), node_id);
+    EXPECT_EQ(store->incarnation(), last + 4);
+    raised = store->incarnation();
+    Status s = store->Increment("planted", 1);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    s = store->Increment("c", 1);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(ValueOf(*store, "c"), "3");
+    PnCounter state;
+    ASSERT_TRUE(store->Get("planted", &state).ok());
+    EXPECT_EQ(state.actors().size(), 3u);
+    EXPECT_EQ(state.actors().at(store->actor_id()).p, 1u);
+    ASSERT_TRUE(store->Close().ok());
+  }
+  // The raised incarnation is on disk: a clean restart keeps it.
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->incarnation(), raised);
+}
+
+TEST_F(CounterStoreTest, OnlyThisNodesUnusedIncarnationsRaiseTheNext) {
+  uint64_t last = 0;
+  std::string node_id;
+  {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->Increment("c", 1).ok());
+    last = store->incarnation();
+    node_id = store->node_id();
+    ASSERT_TRUE(store->Close().ok());  // clean: `last` goes on
+  }
+  const std::string other_node =
+      node_id == "0000abcd" ? "0000abce" : "0000abcd";
+  const std::string far = std::to_string(last + 100);
+  PnCounter lookalikes;
+  lookalikes.SetActor(ActorAt(last, node_id), ActorCounts{1, 0});  // ours
+  lookalikes.SetActor("11." + far + "." + node_id, ActorCounts{1, 0});
+  lookalikes.SetActor("x.1." + far + "." + node_id, ActorCounts{1, 0});
+  lookalikes.SetActor(ActorAt(last + 100, other_node), ActorCounts{1, 0});
+  lookalikes.SetActor("1.0" + far + "." + node_id, ActorCounts{1, 0});
+  lookalikes.SetActor("1.+" + far + "." + node_id, ActorCounts{1, 0});
+  lookalikes.SetActor("1." + far + "0." + node_id + "0", ActorCounts{1, 0});
+  ASSERT_NO_FATAL_FAILURE(
+      PutRaw(CounterKey("lookalikes"), EncodeCounter(lookalikes)));
+  {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    EXPECT_EQ(store->incarnation(), last);
+    ASSERT_TRUE(store->Close().ok());
+  }
+  // One planted above a clean stop's incarnation does count.
+  PnCounter planted;
+  planted.SetActor(ActorAt(last + 2, node_id), ActorCounts{kMax, 0});
+  ASSERT_NO_FATAL_FAILURE(
+      PutRaw(CounterKey("planted"), EncodeCounter(planted)));
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->incarnation(), last + 3);
+}
+
+TEST_F(CounterStoreTest, PlantedLastIncarnationGivesANewNodeId) {
+  std::string node_id;
+  {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    node_id = store->node_id();
+    ASSERT_TRUE(store->Close().ok());
+  }
+  PnCounter planted;
+  planted.SetActor(ActorAt(kMax, node_id), ActorCounts{kMax, 0});
+  ASSERT_NO_FATAL_FAILURE(
+      PutRaw(CounterKey("planted"), EncodeCounter(planted)));
+  std::string new_node_id;
+  {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    new_node_id = store->node_id();
+    EXPECT_NE(new_node_id, node_id);
+    EXPECT_EQ(new_node_id.size(), 8u);
+    EXPECT_EQ(store->incarnation(), 1u);
+    Status s = store->Increment("planted", 1);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    ASSERT_TRUE(store->Close().ok());
+  }
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->node_id(), new_node_id);
+  EXPECT_EQ(store->incarnation(), 1u);
+}
+
 TEST_F(CounterStoreTest, DifferentDirsGetDifferentNodeIds) {
   auto a = MustOpen(Options());
   ASSERT_TRUE(a);
@@ -466,6 +606,97 @@ TEST_F(CounterStoreTest, OpenRequiresDataDirAndChallengeId) {
   options.challenge_id.clear();
   EXPECT_TRUE(CounterStore::Open(options, &store).IsInvalidArgument());
   EXPECT_EQ(store, nullptr);
+}
+
+TEST_F(CounterStoreTest, OpenRefusesAnUnboundedMaxOpenFiles) {
+  std::unique_ptr<CounterStore> store;
+  StoreOptions options = Options();
+  options.max_open_files = -1;
+  EXPECT_TRUE(CounterStore::Open(options, &store).IsInvalidArgument());
+  options.max_open_files = 0;
+  EXPECT_TRUE(CounterStore::Open(options, &store).IsInvalidArgument());
+  EXPECT_EQ(store, nullptr);
+}
+
+// The number of this process's descriptors open on a file in `dir` whose
+// name ends in `suffix`.
+int OpenDescriptorsIn(const std::string& dir, const std::string& suffix) {
+  int count = 0;
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const std::string target =
+        std::filesystem::read_symlink(fd.path(), ec).string();
+    if (ec || target.compare(0, dir.size() + 1, dir + "/") != 0) continue;
+    if (target.size() >= suffix.size() &&
+        target.compare(target.size() - suffix.size(), suffix.size(), suffix) ==
+            0) {
+      ++count;
+    }
+  }
+  return count;
+}
+
+TEST_F(CounterStoreTest, OpenStoreKeepsItsSstDescriptorsBounded) {
+  // A data dir of far more SST files than the store may keep open, made
+  // with a plain RocksDB handle and tiny files.
+  constexpr int kCounters = 4000;
+  const int bound = StoreOptions().max_open_files;
+  ASSERT_GT(bound, 0);
+  ASSERT_LE(bound, 128);
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    options.write_buffer_size = 64 << 10;
+    options.target_file_size_base = 4 << 10;
+    options.compression = rocksdb::kNoCompression;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir_, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    PnCounter state;
+    for (int a = 0; a < 20; ++a) {
+      ASSERT_TRUE(state.Add("peer." + std::to_string(a) + ".0000000a", 1).ok());
+    }
+    for (int i = 0; i < kCounters; ++i) {
+      char name[16];
+      std::snprintf(name, sizeof(name), "c%06d", i);
+      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), CounterKey(name),
+                          EncodeCounter(state))
+                      .ok());
+    }
+    // Rewrites everything into files of the target size.
+    rocksdb::CompactRangeOptions compact;
+    compact.bottommost_level_compaction =
+        rocksdb::BottommostLevelCompaction::kForce;
+    ASSERT_TRUE(db->CompactRange(compact, nullptr, nullptr).ok());
+    ASSERT_TRUE(db->Close().ok());
+  }
+  int sst_files = 0;
+  for (const auto& file : std::filesystem::directory_iterator(dir_)) {
+    if (file.path().extension() == ".sst") ++sst_files;
+  }
+  ASSERT_GT(sst_files, 2 * bound);
+
+  // Open() reads every counter, so every SST file is visited.
+  StoreOptions options = Options();
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->size(), static_cast<size_t>(kCounters));
+  EXPECT_EQ(ValueOf(*store, "c003999"), "20");
+  const int open_ssts = OpenDescriptorsIn(dir_, ".sst");
+  EXPECT_GT(open_ssts, 0);
+  EXPECT_LE(open_ssts, bound) << sst_files << " SST files in the data dir";
+  // Everything RocksDB holds in the data dir (WAL, MANIFEST, LOCK too).
+  EXPECT_LE(OpenDescriptorsIn(dir_, ""), bound + 10);
+  ASSERT_TRUE(store->Increment("c000000", 1).ok());
+  ASSERT_TRUE(store->Close().ok());
+  EXPECT_EQ(OpenDescriptorsIn(dir_, ""), 0);
+
+  // The same store works in a process allowed far fewer descriptors than
+  // there are SST files.
+  ASSERT_GT(static_cast<rlim_t>(sst_files), kLowDescriptorLimit);
+  const int wstatus = RunChild("low_limit", root_);
+  ASSERT_TRUE(WIFEXITED(wstatus)) << wstatus;
+  EXPECT_EQ(WEXITSTATUS(wstatus), kChildOk);
 }
 
 TEST_F(CounterStoreTest, FlushTimerWritesWithoutFlush) {
