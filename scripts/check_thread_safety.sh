@@ -3,7 +3,8 @@
 # source file in src/: each access to a GUARDED_BY field must hold its Mutex
 # (util/mutex.h), each REQUIRES must be met. Compiles nothing (-fsyntax-only).
 # First proves the check can fail: a snippet that reads a guarded field
-# without its lock must be refused.
+# without its lock, and one that takes two locks against their declared
+# order (ACQUIRED_AFTER, checked by -Wthread-safety-beta), must be refused.
 #
 #   scripts/check_thread_safety.sh
 #
@@ -17,7 +18,8 @@ if ! command -v "${clangxx}" >/dev/null 2>&1; then
   echo "check_thread_safety.sh: ${clangxx} not found (scripts/install_deps.sh installs clang)" >&2
   exit 1
 fi
-flags=(-std=c++17 -fsyntax-only -Wthread-safety -Werror=thread-safety
+flags=(-std=c++17 -fsyntax-only -Wthread-safety -Wthread-safety-beta
+       -Werror=thread-safety -Werror=thread-safety-beta
        -Wno-unknown-warning-option -I "${ROOT}/src")
 
 probe="$(mktemp "${TMPDIR:-/tmp}/thread_safety_probe.XXXXXX.cc")"
@@ -32,6 +34,22 @@ struct Probe {
 CC
 if "${clangxx}" "${flags[@]}" "${probe}" >/dev/null 2>&1; then
   echo "check_thread_safety.sh: the analysis is not on: an unguarded read compiled" >&2
+  exit 1
+fi
+# ... and that a lock order written with ACQUIRED_BEFORE is enforced.
+cat > "${probe}" <<'CC'
+#include "util/mutex.h"
+struct Probe {
+  dist_counter::Mutex first;
+  dist_counter::Mutex second ACQUIRED_AFTER(first);
+  void Backwards() {
+    dist_counter::MutexLock b(&second);
+    dist_counter::MutexLock a(&first);  // must be refused: order inverted
+  }
+};
+CC
+if "${clangxx}" "${flags[@]}" "${probe}" >/dev/null 2>&1; then
+  echo "check_thread_safety.sh: lock order is not checked: an inverted order compiled" >&2
   exit 1
 fi
 
