@@ -5,7 +5,9 @@ through the hostile peer's modes. Per mode it prints V's /ping latency (max
 and median over ~1 s samples), RSS and CPU, how many requests the hostile
 peer got, and whether H2 still gets V's and H1's increments.
 
-Usage: hostile_peer_run.py BINARY [mode ...]   (default: every mode)
+Usage: hostile_peer_run.py BINARY [mode ...]
+  (default: every mode but widemany and manysmall, which fill the victim
+  for good: give them last, e.g. `... huge widemany`)
 """
 import http.client, json, os, signal, statistics, subprocess, sys, tempfile
 import threading, time
