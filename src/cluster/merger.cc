@@ -28,7 +28,8 @@ constexpr int64_t kLogEveryMs = 10000;
 constexpr int64_t kConflictLogEveryMs = 30000;
 // Why a counter from a peer is refused, as metric labels.
 constexpr const char* kRejectReasons[] = {"too_many_actors", "too_large",
-                                          "own_actor"};
+                                          "own_actor",       "bad_name",
+                                          "bad_actor",       "bad_state"};
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -174,7 +175,8 @@ Merger::Merger(const MergerOptions& options, CounterStore* store)
                 "Peer replies rejected as invalid (never merged).");
     m->Describe("dist_counter_peer_rejected_counters_total", "counter",
                 "Counter states from a peer refused (never merged), by "
-                "reason: too_many_actors, too_large, own_actor.");
+                "reason: too_many_actors, too_large, own_actor, bad_name, "
+                "bad_actor, bad_state.");
     m->Describe("dist_counter_peer_up", "gauge",
                 "1 if the peer answered within the last few merge intervals.");
     m->Describe("dist_counter_peer_last_success_age_seconds", "gauge",
@@ -428,9 +430,7 @@ Status Merger::PullPages(Peer* peer) {
     MetricAdd(peer->counters_metric,
               page.counters.size() + page.rejected.size());
     for (const RejectedCounter& rejected : page.rejected) {
-      ReportRejected(peer, rejected.name, rejected.reason,
-                     std::to_string(rejected.actors) + " actors, " +
-                         std::to_string(rejected.bytes) + " bytes");
+      ReportRejected(peer, rejected.name, rejected.reason, rejected.detail);
     }
     for (const CounterChange& change : page.counters) {
       MergeState(peer, change.name, change.state);

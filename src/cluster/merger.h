@@ -24,6 +24,10 @@
 //     our copy of the counter beyond those bounds, is refused
 //     (reason too_many_actors or too_large). Concurrent merges of one
 //     counter from several peers may overshoot the bound by a few states;
+//   - a counter entry with a bad name (not UTF-8, '/', NUL, too long:
+//     reason bad_name), a bad actor id (over 256 bytes, NUL, not UTF-8:
+//     bad_actor) or a malformed state (bad_state) is refused alone; only a
+//     page whose framing is broken fails whole (the cursor stays);
 //   - this node's own actor ids (our challenge id and node id) are taken
 //     from a peer only for incarnations below ours: those are how a
 //     restarted node gets back what it issued before; the current and any

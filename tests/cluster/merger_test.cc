@@ -25,8 +25,10 @@
 #include "crdt/pn_counter.h"
 #include "store/codec.h"
 #include "store/counter_store.h"
+#include "testing/http_client.h"
 #include "testing/node_process.h"
 #include "testing/wait_until.h"
+#include "util/json.h"
 #include "util/metrics.h"
 
 namespace dist_counter {
@@ -575,6 +577,77 @@ TEST(MergerTest, OversizedCountersAreRefusedAndTheRestOfTheirPageMerged) {
     }
     return false;
   }));
+}
+
+TEST(MergerTest, ABadNameOrActorIdRefusesOnlyItsCounterAndTheCursorMoves) {
+  LocalNode b("2");
+  const std::string page =
+      "[" + ChangeJson("before", StateWith(1)) + "," +
+      ChangeJson("\xff", StateWith(1)) + "," +  // not UTF-8
+      ChangeJson("long-actor", StateWith(1, std::string(kMaxIdBytes, 'a'))) +
+      "," + R"({"name":"bad-shape","state":{"x":{"p":1}}})" + "," +
+      ChangeJson("after", StateWith(3)) + "]";
+  std::mutex mu;
+  std::vector<std::string> targets;
+  FakePeer peer([&](const std::string& target) {
+    std::lock_guard<std::mutex> lock(mu);
+    targets.push_back(target);
+    if (target.find("since=0&") != std::string::npos) {
+      return JsonReply(FakePage(true, 5, false, page));
+    }
+    return JsonReply(FakePage(false, 5, false, "[]"));
+  });
+  ASSERT_TRUE(peer.Start());
+  b.StartMerger({peer.Address()});
+  ASSERT_TRUE(WaitUntil([&] { return b.Has("after"); }));
+  EXPECT_EQ(b.Value("before"), "1");
+  EXPECT_EQ(b.Value("after"), "3");
+  EXPECT_FALSE(b.Has("\xff"));
+  EXPECT_FALSE(b.Has("long-actor"));
+  EXPECT_FALSE(b.Has("bad-shape"));
+  const std::string label = PeerLabel(peer.Address());
+  for (const char* reason : {"bad_name", "bad_actor", "bad_state"}) {
+    EXPECT_EQ(b.Metric("dist_counter_peer_rejected_counters_total{" + label +
+                       ",reason=\"" + reason + "\"}"),
+              1)
+        << reason;
+  }
+  // The cursor moved past them: the next pull asks for what follows.
+  ASSERT_TRUE(WaitUntil([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const std::string& t : targets) {
+      if (t.find("instance=77&since=5&") != std::string::npos) return true;
+    }
+    return false;
+  }));
+  EXPECT_EQ(StatusOf(b.merger(), peer.Address()).failures, 0);
+}
+
+TEST(MergerTest, NamesAndActorIdsThatAreNotUtf8AreNeverServedToPeers) {
+  LocalNode a("1"), b("2");
+  // As older versions stored them (from clients and peers).
+  PnCounter odd = StateWith(1);
+  odd.SetActor("\xfe\xff", ActorCounts{7, 0});
+  ASSERT_TRUE(a.store()->Merge("\xff", StateWith(2), nullptr).ok());
+  ASSERT_TRUE(a.store()->Merge("odd-actor", odd, nullptr).ok());
+  ASSERT_TRUE(a.store()->Increment("plain", 4).ok());
+  test::HttpClient http;
+  const test::HttpResponse changes = http.Request(
+      "GET", "http://" + a.Address() + "/internal/changes?since=0&limit=100");
+  ASSERT_EQ(changes.status, 200) << changes.error;
+  rapidjson::Document doc;
+  EXPECT_TRUE(ParseJson(changes.body, kMaxWireJsonDepth, &doc).ok())
+      << changes.body;
+  const test::HttpResponse one = http.Request(
+      "GET", "http://" + a.Address() + "/internal/counter/odd-actor");
+  ASSERT_EQ(one.status, 200) << one.error;
+  EXPECT_TRUE(ParseJson(one.body, kMaxWireJsonDepth, &doc).ok()) << one.body;
+
+  b.StartMerger({a.Address()});
+  ASSERT_TRUE(WaitUntil([&] { return b.Has("plain") && b.Has("odd-actor"); }));
+  EXPECT_EQ(b.Value("odd-actor"), "1");  // without the actor \xfe\xff
+  EXPECT_FALSE(b.Has("\xff"));
+  EXPECT_EQ(StatusOf(b.merger(), a.Address()).failures, 0);
 }
 
 TEST(MergerTest, AMergeThatWouldGrowACounterPastTheBoundIsRefused) {
