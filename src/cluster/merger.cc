@@ -282,7 +282,15 @@ void Merger::AddThreadsLocked() {
   }
 }
 
+void Merger::CancelRefreshes() {
+  refreshes_cancelled_ = true;
+  // A fanout taken after this sees the flag before its first poll.
+  std::lock_guard<std::mutex> lock(fanouts_mu_);
+  for (CounterFanout* fanout : busy_fanouts_) fanout->Wakeup();
+}
+
 void Merger::Stop() {
+  CancelRefreshes();
   std::vector<std::thread> threads;
   std::vector<std::shared_ptr<Peer>> peers;
   {
@@ -600,11 +608,13 @@ void Merger::RecordFailure(Peer* peer, const Status& status) {
 }
 
 std::unique_ptr<CounterFanout> Merger::TakeFanout() {
+  std::unique_ptr<CounterFanout> fanout;
   {
     std::lock_guard<std::mutex> lock(fanouts_mu_);
     if (!fanouts_.empty()) {
-      std::unique_ptr<CounterFanout> fanout = std::move(fanouts_.back());
+      fanout = std::move(fanouts_.back());
       fanouts_.pop_back();
+      busy_fanouts_.push_back(fanout.get());
       return fanout;
     }
   }
@@ -612,12 +622,19 @@ std::unique_ptr<CounterFanout> Merger::TakeFanout() {
   // One counter and its envelope; larger replies are refused.
   client_options.max_reply_bytes =
       options_.max_counter_bytes + kReplySlackBytes;
-  return std::make_unique<CounterFanout>(client_options);
+  client_options.abort = &refreshes_cancelled_;
+  fanout = std::make_unique<CounterFanout>(client_options);
+  std::lock_guard<std::mutex> lock(fanouts_mu_);
+  busy_fanouts_.push_back(fanout.get());
+  return fanout;
 }
 
 void Merger::ReturnFanout(std::unique_ptr<CounterFanout> fanout) {
   constexpr size_t kMaxIdleFanouts = 16;
   std::lock_guard<std::mutex> lock(fanouts_mu_);
+  busy_fanouts_.erase(
+      std::find(busy_fanouts_.begin(), busy_fanouts_.end(), fanout.get()));
+  if (refreshes_cancelled_) return;  // never used again
   if (fanouts_.size() < kMaxIdleFanouts) fanouts_.push_back(std::move(fanout));
 }
 
@@ -632,6 +649,11 @@ Status Merger::RefreshCounter(const std::string& name,
   }
   std::vector<std::string> addresses;
   for (const auto& peer : targets) addresses.push_back(peer->address);
+  if (refreshes_cancelled_) {
+    MetricAdd(refresh_unavailable_metric_);
+    unreachable->insert(unreachable->end(), addresses.begin(), addresses.end());
+    return Status::Unavailable("stopping: refreshes cancelled");
+  }
 
   std::vector<CounterFanout::Result> results;
   if (!targets.empty()) {
