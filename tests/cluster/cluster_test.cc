@@ -1,6 +1,6 @@
 // Cluster tests: real dist_counter processes on loopback, each with the full
 // peer list, short merge/flush intervals and peer timeouts. They check the
-// contract of SPEC §3 from the outside: convergence to the exact sum, no
+// product contract from the outside: convergence to the exact sum, no
 // acknowledged increment lost to kill -9 in durable mode, no increment made
 // after a restart ever hidden, partitions (SIGSTOP) answered by /value and
 // refused by /consistent_value, a Jepsen-style bounds check on every read,
@@ -686,6 +686,35 @@ TEST(ClusterTest, JepsenCounterReadsStayWithinBoundsAndConverge) {
 }
 
 // ---- a peer that sends garbage
+
+TEST(ClusterTest, SigtermEndsAConsistentReadWaitingOnAHungPeerAtOnce) {
+  std::atomic<int> asked{0};
+  FakeReply silent;
+  silent.hang = true;
+  FakePeer hung([&](const std::string& target) {
+    if (target.rfind("/internal/counter/", 0) == 0) ++asked;
+    return silent;
+  });
+  ASSERT_TRUE(hung.Start());
+  TempDir tmp;
+  NodeProcessOptions options;
+  options.data_dir = tmp.Sub("node");
+  options.flags = {"--challenge_id=1", "--peer_timeout_ms=60000",
+                   "--actors=[\"" + hung.Address() + "\"]"};
+  NodeProcess node(options);
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  std::atomic<long> read_status{-1};
+  std::thread reader([&] {
+    read_status = HttpRequest("GET", node.Url("/counter/c/consistent_value"),
+                              "", {}, 120000)
+                      .status;
+  });
+  EXPECT_TRUE(WaitUntil([&] { return asked.load() > 0; }));
+  // The read would wait for the peer timeout (60 s); the stop cancels it.
+  EXPECT_EQ(node.Stop(/*timeout_ms=*/20000), 0) << node.ReadLog();
+  reader.join();
+  EXPECT_EQ(read_status.load(), 503);
+}
 
 TEST(ClusterTest, AGarbagePeerInTheActorListDisturbsNothing) {
   std::atomic<int> n{0};
