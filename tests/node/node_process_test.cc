@@ -155,6 +155,7 @@ TEST(NodeProcessTest, BadFlagsExitNonZeroWithoutServing) {
       {"--threads=0"},
       {"--port=70000"},
       {"--challenge_id=a b"},
+      {"--challenge_id=a\xff"},  // actor ids must be UTF-8
       {"--actors=[\"a b\"]"},
       {"--actors=h:0"},
       {"--peer_timeout_ms=-1"},
