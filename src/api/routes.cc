@@ -191,6 +191,9 @@ Api::~Api() { Stop(); }
 
 void Api::Stop() {
   stopping_ = true;
+  // Reads waiting on a peer end now (answered "shutting down"), so the
+  // wait below is short whatever the peer timeout.
+  if (cluster_ != nullptr) cluster_->CancelRefreshes();
   if (consistent_pool_) consistent_pool_->Stop();
 }
 
@@ -437,6 +440,7 @@ void Api::HandleValue(const std::string& name, bool consistent,
   if (consistent && cluster_ != nullptr) {
     std::vector<std::string> unreachable;
     Status s = cluster_->RefreshCounter(name, &unreachable);
+    if (!s.ok() && stopping_) return ReplyShuttingDown(reply);
     if (!s.ok()) {
       rapidjson::StringBuffer buffer;
       JsonWriter w(buffer);

@@ -87,8 +87,9 @@ class Api {
   // Stops the consistent-read threads: a consistent read still queued is
   // answered at once with 503 {"type":"Unavailable","message":"shutting
   // down"} (its callback runs on the calling thread), one already running
-  // finishes (it is bounded by the peer timeout), and later ones get the
-  // same 503 without reaching the cluster. Returns once no consistent read
+  // is cancelled (ClusterView::CancelRefreshes) and gets the same 503 within
+  // milliseconds, and later ones get the same 503 without reaching the
+  // cluster. Returns once no consistent read
   // runs any more, so the cluster view may then be destroyed. Every other
   // route keeps working. Idempotent; thread-safe.
   void Stop();

@@ -82,7 +82,6 @@ Status Node::Stop() {
   // themselves live until ~Node: the store may still call the Api back
   // (a durable increment's reply) while it closes.
   if (server_) server_->StopAccepting();  // new requests get 503
-  if (merger_) merger_->CancelRefreshes();  // running refreshes end now
   if (api_) api_->Stop();  // queued consistent reads 503, running ones end
   if (server_) server_->Shutdown();  // owed replies sent, threads joined
   if (merger_) merger_->Stop();      // no pull merges into the store

@@ -703,17 +703,17 @@ TEST(ClusterTest, SigtermEndsAConsistentReadWaitingOnAHungPeerAtOnce) {
                    "--actors=[\"" + hung.Address() + "\"]"};
   NodeProcess node(options);
   ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
-  std::atomic<long> read_status{-1};
+  HttpResponse read;
   std::thread reader([&] {
-    read_status = HttpRequest("GET", node.Url("/counter/c/consistent_value"),
-                              "", {}, 120000)
-                      .status;
+    read = HttpRequest("GET", node.Url("/counter/c/consistent_value"), "", {},
+                       120000);
   });
   EXPECT_TRUE(WaitUntil([&] { return asked.load() > 0; }));
   // The read would wait for the peer timeout (60 s); the stop cancels it.
   EXPECT_EQ(node.Stop(/*timeout_ms=*/20000), 0) << node.ReadLog();
   reader.join();
-  EXPECT_EQ(read_status.load(), 503);
+  EXPECT_EQ(read.status, 503);
+  EXPECT_NE(read.body.find("shutting down"), std::string::npos) << read.body;
 }
 
 TEST(ClusterTest, AGarbagePeerInTheActorListDisturbsNothing) {
