@@ -187,7 +187,12 @@ Api::Api(const ApiOptions& options, CounterStore* store, ClusterView* cluster,
   }
 }
 
-Api::~Api() { Stop(); }
+Api::~Api() {
+  // As Stop(), but without reaching the cluster view, which a caller that
+  // never called Stop() may have destroyed already.
+  stopping_ = true;
+  if (consistent_pool_) consistent_pool_->Stop();
+}
 
 void Api::Stop() {
   stopping_ = true;

@@ -81,7 +81,8 @@ class Api {
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
-  // Calls Stop().
+  // Stops the consistent-read threads as Stop() does, but does not cancel
+  // running reads through the cluster view (call Stop() first for that).
   ~Api();
 
   // Stops the consistent-read threads: a consistent read still queued is
