@@ -3,8 +3,9 @@
 // The first three bytes pick the request (limit 1..16, the cursor); the
 // rest is the reply body. Whatever decodes must keep the request's
 // promises: no more counters than asked for, a cursor that never moves
-// back, valid names, states within the limits that encode and decode back
-// to themselves.
+// back, names and actor ids that are UTF-8 (so a page made of them is valid
+// JSON), states within the limits that encode and decode back to
+// themselves.
 
 #include <cstddef>
 #include <cstdint>
@@ -14,12 +15,19 @@
 #include "fuzz/fuzz_check.h"
 #include "proto/wire.h"
 #include "store/codec.h"
+#include "util/json.h"
+#include "util/utf8.h"
 
 namespace dist_counter {
 namespace {
 
-// A state survives the disk codec unchanged.
+// A state survives the disk codec unchanged; its actor ids are ones a peer
+// may send.
 void CheckState(const PnCounter& state) {
+  for (const auto& [actor, counts] : state.actors()) {
+    FUZZ_CHECK(!actor.empty() && actor.size() <= kMaxIdBytes);
+    FUZZ_CHECK(IsValidUtf8(actor));
+  }
   PnCounter decoded;
   FUZZ_CHECK(DecodeCounter(EncodeCounter(state), &decoded).ok());
   FUZZ_CHECK(EncodeCounter(decoded) == EncodeCounter(state));
@@ -47,9 +55,19 @@ void FuzzChangesPage(const uint8_t* data, size_t size) {
       FUZZ_CHECK(page.next.since >= cursor.since);
     }
     for (const CounterChange& change : page.counters) {
-      FUZZ_CHECK(ValidateCounterName(change.name).ok());
+      FUZZ_CHECK(ValidateNewCounterName(change.name).ok());
       CheckState(change.state);
     }
+    // What was taken can be served on as strict JSON.
+    rapidjson::Document doc;
+    PeerIdentity us;
+    us.challenge_id = "1";
+    us.node_id = "abcd0123";
+    us.actor = "1.1.abcd0123";
+    FUZZ_CHECK(ParseJson(EncodeChangesPage(us, page.reset, page.next.since,
+                                           page.more, page.counters),
+                         kMaxWireJsonDepth, &doc)
+                   .ok());
   } else {
     FUZZ_CHECK(page.more && page.counters.empty() && page.rejected.empty());
   }

@@ -30,6 +30,10 @@ class ClusterView {
 
   // Called after POST /config stored a new peer list.
   virtual void PeersChanged(const std::vector<std::string>& peers) = 0;
+
+  // Makes every RefreshCounter() in progress return Unavailable within
+  // milliseconds, and every later one at once: the API is stopping.
+  virtual void CancelRefreshes() {}
 };
 
 }  // namespace dist_counter

@@ -8,17 +8,11 @@
 #include "util/json.h"
 #include "util/peer_address.h"
 #include "util/url.h"
-#include "util/utf8.h"
 
 namespace dist_counter {
 
 Status CheckCounterName(std::string_view name) {
-  Status s = ValidateCounterName(name);
-  if (!s.ok()) return s;
-  if (!IsValidUtf8(name)) {
-    return Status::InvalidArgument("counter name is not valid UTF-8");
-  }
-  return Status::OK();
+  return ValidateNewCounterName(name);
 }
 
 Status ParseCounterName(std::string_view segment, std::string* name) {

@@ -210,10 +210,18 @@ Api::Api(const ApiOptions& options, CounterStore* store, ClusterView* cluster,
   }
 }
 
-Api::~Api() { Stop(); }
+Api::~Api() {
+  // As Stop(), but without reaching the cluster view, which a caller that
+  // never called Stop() may have destroyed already.
+  stopping_ = true;
+  if (consistent_pool_) consistent_pool_->Stop();
+}
 
 void Api::Stop() {
   stopping_ = true;
+  // Reads waiting on a peer end now (answered "shutting down"), so the
+  // wait below is short whatever the peer timeout.
+  if (cluster_ != nullptr) cluster_->CancelRefreshes();
   if (consistent_pool_) consistent_pool_->Stop();
 }
 
@@ -463,6 +471,7 @@ void Api::HandleValue(const std::string& name, bool consistent,
   if (consistent && cluster_ != nullptr) {
     std::vector<std::string> unreachable;
     Status s = cluster_->RefreshCounter(name, &unreachable);
+    if (!s.ok() && stopping_) return ReplyShuttingDown(reply);
     if (!s.ok()) {
       rapidjson::StringBuffer buffer;
       JsonWriter w(buffer);

@@ -87,14 +87,16 @@ class Api {
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
-  // Calls Stop().
+  // Stops the consistent-read threads as Stop() does, but does not cancel
+  // running reads through the cluster view (call Stop() first for that).
   ~Api();
 
   // Stops the consistent-read threads: a consistent read still queued is
   // answered at once with 503 {"type":"Unavailable","message":"shutting
   // down"} (its callback runs on the calling thread), one already running
-  // finishes (it is bounded by the peer timeout), and later ones get the
-  // same 503 without reaching the cluster. Returns once no consistent read
+  // is cancelled (ClusterView::CancelRefreshes) and gets the same 503 within
+  // milliseconds, and later ones get the same 503 without reaching the
+  // cluster. Returns once no consistent read
   // runs any more, so the cluster view may then be destroyed. Every other
   // route keeps working. Idempotent; thread-safe.
   void Stop();

@@ -28,7 +28,8 @@ constexpr int64_t kLogEveryMs = 10000;
 constexpr int64_t kConflictLogEveryMs = 30000;
 // Why a counter from a peer is refused, as metric labels.
 constexpr const char* kRejectReasons[] = {"too_many_actors", "too_large",
-                                          "own_actor"};
+                                          "own_actor",       "bad_name",
+                                          "bad_actor",       "bad_state"};
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -174,7 +175,8 @@ Merger::Merger(const MergerOptions& options, CounterStore* store)
                 "Peer replies rejected as invalid (never merged).");
     m->Describe("dist_counter_peer_rejected_counters_total", "counter",
                 "Counter states from a peer refused (never merged), by "
-                "reason: too_many_actors, too_large, own_actor.");
+                "reason: too_many_actors, too_large, own_actor, bad_name, "
+                "bad_actor, bad_state.");
     m->Describe("dist_counter_peer_up", "gauge",
                 "1 if the peer answered within the last few merge intervals.");
     m->Describe("dist_counter_peer_last_success_age_seconds", "gauge",
@@ -280,7 +282,15 @@ void Merger::AddThreadsLocked() {
   }
 }
 
+void Merger::CancelRefreshes() {
+  refreshes_cancelled_ = true;
+  // A fanout taken after this sees the flag before its first poll.
+  std::lock_guard<std::mutex> lock(fanouts_mu_);
+  for (CounterFanout* fanout : busy_fanouts_) fanout->Wakeup();
+}
+
 void Merger::Stop() {
+  CancelRefreshes();
   std::vector<std::thread> threads;
   std::vector<std::shared_ptr<Peer>> peers;
   {
@@ -428,9 +438,7 @@ Status Merger::PullPages(Peer* peer) {
     MetricAdd(peer->counters_metric,
               page.counters.size() + page.rejected.size());
     for (const RejectedCounter& rejected : page.rejected) {
-      ReportRejected(peer, rejected.name, rejected.reason,
-                     std::to_string(rejected.actors) + " actors, " +
-                         std::to_string(rejected.bytes) + " bytes");
+      ReportRejected(peer, rejected.name, rejected.reason, rejected.detail);
     }
     for (const CounterChange& change : page.counters) {
       MergeState(peer, change.name, change.state);
@@ -600,11 +608,13 @@ void Merger::RecordFailure(Peer* peer, const Status& status) {
 }
 
 std::unique_ptr<CounterFanout> Merger::TakeFanout() {
+  std::unique_ptr<CounterFanout> fanout;
   {
     std::lock_guard<std::mutex> lock(fanouts_mu_);
     if (!fanouts_.empty()) {
-      std::unique_ptr<CounterFanout> fanout = std::move(fanouts_.back());
+      fanout = std::move(fanouts_.back());
       fanouts_.pop_back();
+      busy_fanouts_.push_back(fanout.get());
       return fanout;
     }
   }
@@ -612,12 +622,19 @@ std::unique_ptr<CounterFanout> Merger::TakeFanout() {
   // One counter and its envelope; larger replies are refused.
   client_options.max_reply_bytes =
       options_.max_counter_bytes + kReplySlackBytes;
-  return std::make_unique<CounterFanout>(client_options);
+  client_options.abort = &refreshes_cancelled_;
+  fanout = std::make_unique<CounterFanout>(client_options);
+  std::lock_guard<std::mutex> lock(fanouts_mu_);
+  busy_fanouts_.push_back(fanout.get());
+  return fanout;
 }
 
 void Merger::ReturnFanout(std::unique_ptr<CounterFanout> fanout) {
   constexpr size_t kMaxIdleFanouts = 16;
   std::lock_guard<std::mutex> lock(fanouts_mu_);
+  busy_fanouts_.erase(
+      std::find(busy_fanouts_.begin(), busy_fanouts_.end(), fanout.get()));
+  if (refreshes_cancelled_) return;  // never used again
   if (fanouts_.size() < kMaxIdleFanouts) fanouts_.push_back(std::move(fanout));
 }
 
@@ -632,6 +649,11 @@ Status Merger::RefreshCounter(const std::string& name,
   }
   std::vector<std::string> addresses;
   for (const auto& peer : targets) addresses.push_back(peer->address);
+  if (refreshes_cancelled_) {
+    MetricAdd(refresh_unavailable_metric_);
+    unreachable->insert(unreachable->end(), addresses.begin(), addresses.end());
+    return Status::Unavailable("stopping: refreshes cancelled");
+  }
 
   std::vector<CounterFanout::Result> results;
   if (!targets.empty()) {

@@ -24,6 +24,10 @@
 //     our copy of the counter beyond those bounds, is refused
 //     (reason too_many_actors or too_large). Concurrent merges of one
 //     counter from several peers may overshoot the bound by a few states;
+//   - a counter entry with a bad name (not UTF-8, '/', NUL, too long:
+//     reason bad_name), a bad actor id (over 256 bytes, NUL, not UTF-8:
+//     bad_actor) or a malformed state (bad_state) is refused alone; only a
+//     page whose framing is broken fails whole (the cursor stays);
 //   - this node's own actor ids (our challenge id and node id) are taken
 //     from a peer only for incarnations below ours: those are how a
 //     restarted node gets back what it issued before; the current and any
@@ -126,9 +130,15 @@ class Merger {
   // Idempotent; does nothing after Stop().
   void Start(uint16_t port = 0);
 
-  // Stops and joins the pull threads; a pull in progress is abandoned
-  // within a few milliseconds. RefreshCounter() keeps working. Idempotent.
+  // CancelRefreshes(), then stops and joins the pull threads; a pull in
+  // progress is abandoned within a few milliseconds. Idempotent.
   void Stop();
+
+  // Makes every RefreshCounter() in progress return Unavailable within a
+  // few milliseconds (whatever peer_timeout_ms is), and every later one at
+  // once. For a prompt stop: call it before waiting for the callers of
+  // RefreshCounter(). Pulls go on until Stop(). Idempotent.
+  void CancelRefreshes();
 
   // Replaces the peer list. Peers that stay keep their cursor and health;
   // a pull of a removed peer in progress is abandoned and waited for here,
@@ -138,7 +148,8 @@ class Merger {
   // Fetches counter `name` from every peer (except this node) in parallel,
   // within about peer_timeout_ms, and merges every valid answer into the
   // store. Returns OK if every peer answered; otherwise Unavailable, with
-  // each peer that did not (as configured) appended to *unreachable.
+  // each peer that did not (as configured) appended to *unreachable. After
+  // CancelRefreshes() (or Stop()): Unavailable, every peer unreachable.
   Status RefreshCounter(const std::string& name,
                         std::vector<std::string>* unreachable);
 
@@ -195,8 +206,11 @@ class Merger {
   bool started_ = false;
   bool stopped_ = false;  // Stop() was called: no pull starts again
 
-  std::mutex fanouts_mu_;                                // guards fanouts_
+  // Set once by CancelRefreshes(); every fanout's abort flag.
+  std::atomic<bool> refreshes_cancelled_{false};
+  std::mutex fanouts_mu_;  // guards fanouts_ and busy_fanouts_
   std::vector<std::unique_ptr<CounterFanout>> fanouts_;  // idle ones
+  std::vector<CounterFanout*> busy_fanouts_;  // taken by a RefreshCounter
 
   // Metrics (null when options.metrics is null).
   std::atomic<uint64_t>* duplicate_metric_ = nullptr;

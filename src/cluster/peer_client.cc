@@ -189,7 +189,8 @@ Status PeerClient::FetchCounter(const std::string& name, PeerIdentity* node,
 }
 
 CounterFanout::CounterFanout(const PeerClientOptions& options)
-    : options_([&options] {
+    : abort_(options.abort),
+      options_([&options] {
         PeerClientOptions o = options;
         o.abort = nullptr;
         return o;
@@ -199,6 +200,10 @@ CounterFanout::CounterFanout(const PeerClientOptions& options)
 CounterFanout::~CounterFanout() {
   clients_.clear();  // easy handles are never left in the multi handle
   if (multi_ != nullptr) curl_multi_cleanup(static_cast<CURLM*>(multi_));
+}
+
+void CounterFanout::Wakeup() {
+  if (multi_ != nullptr) curl_multi_wakeup(static_cast<CURLM*>(multi_));
 }
 
 void CounterFanout::FetchCounter(const std::vector<std::string>& addresses,
@@ -213,6 +218,9 @@ void CounterFanout::FetchCounter(const std::vector<std::string>& addresses,
     it = wanted ? std::next(it) : clients_.erase(it);
   }
 
+  const auto aborted = [this] {
+    return abort_ != nullptr && abort_->load(std::memory_order_relaxed);
+  };
   CURLM* multi = static_cast<CURLM*>(multi_);
   std::vector<PeerClient*> added(addresses.size(), nullptr);
   const std::string path = CounterTarget(name);
@@ -220,6 +228,10 @@ void CounterFanout::FetchCounter(const std::vector<std::string>& addresses,
     Result& r = (*results)[i];
     r.address = addresses[i];
     r.status = Status::Unavailable(addresses[i] + ": no answer");
+    if (aborted()) {
+      r.status = Status::Unavailable(addresses[i] + ": aborted");
+      continue;
+    }
     auto& client = clients_[addresses[i]];
     if (!client) client = std::make_unique<PeerClient>(addresses[i], options_);
     if (multi == nullptr || client->curl_ == nullptr) continue;
@@ -250,9 +262,9 @@ void CounterFanout::FetchCounter(const std::vector<std::string>& addresses,
       auto* client = reinterpret_cast<PeerClient*>(priv);
       done[client] = client->Finish(msg->data.result);
     }
-    if (running == 0) break;
+    if (running == 0 || aborted()) break;
     curl_multi_poll(multi, nullptr, 0, 50, nullptr);
-  } while (std::chrono::steady_clock::now() < deadline);
+  } while (std::chrono::steady_clock::now() < deadline && !aborted());
 
   for (size_t i = 0; i < addresses.size(); ++i) {
     PeerClient* client = added[i];
@@ -262,8 +274,11 @@ void CounterFanout::FetchCounter(const std::vector<std::string>& addresses,
   for (size_t i = 0; i < addresses.size(); ++i) {
     PeerClient* client = clients_[addresses[i]].get();
     auto it = done.find(client);
-    if (it == done.end()) continue;
     Result& r = (*results)[i];
+    if (it == done.end()) {
+      if (aborted()) r.status = Status::Unavailable(addresses[i] + ": aborted");
+      continue;
+    }
     r.status = it->second;
     if (!r.status.ok()) continue;
     Status s = DecodeCounterReply(client->body_, name, options_.limits, &r.node,

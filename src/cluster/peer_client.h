@@ -6,10 +6,11 @@
 // Every request is bounded: a connect timeout and a total timeout (a peer
 // that accepts the connection and then hangs, e.g. under SIGSTOP, costs at
 // most the total timeout), and a cap on the reply size. Everything a peer
-// sends is validated strictly before any of it is returned: bad JSON
-// (including truncated or deeply nested), wrong types, unknown or malformed
-// counter states, names or actor ids, inconsistent cursors, more counters
-// than asked for. Such a reply is Corruption and none of it is returned.
+// sends is validated strictly before any of it is returned: a reply whose
+// framing is bad (bad JSON, truncated or deeply nested, wrong envelope
+// types, inconsistent cursors, more counters than asked for) is Corruption
+// and none of it is returned; a malformed counter entry in a page (bad
+// name, state or actor id) is left out and named in ChangesPage::rejected.
 // The protocol itself (targets, envelopes, decoders) is proto/wire.h.
 // Transport failures (refused, timed out, reset, HTTP 5xx) are Unavailable.
 //
@@ -116,10 +117,13 @@ class PeerClient {
 
 // CounterFanout fetches one counter from several peers in parallel from the
 // calling thread (curl multi), keeping one keep-alive connection per peer
-// between calls. Not thread-safe; keep one per concurrent caller.
+// between calls. Not thread-safe (but Wakeup()); keep one per concurrent
+// caller.
 class CounterFanout {
  public:
-  // options.abort is ignored.
+  // When options.abort is set and becomes true, FetchCounter() gives up
+  // every transfer still running (Unavailable) once it notices: at its next
+  // poll, at most 50 ms later, or at once after Wakeup().
   explicit CounterFanout(const PeerClientOptions& options);
   CounterFanout(const CounterFanout&) = delete;
   CounterFanout& operator=(const CounterFanout&) = delete;
@@ -140,8 +144,14 @@ class CounterFanout {
   void FetchCounter(const std::vector<std::string>& addresses,
                     const std::string& name, std::vector<Result>* results);
 
+  // Makes a FetchCounter() in progress (or the next one's first poll) look
+  // at options.abort now. Thread-safe: meant to be called from another
+  // thread right after setting the abort flag.
+  void Wakeup();
+
  private:
-  const PeerClientOptions options_;
+  const std::atomic<bool>* const abort_;  // options.abort; may be null
+  const PeerClientOptions options_;       // without abort, for the clients
   void* multi_ = nullptr;  // CURLM*, owned; holds the connection cache
   std::map<std::string, std::unique_ptr<PeerClient>> clients_;
 };

@@ -17,6 +17,7 @@
 #include "cluster/peer_client.h"
 #include "node/node.h"
 #include "util/peer_address.h"
+#include "util/utf8.h"
 
 DEFINE_string(challenge_id, "",
               "Name of this node; its actor ids start with it. Falls back to "
@@ -186,6 +187,11 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
       std::cerr << "--challenge_id must be printable without spaces\n";
       return false;
     }
+  }
+  // It starts every actor id, and peers take only UTF-8 actor ids.
+  if (!dist_counter::IsValidUtf8(options->store.challenge_id)) {
+    std::cerr << "--challenge_id must be UTF-8\n";
+    return false;
   }
   const std::string actors = FlagOrEnv(FLAGS_actors, "ACTORS", "");
   if (!actors.empty()) {

@@ -13,6 +13,8 @@ std::vector<std::string> MergerView::ConnectedNodes() const {
   return merger_->ConnectedNodes();
 }
 
+void MergerView::CancelRefreshes() { merger_->CancelRefreshes(); }
+
 void MergerView::PeersChanged(const std::vector<std::string>& peers) {
   merger_->SetPeers(peers);
 }

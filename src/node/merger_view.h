@@ -25,6 +25,7 @@ class MergerView : public ClusterView {
                         std::vector<std::string>* unreachable) override;
   std::vector<std::string> ConnectedNodes() const override;
   void PeersChanged(const std::vector<std::string>& peers) override;
+  void CancelRefreshes() override;
 
  private:
   Merger* const merger_;

@@ -9,7 +9,9 @@
 
 #include "store/codec.h"
 #include "store/counter_json.h"
+#include "util/json.h"
 #include "util/url.h"
+#include "util/utf8.h"
 
 namespace dist_counter {
 
@@ -17,15 +19,27 @@ namespace {
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
-// Iterative parsing: a deeply nested reply cannot overflow the stack.
-constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag;
-
 void WriteString(JsonWriter* w, const std::string& s) {
   w->String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
 
+// Writes `state` without the actors whose ids are not UTF-8 (older
+// versions took such ids from peers; JSON cannot carry them as they are).
 void WriteState(JsonWriter* w, const PnCounter& state) {
-  const std::string json = EncodeCounter(state);
+  bool all_utf8 = true;
+  for (const auto& [actor, counts] : state.actors()) {
+    all_utf8 = all_utf8 && IsValidUtf8(actor);
+  }
+  std::string json;
+  if (all_utf8) {
+    json = EncodeCounter(state);
+  } else {
+    PnCounter sendable;
+    for (const auto& [actor, counts] : state.actors()) {
+      if (IsValidUtf8(actor)) sendable.SetActor(actor, counts);
+    }
+    json = EncodeCounter(sendable);
+  }
   w->RawValue(json.data(), json.size(), rapidjson::kObjectType);
 }
 
@@ -86,86 +100,128 @@ Status DecodeIdentity(const rapidjson::Value& reply, PeerIdentity* node) {
   return Status::OK();
 }
 
-Status DecodeName(const rapidjson::Value& object, std::string* name) {
+// Reads object["name"] into *name. Returns "" if it is a name we may take
+// (ValidateNewCounterName), else the reject reason "bad_name" with *detail
+// saying why; *name then holds what was sent (or "").
+std::string DecodeName(const rapidjson::Value& object, std::string* name,
+                       std::string* detail) {
+  name->clear();
   auto it = object.FindMember("name");
   if (it == object.MemberEnd() || !it->value.IsString()) {
-    return Status::Corruption("counter without a name");
+    *detail = "no name";
+    return "bad_name";
   }
-  std::string parsed(it->value.GetString(), it->value.GetStringLength());
-  if (!ValidateCounterName(parsed).ok()) {
-    return Status::Corruption("invalid counter name");
+  name->assign(it->value.GetString(), it->value.GetStringLength());
+  Status s = ValidateNewCounterName(*name);
+  if (!s.ok()) {
+    *detail = s.message();
+    return "bad_name";
   }
-  *name = std::move(parsed);
-  return Status::OK();
+  return "";
 }
 
-// Decodes object["state"]. A state beyond `limits` is not Corruption: it
-// returns OK with *reason set ("" when within the limits) and *actors and
-// *bytes saying how large it is; *state is then unspecified.
-Status DecodeStateMember(const rapidjson::Value& object,
-                         const WireLimits& limits, PnCounter* state,
-                         std::string* reason, size_t* actors, size_t* bytes) {
-  reason->clear();
+// Returns "" if `actor` is an actor id we may take from a peer; otherwise
+// why not.
+std::string CheckActorId(const std::string& actor) {
+  if (actor.size() > kMaxIdBytes) {
+    return "an actor id over " + std::to_string(kMaxIdBytes) + " bytes";
+  }
+  if (actor.find('\0') != std::string::npos) return "an actor id with NUL";
+  if (!IsValidUtf8(actor)) return "an actor id that is not UTF-8";
+  return "";
+}
+
+// Decodes object["state"] into *state. Returns "" if it is a valid state
+// within `limits`; otherwise the reject reason (too_many_actors, too_large,
+// bad_actor or bad_state) with *detail saying more. *actors and *bytes say
+// how large the state is (as far as known). *state is unspecified unless
+// "" is returned.
+std::string DecodeStateMember(const rapidjson::Value& object,
+                              const WireLimits& limits, PnCounter* state,
+                              std::string* detail, size_t* actors,
+                              size_t* bytes) {
+  *actors = 0;
   *bytes = 0;
   auto it = object.FindMember("state");
   if (it == object.MemberEnd()) {
-    return Status::Corruption("counter without a state");
+    *detail = "no state";
+    return "bad_state";
   }
   const rapidjson::Value& value = it->value;
   *actors = value.IsObject() ? value.MemberCount() : 0;
   if (*actors > limits.max_actors_per_counter) {
-    *reason = "too_many_actors";
-    return Status::OK();
+    *detail = std::to_string(*actors) + " actors";
+    return "too_many_actors";
   }
   Status s = DecodeCounterValue(value, state);
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    *detail = s.message();
+    return "bad_state";
+  }
   for (const auto& [actor, counts] : state->actors()) {
-    if (actor.size() > kMaxIdBytes) {
-      return Status::Corruption("state has an actor id over " +
-                                std::to_string(kMaxIdBytes) + " bytes");
+    const std::string problem = CheckActorId(actor);
+    if (!problem.empty()) {
+      *detail = "state has " + problem;
+      return "bad_actor";
     }
   }
   *bytes = EncodedCounterBytes(*state);
-  if (*bytes > limits.max_counter_bytes) *reason = "too_large";
-  return Status::OK();
+  if (*bytes > limits.max_counter_bytes) {
+    *detail = std::to_string(*actors) + " actors, " + std::to_string(*bytes) +
+              " bytes";
+    return "too_large";
+  }
+  return "";
 }
 
 Status ParseDocument(std::string_view body, rapidjson::Document* doc) {
-  doc->Parse<kParseFlags>(body.data(), body.size());
-  if (doc->HasParseError()) return Status::Corruption("reply is not JSON");
+  // Strings are judged where they are used: a bad name or actor id refuses
+  // its counter, not the page.
+  Status s = ParseJsonAnyStrings(body, kMaxWireJsonDepth, doc);
+  if (!s.ok()) return Status::Corruption("reply is not JSON: " + s.message());
   if (!doc->IsObject()) return Status::Corruption("reply is not an object");
   return Status::OK();
 }
 
-// Decodes one element of a page's "counters" into *page.
-Status DecodeChange(const rapidjson::Value& item, const WireLimits& limits,
-                    ChangesPage* page) {
-  if (!item.IsObject()) return Status::Corruption("counter is not an object");
+// Decodes one element of a page's "counters" into *page: into
+// page->counters if we take it, else into page->rejected. Never fails: a
+// problem of one counter is that counter's alone.
+void DecodeChange(const rapidjson::Value& item, const WireLimits& limits,
+                  ChangesPage* page) {
+  RejectedCounter rejected;
+  if (!item.IsObject()) {
+    rejected.reason = "bad_state";
+    rejected.detail = "not an object";
+    page->rejected.push_back(std::move(rejected));
+    return;
+  }
   CounterChange change;
-  Status s = DecodeName(item, &change.name);
-  if (!s.ok()) return s;
+  rejected.reason = DecodeName(item, &change.name, &rejected.detail);
   auto omitted = item.FindMember("omitted");
-  if (omitted != item.MemberEnd()) {
-    if (!omitted->value.IsUint64() || item.MemberCount() != 2) {
-      return Status::Corruption("malformed omitted counter");
+  if (rejected.reason.empty() && omitted != item.MemberEnd()) {
+    if (omitted->value.IsUint64() && item.MemberCount() == 2) {
+      rejected.reason = "too_large";
+      rejected.bytes = static_cast<size_t>(omitted->value.GetUint64());
+      rejected.detail =
+          "omitted by the peer, " + std::to_string(rejected.bytes) + " bytes";
+    } else {
+      rejected.reason = "bad_state";
+      rejected.detail = "malformed omitted marker";
     }
-    page->rejected.push_back(
-        RejectedCounter{std::move(change.name), "too_large", 0,
-                        static_cast<size_t>(omitted->value.GetUint64())});
-    return Status::OK();
   }
-  std::string reason;
-  size_t actors = 0, bytes = 0;
-  s = DecodeStateMember(item, limits, &change.state, &reason, &actors, &bytes);
-  if (!s.ok()) return s;
-  if (!reason.empty()) {
-    page->rejected.push_back(
-        RejectedCounter{std::move(change.name), reason, actors, bytes});
-    return Status::OK();
+  if (rejected.reason.empty()) {
+    rejected.reason =
+        DecodeStateMember(item, limits, &change.state, &rejected.detail,
+                          &rejected.actors, &rejected.bytes);
   }
-  change.bytes = bytes;
+  if (!rejected.reason.empty()) {
+    // Only for reports: logs and metrics stay readable.
+    rejected.name = ToValidUtf8(change.name);
+    page->rejected.push_back(std::move(rejected));
+    return;
+  }
+  change.bytes = rejected.bytes;
   page->counters.push_back(std::move(change));
-  return Status::OK();
 }
 
 }  // namespace
@@ -200,11 +256,20 @@ std::string EncodeChangesPage(const PeerIdentity& node, bool reset,
   w.Bool(reset);
   w.Key("next");
   w.Uint64(next);
+  // A name that is not UTF-8 (older versions took any bytes) cannot go into
+  // JSON as it is, and a peer could not take it anyway: it is left out.
+  std::vector<const CounterChange*> sent;
+  for (const CounterChange& change : changes) {
+    if (IsValidUtf8(change.name)) sent.push_back(&change);
+  }
+  // An empty page saying "more" would be refused as making no progress; the
+  // cursor still moves, and the puller asks again next round.
   w.Key("more");
-  w.Bool(more);
+  w.Bool(more && !sent.empty());
   w.Key("counters");
   w.StartArray();
-  for (const CounterChange& change : changes) {
+  for (const CounterChange* sent_change : sent) {
+    const CounterChange& change = *sent_change;
     w.StartObject();
     w.Key("name");
     WriteString(&w, change.name);
@@ -279,10 +344,7 @@ Status DecodeChangesPage(std::string_view body, const ChangesCursor& cursor,
     return Status::Corruption("changes reply says more but makes no progress");
   }
   parsed.counters.reserve(array.Size());
-  for (const auto& item : array) {
-    s = DecodeChange(item, limits, &parsed);
-    if (!s.ok()) return s;
-  }
+  for (const auto& item : array) DecodeChange(item, limits, &parsed);
   *page = std::move(parsed);
   return Status::OK();
 }
@@ -296,9 +358,10 @@ Status DecodeCounterReply(std::string_view body, const std::string& name,
   PeerIdentity parsed_node;
   s = DecodeIdentity(doc, &parsed_node);
   if (!s.ok()) return s;
-  std::string parsed_name;
-  s = DecodeName(doc, &parsed_name);
-  if (!s.ok()) return s;
+  std::string parsed_name, detail;
+  if (!DecodeName(doc, &parsed_name, &detail).empty()) {
+    return Status::Corruption("counter reply has a bad name: " + detail);
+  }
   if (parsed_name != name) {
     return Status::Corruption("counter reply names another counter");
   }
@@ -307,14 +370,12 @@ Status DecodeCounterReply(std::string_view body, const std::string& name,
     return Status::Corruption("counter reply has a malformed \"found\"");
   }
   PnCounter parsed_state;
-  std::string reason;
   size_t actors = 0, bytes = 0;
-  s = DecodeStateMember(doc, limits, &parsed_state, &reason, &actors, &bytes);
-  if (!s.ok()) return s;
+  const std::string reason =
+      DecodeStateMember(doc, limits, &parsed_state, &detail, &actors, &bytes);
   if (!reason.empty()) {
-    return Status::Corruption("counter " + name + " exceeds our bounds (" +
-                              reason + ": " + std::to_string(actors) +
-                              " actors, " + std::to_string(bytes) + " bytes)");
+    return Status::Corruption("counter " + name + " refused (" + reason + ": " +
+                              detail + ")");
   }
   if (!parsed_found && !parsed_state.empty()) {
     return Status::Corruption("counter reply has a state but found=false");

@@ -18,10 +18,20 @@
 //   <identity> is {"challenge_id":..,"node_id":..,"actor":..}
 //   <state> is the disk format of a counter: {"<actor>":{"p":P,"n":N},...}
 //
-// Decoders are strict: anything malformed is Corruption and nothing of the
-// reply is returned. A well-formed counter that exceeds the receiver's
-// bounds (WireLimits) is not an error of the page: it is left out and
-// listed in ChangesPage::rejected, so the rest of the page still counts.
+// Decoders are strict. A changes page whose framing is broken (not JSON,
+// a NUL byte, nesting deeper than kMaxWireJsonDepth, a missing or malformed
+// node/instance/reset/next/more/counters, an inconsistent cursor) is
+// Corruption and nothing of it is returned. A problem of one counter entry
+// is that counter's alone: a bad name (not ValidateNewCounterName, e.g. not
+// UTF-8), a malformed state, a bad actor id (over kMaxIdBytes, NUL, not
+// UTF-8, a lone surrogate escape included) or a state beyond the
+// receiver's bounds (WireLimits) leaves that counter out, listed in
+// ChangesPage::rejected, while the rest of the page counts and the cursor
+// moves. A counter reply is one counter: any problem is Corruption.
+//
+// Encoders never write invalid JSON, whatever the store holds: a change
+// whose name is not UTF-8 (older versions stored any bytes) is left out of
+// a page, and actors whose ids are not UTF-8 are left out of states sent.
 //
 // Pure functions and plain structs; safe from any thread.
 
@@ -48,6 +58,9 @@ inline constexpr size_t kMaxPageBytes = 16 << 20;
 inline constexpr size_t kMaxIdBytes = 256;
 // Room for a reply's envelope and per-counter framing on top of its states.
 inline constexpr size_t kReplySlackBytes = 64 << 10;
+// Deepest nesting a reply may have: pages nest 5 deep (reply, counters,
+// change, state, totals); deeper is Corruption, refused before parsing.
+inline constexpr int kMaxWireJsonDepth = 8;
 
 // Who answered, as the reply's "node" object says.
 struct PeerIdentity {
@@ -74,8 +87,12 @@ struct WireLimits {
 
 // A counter a page carried but the receiver refused.
 struct RejectedCounter {
+  // As sent, with bytes that are not UTF-8 replaced (for reports only);
+  // "" if the entry had no name.
   std::string name;
-  std::string reason;  // "too_many_actors" or "too_large"
+  // "too_many_actors", "too_large", "bad_name", "bad_actor" or "bad_state".
+  std::string reason;
+  std::string detail;  // for people: what exactly was wrong
   size_t actors = 0;   // as sent (0 if the state was omitted)
   size_t bytes = 0;    // as sent, or as the "omitted" marker says
 };
@@ -101,7 +118,9 @@ std::string CounterTarget(const std::string& name);
 size_t ServedPageBytes(uint64_t requested);
 
 // The body of a changes reply from `node` (its instance included) holding
-// `changes`, in order. A change with `omitted` set is sent as a marker.
+// `changes`, in order. A change with `omitted` set is sent as a marker. A
+// change whose name is not UTF-8 is left out; if that leaves none, `more`
+// is sent as false (the puller resumes at `next` in its next round).
 std::string EncodeChangesPage(const PeerIdentity& node, bool reset,
                               uint64_t next, bool more,
                               const std::vector<CounterChange>& changes);
@@ -112,8 +131,9 @@ std::string EncodeCounterReply(const PeerIdentity& node,
                                bool found = true);
 
 // Decodes the reply to a request of at most `limit` changes after `cursor`.
-// On success replaces *page and returns OK; counters beyond `limits` are in
-// page->rejected, not page->counters. On anything malformed or
+// On success replaces *page and returns OK; counters refused (beyond
+// `limits` or malformed, see above) are in page->rejected, not
+// page->counters. On anything malformed or
 // inconsistent (the cursor moving back, more=true without progress, more
 // counters than asked for) returns Corruption and leaves *page unchanged.
 Status DecodeChangesPage(std::string_view body, const ChangesCursor& cursor,

@@ -5,6 +5,8 @@
 #include <rapidjson/writer.h>
 
 #include "store/counter_json.h"
+#include "util/json.h"
+#include "util/utf8.h"
 
 namespace dist_counter {
 
@@ -18,6 +20,15 @@ Status ValidateCounterName(std::string_view name) {
   }
   if (name.find('\0') != std::string_view::npos) {
     return Status::InvalidArgument("counter name contains NUL");
+  }
+  return Status::OK();
+}
+
+Status ValidateNewCounterName(std::string_view name) {
+  Status s = ValidateCounterName(name);
+  if (!s.ok()) return s;
+  if (!IsValidUtf8(name)) {
+    return Status::InvalidArgument("counter name is not valid UTF-8");
   }
   return Status::OK();
 }
@@ -124,14 +135,9 @@ Status DecodeCounterValue(const rapidjson::Value& value, PnCounter* counter) {
 }
 
 Status DecodeCounter(std::string_view json, PnCounter* counter) {
-  // RapidJSON stops at a NUL as if the text ended there; a raw NUL is never
-  // valid JSON, so refuse it rather than decode only what comes before it.
-  if (json.find('\0') != std::string_view::npos) {
-    return Status::Corruption("counter: NUL byte in JSON");
-  }
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
-  if (doc.HasParseError()) return Status::Corruption("counter: bad JSON");
+  Status s = ParseJsonAnyStrings(json, kMaxJsonDepth, &doc);
+  if (!s.ok()) return Status::Corruption("counter: " + s.message());
   return DecodeCounterValue(doc, counter);
 }
 
@@ -147,12 +153,9 @@ std::string EncodeStringList(const std::vector<std::string>& list) {
 }
 
 Status DecodeStringList(std::string_view json, std::vector<std::string>* list) {
-  if (json.find('\0') != std::string_view::npos) {
-    return Status::InvalidArgument("NUL byte in JSON");
-  }
   rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
-  if (doc.HasParseError()) return Status::InvalidArgument("bad JSON");
+  Status s = ParseJsonAnyStrings(json, kMaxJsonDepth, &doc);
+  if (!s.ok()) return s;
   if (!doc.IsArray()) return Status::InvalidArgument("not a JSON array");
   std::vector<std::string> decoded;
   for (const auto& item : doc.GetArray()) {

@@ -45,8 +45,16 @@ inline constexpr std::string_view kFormatVersion = "1";
 inline constexpr size_t kMaxCounterNameBytes = 200;
 
 // Returns OK if `name` is a valid counter name: 1 to 200 bytes, no '/' and
-// no NUL. Otherwise InvalidArgument saying why.
+// no NUL. Otherwise InvalidArgument saying why. This is the rule for names
+// already on disk: older versions took any other bytes, and such counters
+// still load.
 Status ValidateCounterName(std::string_view name);
+
+// The rule for names that come in now, from clients and from peers:
+// ValidateCounterName() and well-formed UTF-8, so that every name this node
+// creates or exchanges can go into JSON as it is. InvalidArgument otherwise.
+// (The API hides names on disk that fail it; peers are never sent them.)
+Status ValidateNewCounterName(std::string_view name);
 
 // "counter/<name>".
 std::string CounterKey(std::string_view name);
@@ -56,11 +64,13 @@ bool ParseCounterKey(std::string_view key, std::string* name);
 // Compact JSON of `counter`'s per-actor totals.
 std::string EncodeCounter(const PnCounter& counter);
 // Decodes what EncodeCounter wrote into *counter (replacing it). Returns
-// Corruption, leaving *counter unchanged, for anything else: bad JSON, a
-// non-object, totals that are not unsigned 64-bit integers, extra fields,
-// an empty actor id or one given twice. This one decoder reads counter
-// states from disk and (through DecodeCounterValue, counter_json.h) from
-// peers, so both refuse exactly the same records.
+// Corruption, leaving *counter unchanged, for anything else: bad JSON
+// (a NUL byte or nesting over kMaxJsonDepth included), a non-object, totals
+// that are not unsigned 64-bit integers, extra fields, an empty actor id or one
+// given twice. Actor ids need not be UTF-8 (older versions took them from peers
+// unchecked). This one decoder reads counter states from disk and (through
+// DecodeCounterValue, counter_json.h) from peers, so both refuse exactly the
+// same records.
 Status DecodeCounter(std::string_view json, PnCounter* counter);
 
 // The exact size in bytes of EncodeCounter(counter), computed without

@@ -76,8 +76,10 @@ Status CheckJsonDepth(std::string_view text, int max_depth) {
   return Status::OK();
 }
 
-Status ParseJson(std::string_view text, int max_depth,
-                 rapidjson::Document* doc) {
+namespace {
+
+template <unsigned kFlags>
+Status Parse(std::string_view text, int max_depth, rapidjson::Document* doc) {
   // RapidJSON takes a NUL byte for the end of the text and would ignore
   // what follows; JSON never holds one raw (inside strings it is escaped).
   if (text.find('\0') != std::string_view::npos) {
@@ -85,19 +87,31 @@ Status ParseJson(std::string_view text, int max_depth,
   }
   Status s = CheckJsonDepth(text, max_depth);
   if (!s.ok()) return s;
-  constexpr unsigned kFlags =
-      rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
-  doc->Parse<kFlags>(text.data(), text.size());
+  doc->Parse<kFlags | rapidjson::kParseIterativeFlag>(text.data(), text.size());
   if (doc->HasParseError()) {
     return Status::InvalidArgument(
         std::string("bad JSON at offset ") +
         std::to_string(doc->GetErrorOffset()) + ": " +
         rapidjson::GetParseError_En(doc->GetParseError()));
   }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status ParseJson(std::string_view text, int max_depth,
+                 rapidjson::Document* doc) {
+  Status s = Parse<rapidjson::kParseValidateEncodingFlag>(text, max_depth, doc);
+  if (!s.ok()) return s;
   if (!AllStringsAreUtf8(*doc)) {
     return Status::InvalidArgument("JSON string escapes a lone surrogate");
   }
   return Status::OK();
+}
+
+Status ParseJsonAnyStrings(std::string_view text, int max_depth,
+                           rapidjson::Document* doc) {
+  return Parse<rapidjson::kParseNoFlags>(text, max_depth, doc);
 }
 
 }  // namespace dist_counter

@@ -32,6 +32,15 @@ Status CheckJsonDepth(std::string_view text, int max_depth);
 Status ParseJson(std::string_view text, int max_depth,
                  rapidjson::Document* doc);
 
+// ParseJson() without the UTF-8 rule: strings may hold any bytes (raw, or
+// from an escaped lone low surrogate), for formats that judge strings one
+// record at a time (a peer's page refuses one counter with a bad name, not
+// the whole page) or must read what older versions wrote (disk). A raw NUL
+// byte, bad JSON (a lone high-surrogate escape included) and nesting deeper
+// than `max_depth` are still InvalidArgument.
+Status ParseJsonAnyStrings(std::string_view text, int max_depth,
+                           rapidjson::Document* doc);
+
 }  // namespace dist_counter
 
 #endif  // DIST_COUNTER_UTIL_JSON_H_

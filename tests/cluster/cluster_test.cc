@@ -1,6 +1,6 @@
 // Cluster tests: real dist_counter processes on loopback, each with the full
 // peer list, short merge/flush intervals and peer timeouts. They check the
-// contract of SPEC §3 from the outside: convergence to the exact sum, no
+// product contract from the outside: convergence to the exact sum, no
 // acknowledged increment lost to kill -9 in durable mode, no increment made
 // after a restart ever hidden, partitions (SIGSTOP) answered by /value and
 // refused by /consistent_value, a Jepsen-style bounds check on every read,
@@ -687,6 +687,35 @@ TEST(ClusterTest, JepsenCounterReadsStayWithinBoundsAndConverge) {
 
 // ---- a peer that sends garbage
 
+TEST(ClusterTest, SigtermEndsAConsistentReadWaitingOnAHungPeerAtOnce) {
+  std::atomic<int> asked{0};
+  FakeReply silent;
+  silent.hang = true;
+  FakePeer hung([&](const std::string& target) {
+    if (target.rfind("/internal/counter/", 0) == 0) ++asked;
+    return silent;
+  });
+  ASSERT_TRUE(hung.Start());
+  TempDir tmp;
+  NodeProcessOptions options;
+  options.data_dir = tmp.Sub("node");
+  options.flags = {"--challenge_id=1", "--peer_timeout_ms=60000",
+                   "--actors=[\"" + hung.Address() + "\"]"};
+  NodeProcess node(options);
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  HttpResponse read;
+  std::thread reader([&] {
+    read = HttpRequest("GET", node.Url("/counter/c/consistent_value"), "", {},
+                       120000);
+  });
+  EXPECT_TRUE(WaitUntil([&] { return asked.load() > 0; }));
+  // The read would wait for the peer timeout (60 s); the stop cancels it.
+  EXPECT_EQ(node.Stop(/*timeout_ms=*/20000), 0) << node.ReadLog();
+  reader.join();
+  EXPECT_EQ(read.status, 503);
+  EXPECT_NE(read.body.find("shutting down"), std::string::npos) << read.body;
+}
+
 TEST(ClusterTest, AGarbagePeerInTheActorListDisturbsNothing) {
   std::atomic<int> n{0};
   FakePeer garbage([&n](const std::string& target) {
@@ -743,8 +772,12 @@ TEST(ClusterTest, AGarbagePeerInTheActorListDisturbsNothing) {
     EXPECT_EQ(r.status, 503);
     EXPECT_EQ(r.body, "{\"node_down\":true,\"unreachable\":[\"" +
                           garbage.Address() + "\"]}");
-    EXPECT_EQ(ConnectedNodes(cluster.node(i)),
-              std::vector<std::string>{cluster.node(1 - i).Address()});
+    // The garbage peer may count as connected now and then: a page with
+    // only its bad counter entries refused is a valid page.
+    const std::vector<std::string> connected = ConnectedNodes(cluster.node(i));
+    EXPECT_NE(std::find(connected.begin(), connected.end(),
+                        cluster.node(1 - i).Address()),
+              connected.end());
     EXPECT_TRUE(cluster.node(i).running());
   }
   // Failures are logged, but not at every round.

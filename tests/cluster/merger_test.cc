@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -25,8 +26,10 @@
 #include "crdt/pn_counter.h"
 #include "store/codec.h"
 #include "store/counter_store.h"
+#include "testing/http_client.h"
 #include "testing/node_process.h"
 #include "testing/wait_until.h"
+#include "util/json.h"
 #include "util/metrics.h"
 
 namespace dist_counter {
@@ -359,8 +362,9 @@ TEST(MergerTest, GarbageAndHungPeersNeitherDisturbNorDelayTheOthers) {
   LocalNode a("1"), b("2");
   auto garbage = std::make_unique<FakePeer>([](const std::string&) {
     return JsonReply(
+        // No "next": the page's framing is broken, so nothing of it counts.
         R"({"node":{"challenge_id":"g","node_id":"g","actor":"g"},"instance":5,)"
-        R"("reset":true,"next":3,"more":false,"counters":[)"
+        R"("reset":true,"more":false,"counters":[)"
         R"({"name":"poison","state":{"x":{"p":1,"n":0}}},)"
         R"({"name":"bad","state":{"x":{"p":-1,"n":0}}}]})");
   });
@@ -489,6 +493,53 @@ TEST(MergerTest, StopsPromptlyWhileAPeerHangs) {
   EXPECT_TRUE(b.merger()->ConnectedNodes().empty());
 }
 
+TEST(MergerTest, StopCancelsARefreshInProgressAndEveryLaterOne) {
+  std::atomic<int> counter_requests{0};
+  FakeReply silent;
+  silent.hang = true;
+  FakePeer hung([&](const std::string& target) {
+    if (target.rfind("/internal/counter/", 0) == 0) ++counter_requests;
+    return silent;
+  });
+  ASSERT_TRUE(hung.Start());
+  LocalNode b("2");
+  MergerOptions options = LocalNode::Fast();
+  options.peer_timeout_ms = 60000;  // only the cancel can end the refresh
+  b.StartMerger({hung.Address()}, options);
+
+  std::atomic<bool> done{false};
+  Status status;
+  std::vector<std::string> unreachable;
+  std::thread refresh([&] {
+    status = b.merger()->RefreshCounter("c", &unreachable);
+    done = true;
+  });
+  EXPECT_TRUE(WaitUntil([&] { return counter_requests.load() > 0; }));
+  b.merger()->Stop();
+  EXPECT_TRUE(WaitUntil([&] { return done.load(); }, 5000));
+  refresh.join();
+  EXPECT_TRUE(status.IsUnavailable()) << status.ToString();
+  EXPECT_EQ(unreachable, std::vector<std::string>{hung.Address()});
+
+  // Later refreshes do not ask at all.
+  const int asked = counter_requests.load();
+  unreachable.clear();
+  EXPECT_TRUE(b.merger()->RefreshCounter("c", &unreachable).IsUnavailable());
+  EXPECT_EQ(unreachable, std::vector<std::string>{hung.Address()});
+  EXPECT_EQ(counter_requests.load(), asked);
+}
+
+TEST(MergerTest, CancelRefreshesLeavesThePullsRunning) {
+  LocalNode a("1"), b("2");
+  b.StartMerger({a.Address()});
+  b.merger()->CancelRefreshes();
+  std::vector<std::string> unreachable;
+  EXPECT_TRUE(b.merger()->RefreshCounter("c", &unreachable).IsUnavailable());
+  EXPECT_EQ(unreachable, std::vector<std::string>{a.Address()});
+  ASSERT_TRUE(a.store()->Increment("c", 3).ok());
+  EXPECT_TRUE(WaitUntil([&] { return b.Value("c") == "3"; }));
+}
+
 // A state of `actors` actors named <prefix>0, <prefix>1, ...
 PnCounter StateWith(int actors, const std::string& prefix = "actor-") {
   PnCounter state;
@@ -575,6 +626,77 @@ TEST(MergerTest, OversizedCountersAreRefusedAndTheRestOfTheirPageMerged) {
     }
     return false;
   }));
+}
+
+TEST(MergerTest, ABadNameOrActorIdRefusesOnlyItsCounterAndTheCursorMoves) {
+  LocalNode b("2");
+  const std::string page =
+      "[" + ChangeJson("before", StateWith(1)) + "," +
+      ChangeJson("\xff", StateWith(1)) + "," +  // not UTF-8
+      ChangeJson("long-actor", StateWith(1, std::string(kMaxIdBytes, 'a'))) +
+      "," + R"({"name":"bad-shape","state":{"x":{"p":1}}})" + "," +
+      ChangeJson("after", StateWith(3)) + "]";
+  std::mutex mu;
+  std::vector<std::string> targets;
+  FakePeer peer([&](const std::string& target) {
+    std::lock_guard<std::mutex> lock(mu);
+    targets.push_back(target);
+    if (target.find("since=0&") != std::string::npos) {
+      return JsonReply(FakePage(true, 5, false, page));
+    }
+    return JsonReply(FakePage(false, 5, false, "[]"));
+  });
+  ASSERT_TRUE(peer.Start());
+  b.StartMerger({peer.Address()});
+  ASSERT_TRUE(WaitUntil([&] { return b.Has("after"); }));
+  EXPECT_EQ(b.Value("before"), "1");
+  EXPECT_EQ(b.Value("after"), "3");
+  EXPECT_FALSE(b.Has("\xff"));
+  EXPECT_FALSE(b.Has("long-actor"));
+  EXPECT_FALSE(b.Has("bad-shape"));
+  const std::string label = PeerLabel(peer.Address());
+  for (const char* reason : {"bad_name", "bad_actor", "bad_state"}) {
+    EXPECT_EQ(b.Metric("dist_counter_peer_rejected_counters_total{" + label +
+                       ",reason=\"" + reason + "\"}"),
+              1)
+        << reason;
+  }
+  // The cursor moved past them: the next pull asks for what follows.
+  ASSERT_TRUE(WaitUntil([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const std::string& t : targets) {
+      if (t.find("instance=77&since=5&") != std::string::npos) return true;
+    }
+    return false;
+  }));
+  EXPECT_EQ(StatusOf(b.merger(), peer.Address()).failures, 0);
+}
+
+TEST(MergerTest, NamesAndActorIdsThatAreNotUtf8AreNeverServedToPeers) {
+  LocalNode a("1"), b("2");
+  // As older versions stored them (from clients and peers).
+  PnCounter odd = StateWith(1);
+  odd.SetActor("\xfe\xff", ActorCounts{7, 0});
+  ASSERT_TRUE(a.store()->Merge("\xff", StateWith(2), nullptr).ok());
+  ASSERT_TRUE(a.store()->Merge("odd-actor", odd, nullptr).ok());
+  ASSERT_TRUE(a.store()->Increment("plain", 4).ok());
+  test::HttpClient http;
+  const test::HttpResponse changes = http.Request(
+      "GET", "http://" + a.Address() + "/internal/changes?since=0&limit=100");
+  ASSERT_EQ(changes.status, 200) << changes.error;
+  rapidjson::Document doc;
+  EXPECT_TRUE(ParseJson(changes.body, kMaxWireJsonDepth, &doc).ok())
+      << changes.body;
+  const test::HttpResponse one = http.Request(
+      "GET", "http://" + a.Address() + "/internal/counter/odd-actor");
+  ASSERT_EQ(one.status, 200) << one.error;
+  EXPECT_TRUE(ParseJson(one.body, kMaxWireJsonDepth, &doc).ok()) << one.body;
+
+  b.StartMerger({a.Address()});
+  ASSERT_TRUE(WaitUntil([&] { return b.Has("plain") && b.Has("odd-actor"); }));
+  EXPECT_EQ(b.Value("odd-actor"), "1");  // without the actor \xfe\xff
+  EXPECT_FALSE(b.Has("\xff"));
+  EXPECT_EQ(StatusOf(b.merger(), a.Address()).failures, 0);
 }
 
 TEST(MergerTest, AMergeThatWouldGrowACounterPastTheBoundIsRefused) {

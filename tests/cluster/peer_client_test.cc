@@ -194,36 +194,49 @@ TEST(PeerClientTest, RejectsWrongTypesInTheEnvelope) {
   }
 }
 
-TEST(PeerClientTest, RejectsBadCounterStates) {
+TEST(PeerClientTest, RefusesBadCounterEntriesOneByOne) {
   const std::string long_name(201, 'n');
   const std::string long_actor(300, 'a');
-  const std::vector<std::string> bad = {
-      R"([1])",
-      R"([{"state":{}}])",
-      R"([{"name":"","state":{}}])",
-      R"([{"name":"a/b","state":{}}])",
-      R"([{"name":"a\u0000b","state":{}}])",
-      R"([{"name":")" + long_name + R"(","state":{}}])",
-      R"([{"name":5,"state":{}}])",
-      R"([{"name":"a"}])",
-      R"([{"name":"a","state":[]}])",
-      R"([{"name":"a","state":{"x":{"p":"1","n":0}}}])",
-      R"([{"name":"a","state":{"x":{"p":-1,"n":0}}}])",
-      R"([{"name":"a","state":{"x":{"p":1.0,"n":0}}}])",
-      R"([{"name":"a","state":{"x":{"p":18446744073709551616,"n":0}}}])",
-      R"([{"name":"a","state":{"x":{"p":1}}}])",
-      R"([{"name":"a","state":{"x":{"p":1,"n":0,"q":0}}}])",
-      R"([{"name":"a","state":{"x":{"p":1,"q":0}}}])",
-      R"([{"name":"a","state":{"x":5}}])",
-      R"([{"name":"a","state":{"":{"p":1,"n":0}}}])",
-      R"([{"name":"a","state":{")" + long_actor + R"(":{"p":1,"n":0}}}])",
-      R"([{"name":"a","state":{"x":{"p":1,"n":0},"x":{"p":9,"n":0}}}])",
-      // A valid counter followed by a bad one: nothing is returned.
-      R"([{"name":"ok","state":{"x":{"p":1,"n":0}}},{"name":"a","state":{"x":null}}])",
+  // Each entry is refused alone, for the reason given; the page still
+  // counts (its cursor moves).
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {R"(1)", "bad_state"},
+      {R"({"state":{}})", "bad_name"},
+      {R"({"name":"","state":{}})", "bad_name"},
+      {R"({"name":"a/b","state":{}})", "bad_name"},
+      {R"({"name":"a\u0000b","state":{}})", "bad_name"},
+      {R"({"name":")" + long_name + R"(","state":{}})", "bad_name"},
+      {R"({"name":5,"state":{}})", "bad_name"},
+      {"{\"name\":\"\xff\",\"state\":{}}", "bad_name"},
+      {R"({"name":"a"})", "bad_state"},
+      {R"({"name":"a","state":[]})", "bad_state"},
+      {R"({"name":"a","state":{"x":{"p":"1","n":0}}})", "bad_state"},
+      {R"({"name":"a","state":{"x":{"p":-1,"n":0}}})", "bad_state"},
+      {R"({"name":"a","state":{"x":{"p":1.0,"n":0}}})", "bad_state"},
+      {R"({"name":"a","state":{"x":{"p":18446744073709551616,"n":0}}})",
+       "bad_state"},
+      {R"({"name":"a","state":{"x":{"p":1}}})", "bad_state"},
+      {R"({"name":"a","state":{"x":{"p":1,"n":0,"q":0}}})", "bad_state"},
+      {R"({"name":"a","state":{"x":{"p":1,"q":0}}})", "bad_state"},
+      {R"({"name":"a","state":{"x":5}})", "bad_state"},
+      {R"({"name":"a","state":{"":{"p":1,"n":0}}})", "bad_state"},
+      {R"({"name":"a","state":{"x":{"p":1,"n":0},"x":{"p":9,"n":0}}})",
+       "bad_state"},
+      {R"({"name":"a","state":{")" + long_actor + R"(":{"p":1,"n":0}}})",
+       "bad_actor"},
+      {R"({"name":"a","state":{"\udc00":{"p":1,"n":0}}})", "bad_actor"},
   };
-  for (const std::string& counters : bad) {
-    Status s = FetchChangesBody(ChangesBody(counters));
-    EXPECT_TRUE(s.IsCorruption()) << counters << " -> " << s.ToString();
+  for (const auto& [entry, reason] : bad) {
+    const std::string counters =
+        R"([{"name":"ok","state":{"x":{"p":1,"n":0}}},)" + entry + "]";
+    ChangesPage page;
+    Status s = FetchChangesFrom(JsonReply(ChangesBody(counters)), &page);
+    ASSERT_TRUE(s.ok()) << entry << " -> " << s.ToString();
+    EXPECT_EQ(page.next.since, 2u) << entry;
+    ASSERT_EQ(page.counters.size(), 1u) << entry;
+    EXPECT_EQ(page.counters[0].name, "ok");
+    ASSERT_EQ(page.rejected.size(), 1u) << entry;
+    EXPECT_EQ(page.rejected[0].reason, reason) << entry;
   }
 }
 

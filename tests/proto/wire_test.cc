@@ -11,9 +11,12 @@
 #include <vector>
 
 #include "store/codec.h"
+#include "util/json.h"
 
 namespace dist_counter {
 namespace {
+
+using namespace std::string_literals;
 
 PeerIdentity Node() {
   PeerIdentity node;
@@ -131,10 +134,15 @@ TEST(WireTest, StatesAreRefusedExactlyAsOnDisk) {
     const bool wire_ok = DecodeChangesPage(PageOf({state}), ChangesCursor(), 10,
                                            WireLimits(), &page)
                              .ok();
-    EXPECT_EQ(disk_ok, wire_ok) << state;
-    if (disk_ok && wire_ok) {
-      ASSERT_EQ(page.counters.size(), 1u);
+    // A bad state refuses its counter, not the page.
+    ASSERT_TRUE(wire_ok) << state;
+    EXPECT_EQ(page.counters.size(), disk_ok ? 1u : 0u) << state;
+    if (disk_ok) {
       EXPECT_EQ(page.counters[0].state, from_disk) << state;
+    } else {
+      ASSERT_EQ(page.rejected.size(), 1u) << state;
+      EXPECT_EQ(page.rejected[0].reason, "bad_state") << state;
+      EXPECT_EQ(page.rejected[0].name, "c0") << state;
     }
   }
 }
@@ -201,7 +209,8 @@ TEST(WireTest, AnOmittedCounterIsRejectedAndMovesTheCursor) {
   EXPECT_EQ(page.rejected[0].name, "huge");
   EXPECT_EQ(page.rejected[0].reason, "too_large");
   EXPECT_EQ(page.rejected[0].bytes, size_t{70} << 20);
-  // A marker must be exactly {"name","omitted":<bytes>}.
+  // A marker must be exactly {"name","omitted":<bytes>}; another refuses its
+  // counter only.
   for (const std::string& bad :
        {std::string(R"("omitted":-1)"), std::string(R"("omitted":"x")"),
         std::string(R"("omitted":5,"state":{})")}) {
@@ -210,11 +219,166 @@ TEST(WireTest, AnOmittedCounterIsRejectedAndMovesTheCursor) {
         R"("instance":42,"reset":true,"next":9,"more":false,"counters":[)"
         R"({"name":"c",)" +
         bad + "}]}";
-    EXPECT_TRUE(
-        DecodeChangesPage(text, ChangesCursor(), 10, WireLimits(), &page)
-            .IsCorruption())
+    ASSERT_TRUE(
+        DecodeChangesPage(text, ChangesCursor(), 10, WireLimits(), &page).ok())
+        << bad;
+    EXPECT_TRUE(page.counters.empty()) << bad;
+    ASSERT_EQ(page.rejected.size(), 1u) << bad;
+    EXPECT_EQ(page.rejected[0].reason, "bad_state") << bad;
+  }
+}
+
+// A page of fake node 7 holding `counters` (a JSON array's elements).
+std::string PageWith(const std::string& counters, bool more = false) {
+  return R"({"node":{"challenge_id":"7","node_id":"0000abcd","actor":"x"},)"
+         R"("instance":42,"reset":true,"next":9,"more":)"s +
+         (more ? "true" : "false") + R"(,"counters":[)" + counters + "]}";
+}
+
+constexpr char kFine[] = R"({"a":{"p":3,"n":1}})";
+
+std::string Entry(const std::string& name_json, const std::string& state) {
+  return R"({"name":)" + name_json + R"(,"state":)" + state + "}";
+}
+
+TEST(WireTest, ABadNameRefusesOnlyItsCounter) {
+  const std::string bad_names[] = {
+      "\"\xff\"",       // raw bytes that are not UTF-8
+      R"("\udc00")",    // an escaped lone low surrogate
+      R"("a/b")",       // what no counter name may hold
+      R"("a\u0000b")",  // NUL, escaped
+      R"("")",          //
+      "5",              // not a string
+  };
+  for (const std::string& bad : bad_names) {
+    const std::string body =
+        PageWith(Entry(R"("first")", kFine) + "," + Entry(bad, kFine) + "," +
+                     Entry(R"("last")", kFine),
+                 /*more=*/true);
+    ChangesPage page;
+    ASSERT_TRUE(
+        DecodeChangesPage(body, ChangesCursor(), 10, WireLimits(), &page).ok())
+        << bad;
+    ASSERT_EQ(page.counters.size(), 2u) << bad;
+    EXPECT_EQ(page.counters[0].name, "first");
+    EXPECT_EQ(page.counters[1].name, "last");
+    ASSERT_EQ(page.rejected.size(), 1u) << bad;
+    EXPECT_EQ(page.rejected[0].reason, "bad_name") << bad;
+    EXPECT_EQ(page.next.since, 9u);  // the cursor moves past it
+    EXPECT_TRUE(page.more);
+  }
+}
+
+TEST(WireTest, ABadActorIdRefusesOnlyItsCounter) {
+  const std::string bad_states[] = {
+      // Over the actor id limit.
+      R"({")" + std::string(kMaxIdBytes + 1, 'a') + R"(":{"p":1,"n":0}})",
+      // An escaped lone low surrogate, and raw bytes that are not UTF-8.
+      R"({"a":{"p":1,"n":0},"\udc00":{"p":1,"n":0}})",
+      "{\"\xc3\":{\"p\":1,\"n\":0}}",
+      // NUL, escaped.
+      R"({"a\u0000":{"p":1,"n":0}})",
+  };
+  for (const std::string& bad : bad_states) {
+    const std::string body =
+        PageWith(Entry(R"("first")", kFine) + "," + Entry(R"("bad")", bad) +
+                 "," + Entry(R"("last")", kFine));
+    ChangesPage page;
+    ASSERT_TRUE(
+        DecodeChangesPage(body, ChangesCursor(), 10, WireLimits(), &page).ok())
+        << bad;
+    ASSERT_EQ(page.counters.size(), 2u) << bad;
+    ASSERT_EQ(page.rejected.size(), 1u) << bad;
+    EXPECT_EQ(page.rejected[0].name, "bad");
+    EXPECT_EQ(page.rejected[0].reason, "bad_actor") << bad;
+    // In a counter reply the one counter is the reply: Corruption.
+    PeerIdentity node;
+    PnCounter state;
+    const std::string reply =
+        R"({"node":{"challenge_id":"7","node_id":"0000abcd","actor":"x"},)"
+        R"("name":"bad","state":)" +
+        bad + "}";
+    EXPECT_TRUE(DecodeCounterReply(reply, "bad", WireLimits(), &node, &state)
+                    .IsCorruption())
         << bad;
   }
+  // An actor id of exactly the limit is fine.
+  const std::string longest =
+      R"({")" + std::string(kMaxIdBytes, 'a') + R"(":{"p":1,"n":0}})";
+  ChangesPage page;
+  ASSERT_TRUE(DecodeChangesPage(PageWith(Entry(R"("c")", longest)),
+                                ChangesCursor(), 10, WireLimits(), &page)
+                  .ok());
+  EXPECT_EQ(page.counters.size(), 1u);
+}
+
+TEST(WireTest, BrokenFramingFailsThePageWhole) {
+  const std::string fine = PageWith(Entry(R"("c")", kFine));
+  std::string deep_state;
+  for (int i = 0; i < 100000; ++i) deep_state += R"({"a":)";
+  std::string ten_deep = "1";
+  for (int i = 0; i < 5; ++i) ten_deep = "[" + ten_deep + "]";
+  const std::string bodies[] = {
+      fine + "\0"s,                                  // a NUL after the page
+      fine.substr(0, 20) + "\0"s + fine.substr(20),  // ...or inside it
+      PageWith(Entry(R"("c")", deep_state)),         // deep nesting in a state
+      PageWith(Entry(R"("c")", R"({"a":{"p":)" + ten_deep + R"(,"n":0}})")),
+      PageWith(Entry(R"("c")", kFine)).substr(1),  // not JSON
+      R"({"node":{"challenge_id":"7","node_id":"0000abcd","actor":"x"},)"
+      R"("instance":42,"reset":true,"more":false,"counters":[]})",  // no next
+      R"({"instance":42,"reset":true,"next":9,"more":false,"counters":[]})",
+      // A lone high surrogate escape is a JSON syntax error to RapidJSON.
+      PageWith(Entry(R"("\ud800")", kFine)),
+  };
+  for (const std::string& body : bodies) {
+    ChangesPage page;
+    page.next.since = 12345;
+    EXPECT_TRUE(
+        DecodeChangesPage(body, ChangesCursor(), 10, WireLimits(), &page)
+            .IsCorruption())
+        << body.substr(0, 200);
+    EXPECT_EQ(page.next.since, 12345u);  // unchanged
+  }
+  // Pages nest 5 deep; that is within the wire's own bound.
+  ChangesPage page;
+  EXPECT_TRUE(
+      DecodeChangesPage(fine, ChangesCursor(), 10, WireLimits(), &page).ok());
+  EXPECT_GE(kMaxWireJsonDepth, 5);
+}
+
+TEST(WireTest, EncodedRepliesAreValidJsonWhateverTheStoreHolds) {
+  // Older versions stored names and actor ids that are not UTF-8.
+  CounterChange bad_name = Change("\xff", 1);
+  CounterChange bad_actor = Change("b", 2);
+  bad_actor.state.SetActor("\xfe\xff", ActorCounts{7, 0});
+  const std::string body = EncodeChangesPage(
+      Node(), false, 8, true, {Change("a", 1), bad_name, bad_actor});
+  rapidjson::Document doc;
+  ASSERT_TRUE(ParseJson(body, kMaxWireJsonDepth, &doc).ok()) << body;
+  ChangesPage page;
+  ASSERT_TRUE(
+      DecodeChangesPage(body, ChangesCursor{42, 3}, 10, WireLimits(), &page)
+          .ok());
+  ASSERT_EQ(page.counters.size(), 2u);  // the bad name is left out
+  EXPECT_EQ(page.counters[0].name, "a");
+  EXPECT_EQ(page.counters[1].name, "b");
+  EXPECT_EQ(page.counters[1].state, Change("b", 2).state);  // without \xfe\xff
+  EXPECT_TRUE(page.rejected.empty());
+  EXPECT_TRUE(page.more);
+
+  // A page left empty cannot say "more": the puller would refuse it.
+  const std::string empty =
+      EncodeChangesPage(Node(), false, 8, true, {bad_name});
+  ASSERT_TRUE(
+      DecodeChangesPage(empty, ChangesCursor{42, 3}, 10, WireLimits(), &page)
+          .ok())
+      << empty;
+  EXPECT_TRUE(page.counters.empty());
+  EXPECT_FALSE(page.more);
+  EXPECT_EQ(page.next.since, 8u);
+
+  const std::string reply = EncodeCounterReply(Node(), "b", bad_actor.state);
+  ASSERT_TRUE(ParseJson(reply, kMaxWireJsonDepth, &doc).ok()) << reply;
 }
 
 TEST(WireTest, ServedPageBytesHasADefaultAndACap) {

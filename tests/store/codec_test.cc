@@ -239,6 +239,31 @@ TEST(CodecTest, ValidateCounterName) {
   EXPECT_TRUE(ValidateCounterName(std::string(1, '\0')).IsInvalidArgument());
 }
 
+TEST(CodecTest, NewNamesMustAlsoBeUtf8) {
+  EXPECT_TRUE(ValidateNewCounterName("a").ok());
+  EXPECT_TRUE(ValidateNewCounterName("ünïcødé ✓").ok());
+  // Loadable from disk, but never taken from a client or a peer again.
+  EXPECT_TRUE(ValidateCounterName("\xff").ok());
+  EXPECT_TRUE(ValidateNewCounterName("\xff").IsInvalidArgument());
+  EXPECT_TRUE(ValidateNewCounterName("\xed\xb0\x80").IsInvalidArgument());
+  EXPECT_TRUE(ValidateNewCounterName("a\xc3").IsInvalidArgument());
+  // ...and everything ValidateCounterName refuses.
+  EXPECT_TRUE(ValidateNewCounterName("").IsInvalidArgument());
+  EXPECT_TRUE(ValidateNewCounterName("a/b").IsInvalidArgument());
+  EXPECT_TRUE(ValidateNewCounterName("a\0b"s).IsInvalidArgument());
+  EXPECT_TRUE(
+      ValidateNewCounterName(std::string(201, 'x')).IsInvalidArgument());
+}
+
+TEST(CodecTest, StatesOfOlderVersionsWithActorIdsThatAreNotUtf8StillLoad) {
+  // Older versions took any actor id from a peer; such records must load.
+  PnCounter counter;
+  ASSERT_TRUE(DecodeCounter("{\"\xff\xfe\":{\"p\":3,\"n\":1}}", &counter).ok());
+  EXPECT_EQ(counter.actors().count("\xff\xfe"), 1u);
+  ASSERT_TRUE(DecodeCounter(R"({"\udc00":{"p":3,"n":1}})", &counter).ok());
+  EXPECT_EQ(counter.actors().size(), 1u);
+}
+
 TEST(CodecTest, NameLimitCountsBytesNotCharacters) {
   // 100 two-byte characters: 200 bytes, accepted; one more byte is not.
   std::string name;
@@ -310,6 +335,16 @@ TEST(CodecTest, DecodeStringListRejectsNonLists) {
     EXPECT_TRUE(DecodeStringList(json, &list).IsInvalidArgument()) << json;
     EXPECT_EQ(list, std::vector<std::string>{"sentinel"}) << json;
   }
+}
+
+TEST(CodecTest, DecodeStringListRejectsDeepNestingWithoutCrashing) {
+  // A recursive parser overflows the stack on this.
+  std::vector<std::string> list = {"sentinel"};
+  EXPECT_TRUE(
+      DecodeStringList(std::string(200000, '['), &list).IsInvalidArgument());
+  std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_TRUE(DecodeStringList(deep, &list).IsInvalidArgument());
+  EXPECT_EQ(list, std::vector<std::string>{"sentinel"});
 }
 
 }  // namespace

@@ -80,5 +80,23 @@ TEST(JsonTest, ParseJsonRefusesANulByte) {
   EXPECT_EQ(doc[0].GetStringLength(), 3u);
 }
 
+TEST(JsonTest, ParseJsonAnyStringsLeavesOnlyTheStringsToTheCaller) {
+  rapidjson::Document doc;
+  using std::string_literals::operator""s;
+  // Strings that are not UTF-8 (raw, or an escaped lone low surrogate).
+  ASSERT_TRUE(ParseJsonAnyStrings("[\"\xff\"]", kMaxJsonDepth, &doc).ok());
+  EXPECT_EQ(std::string(doc[0].GetString()), "\xff");
+  EXPECT_TRUE(ParseJsonAnyStrings("{\"\\udc00\":1}", kMaxJsonDepth, &doc).ok());
+  // Everything else as ParseJson.
+  for (const std::string& bad :
+       {"[1]\0"s, "[\"a\0b\"]"s, "[\"\\ud800\"]"s, "[1"s, "[1] 2"s,
+        std::string(kMaxJsonDepth + 1, '[') +
+            std::string(kMaxJsonDepth + 1, ']')}) {
+    EXPECT_TRUE(
+        ParseJsonAnyStrings(bad, kMaxJsonDepth, &doc).IsInvalidArgument())
+        << testing::PrintToString(bad);
+  }
+}
+
 }  // namespace
 }  // namespace dist_counter
