@@ -388,6 +388,18 @@ TEST_F(CounterStoreFaultsTest, DurableIncrementIntoARemovedDataDirFails) {
   EXPECT_FALSE(store->Close().ok());
 }
 
+TEST_F(CounterStoreFaultsTest, StopRightAfterTheDataDirIsRemovedFails) {
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Increment("a", 1).ok());
+  ASSERT_TRUE(store->Flush(/*sync=*/true).ok());
+  std::filesystem::remove_all(dir_);
+  // Nothing is left to flush, but nothing is on disk either.
+  Status s = store->Close();
+  EXPECT_TRUE(s.IsStorageUnavailable()) << s.ToString();
+  EXPECT_NE(s.message().find("is gone"), std::string::npos) << s.ToString();
+}
+
 TEST_F(CounterStoreFaultsTest, ReplacedDataDirIsDetected) {
   StoreOptions options = Options();
   options.flush_interval_ms = 10;
