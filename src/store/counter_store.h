@@ -314,7 +314,8 @@ class CounterStore {
   // Flush() with write_mu_ held.
   Status FlushLocked(bool sync) REQUIRES(write_mu_) EXCLUDES(mu_);
   // Writes dirty and staged counters as one batch; on success publishes
-  // the staged ones, on failure makes the store unavailable.
+  // the staged ones, on failure makes the store unavailable. A write
+  // that lands after the data dir was removed counts as failed.
   Status WriteLocked(bool sync) REQUIRES(write_mu_) EXCLUDES(mu_);
   // Fails every staged durable change with `status` and schedules its
   // counters to be rewritten from their published state.

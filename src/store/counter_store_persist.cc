@@ -122,12 +122,18 @@ Status CounterStore::WriteLocked(bool sync) {
   rocksdb::WriteOptions write;
   write.sync = sync || options_.durable;
   Status s = FromRocks(db_->Write(write, &batch), "writing counters");
-  if (!s.ok()) {
-    const Status failure = Status::StorageUnavailable(s.message());
+  // A write "succeeds" into the open files of a removed data dir: nothing
+  // written is kept then, so it counts as failed before anything is
+  // published or acknowledged.
+  std::string lost_why;
+  const bool dir_lost = s.ok() && DataDirLost(&lost_why);
+  if (!s.ok() || dir_lost) {
+    const std::string why = dir_lost ? lost_why : s.message();
+    const Status failure = Status::StorageUnavailable(why);
     {
       MutexLock lock(&mu_);
       dirty_.insert(names.begin(), names.end());
-      SetUnavailableLocked(s.message(), /*dir_lost=*/false);
+      SetUnavailableLocked(why, dir_lost);
     }
     FailStagedLocked(failure);
     return failure;
@@ -405,6 +411,14 @@ Status CounterStore::Close() {
     s = FromRocks(db_->Put(write, std::string(kMetaCleanStopKey),
                            std::to_string(incarnation_)),
                   "marking the clean stop");
+    // Those syncs reach a removed data dir's files just as well: the stop
+    // is clean only if the dir is still the one opened.
+    std::string why;
+    if (s.ok() && DataDirLost(&why)) {
+      MutexLock lock(&mu_);
+      SetUnavailableLocked(why, /*dir_lost=*/true);
+      s = Status::StorageUnavailable(why);
+    }
   }
   if (db_) {
     rocksdb::Status rs = db_->Close();

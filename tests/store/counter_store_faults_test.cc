@@ -362,6 +362,44 @@ TEST_F(CounterStoreFaultsTest, RemovedDataDirIsDetectedAndRefusesWrites) {
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/CURRENT"));
 }
 
+TEST_F(CounterStoreFaultsTest, DurableIncrementIntoARemovedDataDirFails) {
+  StoreOptions options = Options();
+  options.durable = true;
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Increment("a", 1).ok());
+  std::filesystem::remove_all(dir_);
+  // The sync goes into files no longer on disk: it must not be
+  // acknowledged, whether or not the periodic check has run yet.
+  Status s = store->Increment("a", 1);
+  EXPECT_TRUE(s.IsStorageUnavailable()) << s.ToString();
+  std::atomic<bool> called{false};
+  Status async_result;
+  store->IncrementAsync("b", 1, [&](const Status& result) {
+    async_result = result;
+    called = true;
+  });
+  ASSERT_TRUE(test::WaitUntil([&] { return called.load(); }));
+  EXPECT_TRUE(async_result.IsStorageUnavailable()) << async_result.ToString();
+  EXPECT_EQ(ValueOf(*store, "a"), "1");
+  EXPECT_EQ(ValueOf(*store, "b"), "absent");
+  s = store->Health();
+  EXPECT_NE(s.message().find("is gone"), std::string::npos) << s.ToString();
+  EXPECT_FALSE(store->Close().ok());
+}
+
+TEST_F(CounterStoreFaultsTest, StopRightAfterTheDataDirIsRemovedFails) {
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Increment("a", 1).ok());
+  ASSERT_TRUE(store->Flush(/*sync=*/true).ok());
+  std::filesystem::remove_all(dir_);
+  // Nothing is left to flush, but nothing is on disk either.
+  Status s = store->Close();
+  EXPECT_TRUE(s.IsStorageUnavailable()) << s.ToString();
+  EXPECT_NE(s.message().find("is gone"), std::string::npos) << s.ToString();
+}
+
 TEST_F(CounterStoreFaultsTest, ReplacedDataDirIsDetected) {
   StoreOptions options = Options();
   options.flush_interval_ms = 10;

@@ -178,6 +178,28 @@ TEST(RemovedDataDirTest, HealthFailsWritesAreRefusedAndTheStopFails) {
   EXPECT_NE(log.find("final flush failed"), std::string::npos) << log;
 }
 
+TEST(RemovedDataDirTest, DurableIncrementAfterTheRemovalIsRefused) {
+  TempDir tmp;
+  NodeProcessOptions options;
+  options.data_dir = tmp.Sub("db");
+  options.flags = {"--challenge_id=1", "--durable"};
+  NodeProcess node(options);
+  ASSERT_TRUE(node.StartAndWait());
+  HttpClient client;
+  ASSERT_EQ(client.Request("POST", node.Url("/counter/c"), "2").status, 204);
+  std::filesystem::remove_all(options.data_dir);
+  // No wait for the periodic check: the very next sync must fail.
+  HttpResponse r = client.Request("POST", node.Url("/counter/c"), "1");
+  EXPECT_EQ(r.status, 503) << r.body;
+  r = client.Request("GET", node.Url("/counter/c/value"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "2");
+  EXPECT_EQ(client.Request("GET", node.Url("/ping")).status, 503);
+  EXPECT_EQ(node.Stop(), 1);
+  const std::string log = node.ReadLog();
+  EXPECT_NE(log.find("is gone"), std::string::npos) << log;
+}
+
 }  // namespace
 }  // namespace test
 }  // namespace dist_counter
