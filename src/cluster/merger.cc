@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <condition_variable>
 #include <thread>
 #include <utility>
 
@@ -87,14 +86,16 @@ struct Merger::Peer {
   std::atomic<int> failures{0};
   std::atomic<uint64_t> rounds{0};
 
-  std::mutex log_mu;  // guards the fields below
-  std::string last_error;
-  int64_t last_failure_log_ms = INT64_MIN;
-  int64_t last_recovery_log_ms = INT64_MIN;
-  int64_t last_conflict_log_ms = INT64_MIN;
-  int64_t last_reject_log_ms = INT64_MIN;
-  uint64_t rejects_unlogged = 0;  // refused counters not logged yet
-  std::string duplicate_node_id;  // node id last reported as a duplicate
+  Mutex log_mu ACQUIRED_AFTER(Merger::mu_);  // guards the fields below
+  std::string last_error GUARDED_BY(log_mu);
+  int64_t last_failure_log_ms GUARDED_BY(log_mu) = INT64_MIN;
+  int64_t last_recovery_log_ms GUARDED_BY(log_mu) = INT64_MIN;
+  int64_t last_conflict_log_ms GUARDED_BY(log_mu) = INT64_MIN;
+  int64_t last_reject_log_ms GUARDED_BY(log_mu) = INT64_MIN;
+  // Refused counters not logged yet.
+  uint64_t rejects_unlogged GUARDED_BY(log_mu) = 0;
+  // Node id last reported as a duplicate.
+  std::string duplicate_node_id GUARDED_BY(log_mu);
 
   // Metrics; null without a Metrics object. Released by the destructor.
   Metrics* metrics = nullptr;
@@ -129,12 +130,13 @@ struct Merger::Peer {
 
 // What the metrics collector reads; it may outlive the Merger.
 struct Merger::Shared {
-  std::mutex mu;  // guards peers
-  std::vector<std::shared_ptr<Peer>> peers;
+  Mutex mu ACQUIRED_AFTER(Merger::mu_);
+  std::vector<std::shared_ptr<Peer>> peers GUARDED_BY(mu);
   int64_t connected_window_ms = 0;  // fixed at construction
 
-  void Collect() {
-    std::lock_guard<std::mutex> lock(mu);
+  // Refreshes the peers' up and age gauges (the metrics collector).
+  void Collect() EXCLUDES(mu) {
+    MutexLock lock(&mu);
     const int64_t now = NowMs();
     for (const auto& peer : peers) {
       if (peer->skipped()) continue;
@@ -148,7 +150,10 @@ struct Merger::Shared {
 };
 
 Merger::Merger(const MergerOptions& options, CounterStore* store)
-    : options_(options), store_(store), shared_(std::make_shared<Shared>()) {
+    : options_(options),
+      store_(store),
+      shared_(std::make_shared<Shared>()),
+      port_(options.port) {
   options_.merge_interval_ms = std::max(1, options_.merge_interval_ms);
   options_.peer_timeout_ms = std::max(1, options_.peer_timeout_ms);
   options_.max_backoff_ms =
@@ -200,7 +205,7 @@ Merger::Merger(const MergerOptions& options, CounterStore* store)
 
 Merger::~Merger() {
   Stop();
-  std::lock_guard<std::mutex> lock(shared_->mu);
+  MutexLock lock(&shared_->mu);
   shared_->peers.clear();
 }
 
@@ -239,8 +244,8 @@ std::shared_ptr<Merger::Peer> Merger::NewPeer(const std::string& address) {
 
 bool Merger::ObviouslySelf(const std::string& address) const {
   PeerAddress parsed;
-  if (options_.port == 0 || !ParsePeerAddress(address, &parsed).ok() ||
-      parsed.port != options_.port) {
+  if (port_ == 0 || !ParsePeerAddress(address, &parsed).ok() ||
+      parsed.port != port_) {
     return false;
   }
   const std::string host = Lowercase(parsed.host);
@@ -257,10 +262,10 @@ bool Merger::ObviouslySelf(const std::string& address) const {
 }
 
 void Merger::Start(uint16_t port) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (started_ || stopped_) return;
   started_ = true;
-  if (port != 0) options_.port = port;
+  if (port != 0) port_ = port;
   for (const auto& peer : peers_) {
     peer->obviously_self = ObviouslySelf(peer->address);
     if (peer->obviously_self) {
@@ -285,7 +290,7 @@ void Merger::AddThreadsLocked() {
 void Merger::CancelRefreshes() {
   refreshes_cancelled_ = true;
   // A fanout taken after this sees the flag before its first poll.
-  std::lock_guard<std::mutex> lock(fanouts_mu_);
+  MutexLock lock(&fanouts_mu_);
   for (CounterFanout* fanout : busy_fanouts_) fanout->Wakeup();
 }
 
@@ -294,13 +299,13 @@ void Merger::Stop() {
   std::vector<std::thread> threads;
   std::vector<std::shared_ptr<Peer>> peers;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopped_ = true;
     threads.swap(threads_);
     peers = peers_;
     for (const auto& peer : peers) peer->abort = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (std::thread& thread : threads) thread.join();
   for (const auto& peer : peers) MetricSet(peer->up_metric, 0);
 }
@@ -308,7 +313,7 @@ void Merger::Stop() {
 void Merger::SetPeers(const std::vector<std::string>& peers) {
   std::vector<std::shared_ptr<Peer>> removed;
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     std::vector<std::shared_ptr<Peer>> next;
     for (const std::string& address : peers) {
       if (!ValidatePeerAddress(address).ok()) {
@@ -334,27 +339,42 @@ void Merger::SetPeers(const std::vector<std::string>& peers) {
     }
     peers_ = std::move(next);
     {
-      std::lock_guard<std::mutex> shared_lock(shared_->mu);
+      MutexLock shared_lock(&shared_->mu);
       shared_->peers = peers_;
     }
     AddThreadsLocked();
-    cv_.notify_all();
+    cv_.SignalAll();
     // A pull of a removed peer in progress ends within milliseconds.
-    cv_.wait(lock, [&removed] {
-      for (const auto& peer : removed) {
-        if (peer->busy) return false;
-      }
-      return true;
-    });
+    for (;;) {
+      bool busy = false;
+      for (const auto& peer : removed) busy = busy || peer->busy;
+      if (!busy) break;
+      cv_.Wait(&mu_);
+    }
   }
   // `removed` goes here, with its metric series unless a refresh still
   // holds one of them.
 }
 
 void Merger::RunPool() {
-  std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    if (stopped_) return;
+    std::shared_ptr<Peer> next = TakeDuePeer();
+    if (!next) return;
+    const int64_t next_due = PullRound(next.get());
+    MutexLock lock(&mu_);
+    next->due_ms = next_due;
+    next->busy = false;
+    // Dropped under mu_, so that a SetPeers() waiting for this pull holds
+    // the last reference of a removed peer (and releases its series).
+    next.reset();
+    cv_.SignalAll();
+  }
+}
+
+std::shared_ptr<Merger::Peer> Merger::TakeDuePeer() {
+  MutexLock lock(&mu_);
+  for (;;) {
+    if (stopped_) return nullptr;
     // Chosen by index: a waiting thread must hold no peer, whose removal
     // would then keep its metric series.
     size_t chosen = peers_.size();
@@ -367,22 +387,17 @@ void Merger::RunPool() {
     }
     const int64_t now = NowMs();
     if (chosen == peers_.size()) {
-      cv_.wait(lock);
+      cv_.Wait(&mu_);
       continue;
     }
     const int64_t due = peers_[chosen]->due_ms;
     if (due > now) {
-      cv_.wait_for(lock, std::chrono::milliseconds(due - now));
+      cv_.WaitFor(&mu_, std::chrono::milliseconds(due - now));
       continue;
     }
     std::shared_ptr<Peer> next = peers_[chosen];
     next->busy = true;
-    lock.unlock();
-    const int64_t next_due = PullRound(next.get());
-    lock.lock();
-    next->due_ms = next_due;
-    next->busy = false;
-    cv_.notify_all();
+    return next;
   }
 }
 
@@ -472,7 +487,7 @@ Status Merger::CheckIdentity(Peer* peer, const PeerIdentity& node, bool* self) {
       }
       return Status::OK();
     }
-    std::lock_guard<std::mutex> lock(peer->log_mu);
+    MutexLock lock(&peer->log_mu);
     if (LogDue(&peer->last_conflict_log_ms, kConflictLogEveryMs)) {
       LOG(ERROR) << "peer " << peer->address
                  << " runs with this node's node id " << node.node_id
@@ -483,7 +498,7 @@ Status Merger::CheckIdentity(Peer* peer, const PeerIdentity& node, bool* self) {
                               node.node_id);
   }
   if (node.challenge_id == store_->challenge_id()) {
-    std::lock_guard<std::mutex> lock(peer->log_mu);
+    MutexLock lock(&peer->log_mu);
     if (peer->duplicate_node_id != node.node_id) {
       peer->duplicate_node_id = node.node_id;
       MetricAdd(duplicate_metric_);
@@ -566,7 +581,7 @@ void Merger::ReportRejected(Peer* peer, const std::string& name,
                             const std::string& detail) {
   auto it = peer->rejected_counters_metrics.find(reason);
   if (it != peer->rejected_counters_metrics.end()) MetricAdd(it->second);
-  std::lock_guard<std::mutex> lock(peer->log_mu);
+  MutexLock lock(&peer->log_mu);
   ++peer->rejects_unlogged;
   if (!LogDue(&peer->last_reject_log_ms, kLogEveryMs)) return;
   LOG(WARNING) << "refused counter \"" << name << "\" from peer "
@@ -583,7 +598,7 @@ void Merger::RecordSuccess(Peer* peer) {
   MetricSet(peer->up_metric, 1);
   const int failures = peer->failures.exchange(0);
   if (failures == 0) return;
-  std::lock_guard<std::mutex> lock(peer->log_mu);
+  MutexLock lock(&peer->log_mu);
   peer->last_error.clear();
   if (LogDue(&peer->last_recovery_log_ms, kLogEveryMs)) {
     LOG(INFO) << "peer " << peer->address << " answers again after " << failures
@@ -598,7 +613,7 @@ void Merger::RecordFailure(Peer* peer, const Status& status) {
   if (!peer->Connected(NowMs(), shared_->connected_window_ms)) {
     MetricSet(peer->up_metric, 0);
   }
-  std::lock_guard<std::mutex> lock(peer->log_mu);
+  MutexLock lock(&peer->log_mu);
   peer->last_error = status.ToString();
   if (LogDue(&peer->last_failure_log_ms, kLogEveryMs)) {
     LOG(WARNING) << "pulling from peer " << peer->address << " failed ("
@@ -610,7 +625,7 @@ void Merger::RecordFailure(Peer* peer, const Status& status) {
 std::unique_ptr<CounterFanout> Merger::TakeFanout() {
   std::unique_ptr<CounterFanout> fanout;
   {
-    std::lock_guard<std::mutex> lock(fanouts_mu_);
+    MutexLock lock(&fanouts_mu_);
     if (!fanouts_.empty()) {
       fanout = std::move(fanouts_.back());
       fanouts_.pop_back();
@@ -624,14 +639,14 @@ std::unique_ptr<CounterFanout> Merger::TakeFanout() {
       options_.max_counter_bytes + kReplySlackBytes;
   client_options.abort = &refreshes_cancelled_;
   fanout = std::make_unique<CounterFanout>(client_options);
-  std::lock_guard<std::mutex> lock(fanouts_mu_);
+  MutexLock lock(&fanouts_mu_);
   busy_fanouts_.push_back(fanout.get());
   return fanout;
 }
 
 void Merger::ReturnFanout(std::unique_ptr<CounterFanout> fanout) {
   constexpr size_t kMaxIdleFanouts = 16;
-  std::lock_guard<std::mutex> lock(fanouts_mu_);
+  MutexLock lock(&fanouts_mu_);
   busy_fanouts_.erase(
       std::find(busy_fanouts_.begin(), busy_fanouts_.end(), fanout.get()));
   if (refreshes_cancelled_) return;  // never used again
@@ -642,7 +657,7 @@ Status Merger::RefreshCounter(const std::string& name,
                               std::vector<std::string>* unreachable) {
   std::vector<std::shared_ptr<Peer>> targets;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (const auto& peer : peers_) {
       if (!peer->skipped()) targets.push_back(peer);
     }
@@ -695,7 +710,7 @@ Status Merger::RefreshCounter(const std::string& name,
 std::vector<std::string> Merger::ConnectedNodes() const {
   std::vector<std::string> connected;
   const int64_t now = NowMs();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (const auto& peer : peers_) {
     if (peer->Connected(now, shared_->connected_window_ms)) {
       connected.push_back(peer->address);
@@ -707,7 +722,7 @@ std::vector<std::string> Merger::ConnectedNodes() const {
 std::vector<PeerStatus> Merger::PeerStatuses() const {
   std::vector<PeerStatus> statuses;
   const int64_t now = NowMs();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (const auto& peer : peers_) {
     PeerStatus status;
     status.address = peer->address;
@@ -715,7 +730,7 @@ std::vector<PeerStatus> Merger::PeerStatuses() const {
     status.connected = peer->Connected(now, shared_->connected_window_ms);
     status.failures = peer->failures.load();
     status.rounds = peer->rounds.load();
-    std::lock_guard<std::mutex> peer_lock(peer->log_mu);
+    MutexLock peer_lock(&peer->log_mu);
     status.last_error = peer->last_error;
     statuses.push_back(std::move(status));
   }

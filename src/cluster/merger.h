@@ -56,26 +56,29 @@
 //   dist_counter_consistent_refreshes_total{result}   RefreshCounter calls
 //
 // Thread-safe: every method may be called from any thread. No lock is held
-// while waiting on a peer. Lock order: mu_, then Shared::mu or a peer's
-// log_mu, then the Metrics lock (a peer's series are released when the
-// peer is destroyed, possibly under mu_); fanouts_mu_ is taken alone.
+// while waiting on a peer. Locks are util/mutex.h's, checked by clang's
+// -Wthread-safety (scripts/check_thread_safety.sh). Lock order: mu_, then
+// Shared::mu or a peer's log_mu (declared with ACQUIRED_AFTER(mu_); neither
+// is held with the other), then the Metrics lock, a leaf (a peer's series
+// are released when the peer is destroyed, possibly under mu_);
+// fanouts_mu_ is taken alone.
 
 #ifndef DIST_COUNTER_CLUSTER_MERGER_H_
 #define DIST_COUNTER_CLUSTER_MERGER_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "proto/wire.h"
+#include "util/mutex.h"
 #include "util/status.h"
+#include "util/thread_annotations.h"
 
 namespace dist_counter {
 
@@ -128,22 +131,22 @@ class Merger {
   // options.pull_threads threads. `port` (if not 0)
   // replaces options.port: the port the node actually listens on.
   // Idempotent; does nothing after Stop().
-  void Start(uint16_t port = 0);
+  void Start(uint16_t port = 0) EXCLUDES(mu_);
 
   // CancelRefreshes(), then stops and joins the pull threads; a pull in
   // progress is abandoned within a few milliseconds. Idempotent.
-  void Stop();
+  void Stop() EXCLUDES(mu_, fanouts_mu_);
 
   // Makes every RefreshCounter() in progress return Unavailable within a
   // few milliseconds (whatever peer_timeout_ms is), and every later one at
   // once. For a prompt stop: call it before waiting for the callers of
   // RefreshCounter(). Pulls go on until Stop(). Idempotent.
-  void CancelRefreshes();
+  void CancelRefreshes() EXCLUDES(fanouts_mu_);
 
   // Replaces the peer list. Peers that stay keep their cursor and health;
   // a pull of a removed peer in progress is abandoned and waited for here,
   // and its metric series go once no refresh uses the peer any more.
-  void SetPeers(const std::vector<std::string>& peers);
+  void SetPeers(const std::vector<std::string>& peers) EXCLUDES(mu_);
 
   // Fetches counter `name` from every peer (except this node) in parallel,
   // within about peer_timeout_ms, and merges every valid answer into the
@@ -151,22 +154,26 @@ class Merger {
   // each peer that did not (as configured) appended to *unreachable. After
   // CancelRefreshes() (or Stop()): Unavailable, every peer unreachable.
   Status RefreshCounter(const std::string& name,
-                        std::vector<std::string>* unreachable);
+                        std::vector<std::string>* unreachable)
+      EXCLUDES(mu_, fanouts_mu_);
 
   // The peers (as configured, never this node) connected right now.
-  std::vector<std::string> ConnectedNodes() const;
+  std::vector<std::string> ConnectedNodes() const EXCLUDES(mu_);
 
   // One entry per configured peer, in configuration order.
-  std::vector<PeerStatus> PeerStatuses() const;
+  std::vector<PeerStatus> PeerStatuses() const EXCLUDES(mu_);
 
  private:
   struct Peer;
   struct Shared;
 
   // A pull thread: runs the peer due first, or waits for one to be due.
-  void RunPool();
+  void RunPool() EXCLUDES(mu_);
+  // Waits until a peer is due and no other thread pulls it, marks it busy
+  // and returns it; returns null once Stop() was called.
+  std::shared_ptr<Peer> TakeDuePeer() EXCLUDES(mu_);
   // Pulls `peer` once and returns when it is due again (steady ms).
-  int64_t PullRound(Peer* peer);
+  int64_t PullRound(Peer* peer) EXCLUDES(mu_);
   // Pulls pages of changes after peer->cursor and merges them, until the
   // peer has no more or the round's byte budget is spent.
   Status PullPages(Peer* peer);
@@ -183,34 +190,41 @@ class Merger {
                       const std::string& reason, const std::string& detail);
   void RecordSuccess(Peer* peer);
   void RecordFailure(Peer* peer, const Status& status);
-  bool ObviouslySelf(const std::string& address) const;
-  std::shared_ptr<Peer> NewPeer(const std::string& address);
-  // Starts pull threads up to min(pull_threads, peers to pull). Requires mu_.
-  void AddThreadsLocked();
-  std::unique_ptr<CounterFanout> TakeFanout();
-  void ReturnFanout(std::unique_ptr<CounterFanout> fanout);
+  // True if `address` obviously names this node (see above).
+  bool ObviouslySelf(const std::string& address) const REQUIRES(mu_);
+  std::shared_ptr<Peer> NewPeer(const std::string& address) REQUIRES(mu_);
+  // Starts pull threads up to min(pull_threads, peers to pull).
+  void AddThreadsLocked() REQUIRES(mu_);
+  std::unique_ptr<CounterFanout> TakeFanout() EXCLUDES(fanouts_mu_);
+  void ReturnFanout(std::unique_ptr<CounterFanout> fanout)
+      EXCLUDES(fanouts_mu_);
   PeerClientOptions ClientOptions() const;
 
-  MergerOptions options_;
+  MergerOptions options_;  // fixed at construction; port_ has the port
   CounterStore* const store_;
   std::string hostname_;            // gethostname(), lowercase
   std::shared_ptr<Shared> shared_;  // also held by the metrics collector
 
-  // Guards peers_, started_, stopped_, threads_, options_.port and every
-  // peer's scheduling fields (due_ms, busy). With cv_.
-  mutable std::mutex mu_;
+  // Guards the fields below and every peer's scheduling fields (due_ms,
+  // busy; not annotated: the analysis cannot name another object's lock).
+  // With cv_.
+  mutable Mutex mu_;
   // Signalled when a peer becomes idle or is added, and at Stop().
-  std::condition_variable cv_;
-  std::vector<std::shared_ptr<Peer>> peers_;  // configuration order
-  std::vector<std::thread> threads_;          // the pull threads
-  bool started_ = false;
-  bool stopped_ = false;  // Stop() was called: no pull starts again
+  CondVar cv_;
+  std::vector<std::shared_ptr<Peer>> peers_ GUARDED_BY(mu_);  // config order
+  std::vector<std::thread> threads_ GUARDED_BY(mu_);  // the pull threads
+  bool started_ GUARDED_BY(mu_) = false;
+  bool stopped_ GUARDED_BY(mu_) = false;  // Stop() was called: no new pull
+  // This node's port (options.port, or Start()'s), 0 if unknown.
+  uint16_t port_ GUARDED_BY(mu_) = 0;
 
   // Set once by CancelRefreshes(); every fanout's abort flag.
   std::atomic<bool> refreshes_cancelled_{false};
-  std::mutex fanouts_mu_;  // guards fanouts_ and busy_fanouts_
-  std::vector<std::unique_ptr<CounterFanout>> fanouts_;  // idle ones
-  std::vector<CounterFanout*> busy_fanouts_;  // taken by a RefreshCounter
+  Mutex fanouts_mu_;  // taken alone
+  // Idle fanouts.
+  std::vector<std::unique_ptr<CounterFanout>> fanouts_ GUARDED_BY(fanouts_mu_);
+  // Taken by a RefreshCounter.
+  std::vector<CounterFanout*> busy_fanouts_ GUARDED_BY(fanouts_mu_);
 
   // Metrics (null when options.metrics is null).
   std::atomic<uint64_t>* duplicate_metric_ = nullptr;

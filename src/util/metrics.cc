@@ -6,7 +6,7 @@ namespace dist_counter {
 
 void Metrics::Describe(const std::string& name, const std::string& type,
                        const std::string& help, double scale) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   Family& family = families_[name];
   family.type = type;
   family.help = help;
@@ -15,7 +15,7 @@ void Metrics::Describe(const std::string& name, const std::string& type,
 
 std::atomic<uint64_t>* Metrics::Counter(const std::string& name,
                                         const std::string& labels) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto& slot = families_[name].counters[labels];
   if (!slot.value) slot.value = std::make_unique<std::atomic<uint64_t>>(0);
   ++slot.users;
@@ -24,7 +24,7 @@ std::atomic<uint64_t>* Metrics::Counter(const std::string& name,
 
 std::atomic<int64_t>* Metrics::Gauge(const std::string& name,
                                      const std::string& labels) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto& slot = families_[name].gauges[labels];
   if (!slot.value) slot.value = std::make_unique<std::atomic<int64_t>>(0);
   ++slot.users;
@@ -48,7 +48,7 @@ void ReleaseSeries(const std::string& labels, Map* series) {
 }  // namespace
 
 void Metrics::Release(const std::string& name, const std::string& labels) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = families_.find(name);
   if (it == families_.end()) return;
   ReleaseSeries(labels, &it->second.counters);
@@ -56,7 +56,7 @@ void Metrics::Release(const std::string& name, const std::string& labels) {
 }
 
 void Metrics::AddCollector(std::function<void()> collector) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   collectors_.push_back(std::move(collector));
 }
 
@@ -89,12 +89,12 @@ void AppendSample(const std::string& name, const std::string& labels, T value,
 std::string Metrics::Render() const {
   std::vector<std::function<void()>> collectors;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     collectors = collectors_;
   }
   for (const auto& collect : collectors) collect();
 
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::string out;
   for (const auto& [name, family] : families_) {
     if (!family.help.empty())

@@ -6,7 +6,10 @@
 // stays valid as long as the Metrics object; callers keep it and update it
 // with relaxed atomics, so the hot path takes no lock.
 //
-// Thread-safe: every method may be called from any thread.
+// Thread-safe: every method may be called from any thread. Its one lock
+// (mu_, util/mutex.h; checked by clang's -Wthread-safety) is a leaf: no
+// method calls out while holding it (Render() runs the collectors before
+// taking it), so callers may hold their own locks when calling in.
 
 #ifndef DIST_COUNTER_UTIL_METRICS_H_
 #define DIST_COUNTER_UTIL_METRICS_H_
@@ -16,9 +19,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace dist_counter {
 
@@ -32,14 +37,14 @@ class Metrics {
   // multiplies stored integers when rendered (1e-6 turns microseconds into
   // seconds). Undeclared metrics render as untyped.
   void Describe(const std::string& name, const std::string& type,
-                const std::string& help, double scale = 1.0);
+                const std::string& help, double scale = 1.0) EXCLUDES(mu_);
 
   // The monotonically increasing value `name{labels}`, created at 0.
   std::atomic<uint64_t>* Counter(const std::string& name,
-                                 const std::string& labels = "");
+                                 const std::string& labels = "") EXCLUDES(mu_);
   // The value `name{labels}` that may go up and down, created at 0.
   std::atomic<int64_t>* Gauge(const std::string& name,
-                              const std::string& labels = "");
+                              const std::string& labels = "") EXCLUDES(mu_);
 
   // Counter() and Gauge() count their calls per series. Release() takes
   // one call back; when none is left the series is removed: it no longer
@@ -47,15 +52,16 @@ class Metrics {
   // caller must stop using its pointer before its Release(). For series of
   // things that go away, such as a removed peer. Releasing a series that
   // does not exist does nothing.
-  void Release(const std::string& name, const std::string& labels = "");
+  void Release(const std::string& name, const std::string& labels = "")
+      EXCLUDES(mu_);
 
   // Registers `collector`, called at each Render() (without Metrics' lock
   // held) to refresh gauges computed on demand, such as a peer's last pull
   // age. It must stay callable for the life of this object.
-  void AddCollector(std::function<void()> collector);
+  void AddCollector(std::function<void()> collector) EXCLUDES(mu_);
 
   // The whole exposition text, metrics sorted by name.
-  std::string Render() const;
+  std::string Render() const EXCLUDES(mu_);
 
  private:
   template <typename T>
@@ -71,9 +77,9 @@ class Metrics {
     std::map<std::string, Series<int64_t>> gauges;     // by labels
   };
 
-  mutable std::mutex mu_;                   // guards families_, collectors_
-  std::map<std::string, Family> families_;  // by metric name
-  std::vector<std::function<void()>> collectors_;
+  mutable Mutex mu_;                                        // a leaf
+  std::map<std::string, Family> families_ GUARDED_BY(mu_);  // by name
+  std::vector<std::function<void()>> collectors_ GUARDED_BY(mu_);
 };
 
 // Adds `by` to `metric`; does nothing if `metric` is null (no Metrics).
