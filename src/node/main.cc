@@ -58,6 +58,14 @@ DEFINE_uint64(max_counters, 10000000,
               "new counter is not merged (metric "
               "dist_counter_merges_refused_total); existing counters keep "
               "working.");
+DEFINE_uint64(max_peer_counters, 0,
+              "Most counters this node holds for which a peer's new counter "
+              "is still merged; beyond it new counters from peers are "
+              "refused (metric dist_counter_merges_refused_total{reason="
+              "\"max_peer_counters\"}, rate-limited WARNING) while known "
+              "ones keep merging, and the rest of --max_counters is kept for "
+              "this node's clients, so a hostile peer cannot use up the "
+              "quota. 0 picks 90% of --max_counters; must not exceed it.");
 DEFINE_int32(threads, 2, "HTTP worker threads.");
 DEFINE_uint64(max_connections, 0,
               "Most client connections open at once; one more is closed at "
@@ -162,10 +170,15 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
   options->store.max_unflushed_ms = FLAGS_max_unflushed_ms;
   options->store.close_retry_ms = FLAGS_close_retry_ms;
   options->store.max_counters = FLAGS_max_counters;
+  options->store.max_peer_counters = FLAGS_max_peer_counters;
   if (FLAGS_max_unflushed_ms <= 0 || FLAGS_close_retry_ms < 0 ||
       FLAGS_max_counters == 0) {
     std::cerr << "--max_unflushed_ms and --max_counters must be positive, "
                  "--close_retry_ms must not be negative\n";
+    return false;
+  }
+  if (FLAGS_max_peer_counters > FLAGS_max_counters) {
+    std::cerr << "--max_peer_counters must not exceed --max_counters\n";
     return false;
   }
   options->http.bind = FLAGS_bind;

@@ -69,6 +69,8 @@ void CounterStore::RegisterMetrics() {
                                      "reason=\"max_counters\"");
   merges_refused_quota_metric_ = m->Counter("dist_counter_merges_refused_total",
                                             "reason=\"max_counters\"");
+  merges_refused_peer_quota_metric_ = m->Counter(
+      "dist_counter_merges_refused_total", "reason=\"max_peer_counters\"");
   MetricSet(counters_metric_, static_cast<int64_t>(size()));
   MetricSet(available_metric_, Health().ok() ? 1 : 0);
 }
@@ -131,6 +133,12 @@ ActorCounts CounterStore::OwnCountsLocked(const std::string& name) const {
     if (own != it->second.state.actors().end()) return own->second;
   }
   return ActorCounts{};
+}
+
+size_t CounterStore::PeerCounterLimit() const {
+  if (options_.max_peer_counters != 0) return options_.max_peer_counters;
+  const size_t share = options_.max_counters - options_.max_counters / 10;
+  return share != 0 ? share : options_.max_counters;
 }
 
 void CounterStore::CountRefusal(const Status& status, uint64_t items) {
@@ -289,19 +297,34 @@ Status CounterStore::Merge(const std::string& name, const PnCounter& remote,
     return Status::OK();
   }
   const bool inserted = it == counters_.end();
-  if (inserted && !ExistsLocked(name) &&
-      counters_.size() + staged_.size() + inflight_.size() >=
-          options_.max_counters) {
-    MetricAdd(merges_refused_quota_metric_);
-    const auto now = Clock::now();
-    if (now - last_quota_log_ >= kLogEvery) {
-      last_quota_log_ = now;
-      LOG(WARNING) << "refusing counters from peers: this node holds its "
-                      "limit of "
-                   << options_.max_counters
-                   << " counters (first refused: " << name << ")";
+  if (inserted && !ExistsLocked(name)) {
+    // Names awaiting a durable sync count as held, as for increments.
+    const size_t held = counters_.size() + staged_.size() + inflight_.size();
+    const bool full = held >= options_.max_counters;
+    if (full || held >= PeerCounterLimit()) {
+      MetricAdd(full ? merges_refused_quota_metric_
+                     : merges_refused_peer_quota_metric_);
+      const auto now = Clock::now();
+      if (now - last_quota_log_ >= kLogEvery) {
+        last_quota_log_ = now;
+        if (full) {
+          LOG(WARNING) << "refusing counters from peers: this node holds its "
+                          "limit of "
+                       << options_.max_counters
+                       << " counters (first refused: " << name << ")";
+        } else {
+          LOG(WARNING) << "refusing new counters from peers: this node holds "
+                       << held << " counters, the most peers may create is "
+                       << PeerCounterLimit()
+                       << " (max_peer_counters; the rest of max_counters "
+                       << options_.max_counters
+                       << " is kept for this node's clients; first refused: "
+                       << name << ")";
+        }
+      }
+      return Status::ResourceExhausted(full ? "max_counters reached"
+                                            : "max_peer_counters reached");
     }
-    return Status::ResourceExhausted("max_counters reached");
   }
   if (inserted) it = counters_.try_emplace(name).first;
   it->second.state.Merge(remote);

@@ -86,6 +86,14 @@ struct StoreOptions {
   // Increments and merges that would create a counter beyond this many
   // (names awaiting a durable sync included) get ResourceExhausted.
   size_t max_counters = 10000000;
+  // Merges from peers create new counters only while fewer than this many
+  // are held (names awaiting a durable sync included); beyond it a peer's
+  // new counter gets ResourceExhausted (counted in a metric), while its
+  // known counters still merge. The rest of max_counters is a reserve that
+  // only this node's increments can fill, so a hostile peer cannot take
+  // every slot from the clients. 0 means 90% of max_counters (all of it
+  // when that rounds to nothing); Open() refuses a value above max_counters.
+  size_t max_peer_counters = 0;
   // Files RocksDB keeps open at once (its table cache of SST files; WAL,
   // MANIFEST and LOCK come on top). Bounded because RocksDB's default (-1)
   // keeps every SST file open, so a large data dir would outgrow the
@@ -116,7 +124,8 @@ class CounterStore {
   // Opens (creating if needed) the store in options.data_dir, loads every
   // counter, raises the incarnation with a synced write, and starts the
   // flush thread. On success stores the store in *store and returns OK.
-  // Returns InvalidArgument for invalid options, Busy if another process
+  // Returns InvalidArgument for invalid options (max_peer_counters above
+  // max_counters among them), Busy if another process
   // holds the directory, Corruption if a stored record does not decode
   // (nothing is guessed), IOError otherwise.
   static Status Open(const StoreOptions& options,
@@ -180,8 +189,9 @@ class CounterStore {
   // Sets *changed (if not null) to whether the local state changed.
   // Persisted with the next flush; accepted while the storage is
   // unavailable (it is written on recovery). Returns InvalidArgument for an
-  // invalid name, ResourceExhausted (counted in a metric) if the counter is
-  // new and max_counters are held, IOError after Close().
+  // invalid name, ResourceExhausted (counted in a metric by reason) if the
+  // counter is new and max_counters, or max_peer_counters, are held, and
+  // IOError after Close().
   Status Merge(const std::string& name, const PnCounter& remote, bool* changed)
       EXCLUDES(mu_);
 
@@ -292,6 +302,9 @@ class CounterStore {
   // The longest time without a successful flush before increments are
   // refused (default mode).
   std::chrono::milliseconds UnflushedLimit() const;
+  // The most counters held for which a peer's merge may still create one
+  // (max_peer_counters, or its default share of max_counters).
+  size_t PeerCounterLimit() const;
   // Counts `items` refused increments by the reason in `status`.
   void CountRefusal(const Status& status, uint64_t items);
   // The state `name` will have once `own` (this actor's staged totals) is
@@ -413,6 +426,7 @@ class CounterStore {
   std::atomic<uint64_t>* refused_storage_metric_ = nullptr;
   std::atomic<uint64_t>* refused_quota_metric_ = nullptr;
   std::atomic<uint64_t>* merges_refused_quota_metric_ = nullptr;
+  std::atomic<uint64_t>* merges_refused_peer_quota_metric_ = nullptr;
 };
 
 }  // namespace dist_counter

@@ -52,6 +52,12 @@ Status CounterStore::Open(const StoreOptions& options,
   if (options.max_open_files <= 0) {
     return Status::InvalidArgument("max_open_files must be positive");
   }
+  if (options.max_peer_counters > options.max_counters) {
+    return Status::InvalidArgument("max_peer_counters (" +
+                                   std::to_string(options.max_peer_counters) +
+                                   ") is above max_counters (" +
+                                   std::to_string(options.max_counters) + ")");
+  }
   std::unique_ptr<CounterStore> opened(new CounterStore(options));
   Status s = opened->Load();
   if (!s.ok()) return s;

@@ -1394,5 +1394,92 @@ TEST_F(CounterStoreTest, MaxCountersRefusesNewNamesOnly) {
   }
 }
 
+TEST_F(CounterStoreTest, PeersCreateCountersOnlyUpToMaxPeerCounters) {
+  for (bool durable : {false, true}) {
+    SCOPED_TRACE(durable ? "durable" : "default mode");
+    std::filesystem::remove_all(dir_);
+    Metrics metrics;
+    StoreOptions options = Options();
+    options.durable = durable;
+    options.max_counters = 10;
+    options.max_peer_counters = 6;
+    options.metrics = &metrics;
+    auto store = MustOpen(options);
+    ASSERT_TRUE(store);
+    PnCounter peer;
+    peer.SetActor("2.1.peer0001", ActorCounts{5, 0});
+    for (int i = 0; i < 6; ++i) {
+      const std::string name = "p" + std::to_string(i);
+      ASSERT_TRUE(store->Merge(name, peer, nullptr).ok()) << name;
+    }
+    // A peer's seventh new counter is refused and counted; nothing is
+    // created.
+    bool changed = true;
+    EXPECT_TRUE(store->Merge("p6", peer, &changed).IsResourceExhausted());
+    EXPECT_FALSE(changed);
+    EXPECT_TRUE(store->Merge("p7", peer, nullptr).IsResourceExhausted());
+    EXPECT_EQ(ValueOf(*store, "p6"), "absent");
+    EXPECT_EQ(store->size(), 6u);
+    // Counters the node holds keep merging.
+    PnCounter more;
+    more.SetActor("2.1.peer0001", ActorCounts{9, 0});
+    ASSERT_TRUE(store->Merge("p0", more, &changed).ok());
+    EXPECT_TRUE(changed);
+    EXPECT_EQ(ValueOf(*store, "p0"), "9");
+    // Clients still create counters, up to max_counters.
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(store->Increment("c" + std::to_string(i), 1).ok()) << i;
+    }
+    ASSERT_TRUE(store->IncrementBatch({{"c3", 1}, {"p1", 1}}).ok());
+    EXPECT_EQ(store->size(), 10u);
+    EXPECT_TRUE(store->Increment("c4", 1).IsResourceExhausted());
+    // At max_counters a peer's new counter is refused for that reason.
+    EXPECT_TRUE(store->Merge("p8", peer, nullptr).IsResourceExhausted());
+    // Increments of a counter a peer created work as any other.
+    ASSERT_TRUE(store->Increment("p2", 1).ok());
+    EXPECT_EQ(ValueOf(*store, "p2"), "6");
+    const std::string text = metrics.Render();
+    EXPECT_NE(text.find("dist_counter_merges_refused_total{reason="
+                        "\"max_peer_counters\"} 2"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("dist_counter_merges_refused_total{reason="
+                        "\"max_counters\"} 1"),
+              std::string::npos)
+        << text;
+    ASSERT_TRUE(store->Close().ok());
+  }
+}
+
+TEST_F(CounterStoreTest, OpenRefusesMaxPeerCountersAboveMaxCounters) {
+  std::unique_ptr<CounterStore> store;
+  StoreOptions options = Options();
+  options.max_counters = 10;
+  options.max_peer_counters = 11;
+  EXPECT_TRUE(CounterStore::Open(options, &store).IsInvalidArgument());
+  EXPECT_EQ(store, nullptr);
+  options.max_peer_counters = 10;  // all of it may go to peers
+  store = MustOpen(options);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Close().ok());
+}
+
+TEST_F(CounterStoreTest, MaxPeerCountersDefaultsToNinetyPercent) {
+  StoreOptions options = Options();
+  options.max_counters = 20;
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store);
+  PnCounter peer;
+  peer.SetActor("2.1.peer0001", ActorCounts{1, 0});
+  for (int i = 0; i < 18; ++i) {
+    ASSERT_TRUE(store->Merge("p" + std::to_string(i), peer, nullptr).ok()) << i;
+  }
+  EXPECT_TRUE(store->Merge("p18", peer, nullptr).IsResourceExhausted());
+  ASSERT_TRUE(store->Increment("c0", 1).ok());
+  ASSERT_TRUE(store->Increment("c1", 1).ok());
+  EXPECT_TRUE(store->Increment("c2", 1).IsResourceExhausted());
+  ASSERT_TRUE(store->Close().ok());
+}
+
 }  // namespace
 }  // namespace dist_counter
