@@ -161,6 +161,8 @@ TEST(NodeProcessTest, BadFlagsExitNonZeroWithoutServing) {
       {"--peer_timeout_ms=-1"},
       // More connections than the descriptor limit could ever hold.
       {"--max_connections=100000000"},
+      // Peers may not be given more counters than the node may hold.
+      {"--max_counters=10", "--max_peer_counters=11"},
   };
   for (const auto& flags : bad) {
     SCOPED_TRACE(flags[0]);
