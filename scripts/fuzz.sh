@@ -65,7 +65,9 @@ fi
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
 # halt_on_error: UB is a finding, except what fuzz/ubsan.supp lets through.
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppressions=${ROOT}/fuzz/ubsan.supp}"
+# The suppressions are appended even to options set by the caller (the test
+# command sets its own UBSAN_OPTIONS for the sanitizer stage).
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}:suppressions=${ROOT}/fuzz/ubsan.supp"
 mkdir -p "${build_dir}/artifacts"
 failed=()
 for target in "${targets[@]}"; do
