@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <ostream>
 
@@ -260,15 +261,25 @@ class Handler : public Pistache::Http::Handler {
       auto writer = std::make_shared<ResponseWriter>(std::move(response));
       auto pending = pending_;
       api_->HandleAsync(api_request, [=](const ApiReply& reply) {
+        // The reply is owed until Pistache has written it (Send() only
+        // queues it on the connection's reactor): a shutdown must not tear
+        // the transport down in between. End() runs exactly once.
+        auto ended = std::make_shared<std::atomic<bool>>(false);
+        auto end = [pending, ended] {
+          if (!ended->exchange(true)) pending->End();
+        };
+        bool queued = false;
         try {
-          pending->SendUnlessShutDown(
-              [&] { Send(keep_alive, head, reply, writer.get()); });
+          pending->SendUnlessShutDown([&] {
+            Send(keep_alive, head, reply, writer.get(), end);
+            queued = true;
+          });
         } catch (const std::exception& e) {
           LOG(ERROR) << "sending a reply failed: " << e.what();
         } catch (...) {
           LOG(ERROR) << "sending a reply failed with an unknown exception";
         }
-        pending->End();
+        if (!queued) end();
       });
     } catch (const std::exception& e) {
       LOG(ERROR) << "answering a request failed: " << e.what();
@@ -306,8 +317,12 @@ class Handler : public Pistache::Http::Handler {
                  << " open, --max_connections): refusing new connections";
   }
 
+  // Queues `reply` on the connection. `written` (if set) runs once the
+  // write completed or failed, on the connection's reactor thread (or here,
+  // if Pistache wrote it at once).
   static void Send(bool keep_alive, bool head, const ApiReply& reply,
-                   ResponseWriter* response) {
+                   ResponseWriter* response,
+                   const std::function<void()>& written = nullptr) {
     auto& headers = response->headers();
     headers.remove<Header::Connection>();
     headers.add<Header::Connection>(
@@ -324,23 +339,32 @@ class Handler : public Pistache::Http::Handler {
     const bool no_body = reply.status == 204 || head;
     auto sent =
         no_body ? response->send(code) : response->send(code, reply.body);
-    if (!keep_alive) CloseAfter(std::move(sent), response->getPeer());
+    AfterWrite(std::move(sent), keep_alive ? nullptr : response->getPeer(),
+               written);
   }
 
-  // Pistache 0.0.5 sends "Connection: Close" but leaves the connection
-  // open. Once `sent` (the reply's write) completes, shuts the socket down,
-  // so the client sees the end of the reply and Pistache, reading EOF,
-  // drops the peer and closes its fd. Runs on the peer's own reactor
-  // thread, which is the only one that closes that fd.
-  static void CloseAfter(Pistache::Async::Promise<ssize_t> sent,
-                         const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
-    if (!peer) return;
-    std::weak_ptr<Pistache::Tcp::Peer> weak = peer;
+  // Once `sent` (the reply's write) completes: if `close` is set, shuts its
+  // socket down, since Pistache 0.0.5 sends "Connection: Close" but leaves
+  // the connection open (the client then sees the end of the reply and
+  // Pistache, reading EOF, drops the peer and closes its fd); then runs
+  // `written`. A failed write runs `written` only. Runs on the peer's own
+  // reactor thread, which is the only one that closes that fd.
+  static void AfterWrite(Pistache::Async::Promise<ssize_t> sent,
+                         const std::shared_ptr<Pistache::Tcp::Peer>& close,
+                         const std::function<void()>& written) {
+    if (!close && !written) return;
+    std::weak_ptr<Pistache::Tcp::Peer> weak = close;
+    const bool shut = close != nullptr;
     sent.then(
-        [weak](ssize_t) {
-          if (auto alive = weak.lock()) ::shutdown(alive->fd(), SHUT_RDWR);
+        [weak, shut, written](ssize_t) {
+          if (shut) {
+            if (auto alive = weak.lock()) ::shutdown(alive->fd(), SHUT_RDWR);
+          }
+          if (written) written();
         },
-        Pistache::Async::IgnoreException);
+        [written](std::exception_ptr) {
+          if (written) written();
+        });
   }
 
   Api* api_;

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "cluster/peer_client.h"
+#include "crdt/actor_id.h"
 #include "crdt/pn_counter.h"
 #include "store/codec.h"
 #include "store/counter_store.h"
@@ -517,23 +518,18 @@ Status Merger::CheckIdentity(Peer* peer, const PeerIdentity& node, bool* self) {
 }
 
 bool Merger::IsOwnCurrentOrLaterActor(const std::string& actor) const {
-  // <challenge_id>.<incarnation>.<node_id>, read from the right: node ids
-  // and incarnations hold no dots, challenge ids may.
-  const std::string prefix = store_->challenge_id() + ".";
-  const std::string suffix = "." + store_->node_id();
-  if (actor.size() <= prefix.size() + suffix.size() ||
-      actor.compare(0, prefix.size(), prefix) != 0 ||
-      actor.compare(actor.size() - suffix.size(), suffix.size(), suffix) != 0) {
-    return false;
-  }
-  const std::string_view middle = std::string_view(actor).substr(
-      prefix.size(), actor.size() - prefix.size() - suffix.size());
-  // Only the canonical decimal of a lower incarnation is ours to take back.
-  bool digits = middle.size() <= 20 && (middle.size() == 1 || middle[0] != '0');
-  for (char c : middle) digits = digits && c >= '0' && c <= '9';
   uint64_t incarnation = 0;
-  if (!digits || !ParseUint64(middle, &incarnation).ok()) return true;
-  return incarnation >= store_->incarnation();
+  switch (ClassifyActor(actor, store_->challenge_id(), store_->node_id(),
+                        &incarnation)) {
+    case ActorOwner::kOther:
+      return false;
+    case ActorOwner::kLookalike:  // never ours to take back
+      return true;
+    case ActorOwner::kOwn:
+      // Only a lower incarnation is ours to take back.
+      return incarnation >= store_->incarnation();
+  }
+  return true;
 }
 
 void Merger::MergeState(Peer* peer, const std::string& name,

@@ -279,9 +279,6 @@ class CounterStore {
   // incarnation found on disk (0 if none).
   Status LoadIdentity(uint64_t* recorded) REQUIRES(write_mu_);
   Status LoadCounters() REQUIRES(write_mu_) EXCLUDES(mu_);
-  // If true, `actor` is this node's (challenge id and node id) and
-  // *incarnation is its incarnation.
-  bool OwnIncarnation(const std::string& actor, uint64_t* incarnation) const;
   // Raises incarnation_ above any actor of this node with an incarnation
   // above `recorded` (one it never used) found in the loaded counters,
   // logged at WARNING; at the highest possible incarnation, takes a new

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <thread>
 
+#include "crdt/actor_id.h"
 #include "store/codec.h"
 #include "store/counter_store.h"
 #include "store/glog_logger.h"
@@ -177,28 +178,6 @@ Status CounterStore::LoadIdentity(uint64_t* recorded) {
   return Status::OK();
 }
 
-bool CounterStore::OwnIncarnation(const std::string& actor,
-                                  uint64_t* incarnation) const {
-  // <challenge_id>.<incarnation>.<node_id>, read from the right: node ids
-  // and incarnations hold no dots, challenge ids may.
-  const std::string prefix = challenge_id_ + ".";
-  const std::string suffix = "." + node_id_;
-  if (actor.size() <= prefix.size() + suffix.size() ||
-      actor.compare(0, prefix.size(), prefix) != 0 ||
-      actor.compare(actor.size() - suffix.size(), suffix.size(), suffix) != 0) {
-    return false;
-  }
-  const std::string_view middle = std::string_view(actor).substr(
-      prefix.size(), actor.size() - prefix.size() - suffix.size());
-  // This node writes incarnations in canonical decimal only; any other
-  // spelling can never equal one of its actor ids.
-  if (middle.size() > 1 && middle[0] == '0') return false;
-  for (char c : middle) {
-    if (c < '0' || c > '9') return false;
-  }
-  return ParseUint64(middle, incarnation).ok();
-}
-
 void CounterStore::SkipPoisonedIncarnations(uint64_t recorded) {
   // Older versions merged any actor from peers, so a hostile peer could
   // plant this node's own future actor (say with P = 2^64-1); starting
@@ -214,7 +193,10 @@ void CounterStore::SkipPoisonedIncarnations(uint64_t recorded) {
     for (const auto& [name, entry] : counters_) {
       for (const auto& [actor, counts] : entry.state.actors()) {
         uint64_t incarnation = 0;
-        if (!OwnIncarnation(actor, &incarnation)) continue;
+        if (ClassifyActor(actor, challenge_id_, node_id_, &incarnation) !=
+            ActorOwner::kOwn) {
+          continue;
+        }
         if (incarnation <= recorded) continue;
         if (!which.empty() && incarnation <= highest) continue;
         highest = incarnation;
@@ -245,8 +227,7 @@ void CounterStore::SkipPoisonedIncarnations(uint64_t recorded) {
 }
 
 Status CounterStore::WriteIdentity() {
-  actor_id_ =
-      challenge_id_ + "." + std::to_string(incarnation_) + "." + node_id_;
+  actor_id_ = MakeActorId(challenge_id_, incarnation_, node_id_);
   // The new incarnation must be durable before any increment is taken
   // under it: a crash must never let a later start reuse it.
   rocksdb::WriteBatch batch;
