@@ -25,6 +25,7 @@
 #include "api/cluster_view.h"
 #include "api/routes.h"
 #include "store/counter_store.h"
+#include "testing/gated_cluster_view.h"
 #include "testing/http_client.h"
 #include "testing/node_process.h"
 #include "testing/wait_until.h"
@@ -631,39 +632,8 @@ TEST_F(HttpServerTest, AfterStopAcceptingNewRequestsGet503ShuttingDown) {
   server_->Shutdown();
 }
 
-// A ClusterView whose RefreshCounter blocks until the test opens the gate.
-class GatedCluster : public ClusterView {
- public:
-  Status RefreshCounter(const std::string&,
-                        std::vector<std::string>*) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    ++waiting_;
-    cv_.notify_all();
-    cv_.wait(lock, [this] { return open_; });
-    return Status::OK();
-  }
-  std::vector<std::string> ConnectedNodes() const override { return {}; }
-  void PeersChanged(const std::vector<std::string>&) override {}
-
-  void WaitForWaiters(int n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return waiting_ >= n; });
-  }
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int waiting_ = 0;
-  bool open_ = false;
-};
-
 TEST_F(HttpServerTest, RepliesOwedWhenAcceptingStopsAreStillSent) {
-  GatedCluster cluster;
+  test::GatedClusterView cluster;
   server_.reset();
   api_ = std::make_unique<Api>(ApiOptions(), store_.get(), &cluster, &metrics_);
   StartServer(LoopbackOptions());

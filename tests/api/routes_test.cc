@@ -22,6 +22,7 @@
 #include "crdt/pn_counter.h"
 #include "store/counter_store.h"
 #include "store/fault_file_system.h"
+#include "testing/gated_cluster_view.h"
 #include "testing/node_process.h"
 #include "util/metrics.h"
 #include "util/url.h"
@@ -909,40 +910,8 @@ TEST_F(RoutesTest, HandleAsyncOnDurableStoreAnswersAfterTheSync) {
   EXPECT_EQ(Value("d"), "3");
 }
 
-// A ClusterView whose RefreshCounter blocks until the test opens the gate,
-// like a peer that does not answer yet.
-class GatedClusterView : public ClusterView {
- public:
-  Status RefreshCounter(const std::string&,
-                        std::vector<std::string>*) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    ++waiting_;
-    cv_.notify_all();
-    cv_.wait(lock, [this] { return open_; });
-    return Status::OK();
-  }
-  std::vector<std::string> ConnectedNodes() const override { return {}; }
-  void PeersChanged(const std::vector<std::string>&) override {}
-
-  void WaitForWaiters(int n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return waiting_ >= n; });
-  }
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int waiting_ = 0;
-  bool open_ = false;
-};
-
 TEST_F(RoutesTest, ConsistentReadWaitingOnPeersDoesNotBlockTheCaller) {
-  GatedClusterView cluster;
+  test::GatedClusterView cluster;
   ApiOptions options;
   options.consistent_threads = 1;
   options.max_queued_consistent = 1;
@@ -1416,7 +1385,7 @@ TEST_F(RoutesTest, ConsistentReadOfAnUnknownCounterCreatesNothing) {
 }
 
 TEST_F(RoutesTest, StopAnswersQueuedConsistentReadsAndLetsTheRunningOneFinish) {
-  GatedClusterView cluster;
+  test::GatedClusterView cluster;
   ApiOptions options;
   options.consistent_threads = 1;
   options.max_queued_consistent = 10;
