@@ -19,11 +19,15 @@
 #include "store/codec.h"
 #include "store/counter_store.h"
 #include "store/fault_file_system.h"
+#include "store/store_test_util.h"
 #include "testing/wait_until.h"
 #include "util/metrics.h"
 
 namespace dist_counter {
 namespace {
+
+using test::MustOpen;
+using test::ValueOf;
 
 constexpr int kNeverMs = 3600 * 1000;  // a flush interval no test outlives
 
@@ -53,23 +57,6 @@ class CounterStoreFaultsTest : public ::testing::Test {
     options.close_retry_ms = 0;
     options.TEST_env = faults_.env();
     return options;
-  }
-
-  static std::unique_ptr<CounterStore> MustOpen(const StoreOptions& options) {
-    std::unique_ptr<CounterStore> store;
-    Status s = CounterStore::Open(options, &store);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return store;
-  }
-
-  // The value of counter `name`, or "absent".
-  static std::string ValueOf(const CounterStore& store,
-                             const std::string& name) {
-    PnCounter state;
-    Status s = store.Get(name, &state);
-    if (s.IsNotFound()) return "absent";
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return state.ValueString();
   }
 
   // The value of counter `name` (or "absent") in a store opened again on

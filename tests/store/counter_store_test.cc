@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "store/codec.h"
+#include "store/store_test_util.h"
 #include "util/decimal.h"
 #include "util/metrics.h"
 
@@ -38,6 +39,9 @@ void PrintTo(const PnCounter& counter, std::ostream* os) {
 }
 
 namespace {
+
+using test::MustOpen;
+using test::ValueOf;
 
 constexpr int kNeverMs = 3600 * 1000;  // a flush interval no test outlives
 constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
@@ -184,24 +188,6 @@ class CounterStoreTest : public ::testing::Test {
     options.challenge_id = "1";
     options.flush_interval_ms = kNeverMs;
     return options;
-  }
-
-  // Opens a store, failing the test (and returning null) on error.
-  static std::unique_ptr<CounterStore> MustOpen(const StoreOptions& options) {
-    std::unique_ptr<CounterStore> store;
-    Status s = CounterStore::Open(options, &store);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return store;
-  }
-
-  // The value of counter `name`, or "absent".
-  static std::string ValueOf(const CounterStore& store,
-                             const std::string& name) {
-    PnCounter state;
-    Status s = store.Get(name, &state);
-    if (s.IsNotFound()) return "absent";
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return state.ValueString();
   }
 
   // Reads `key` from the data dir through a separate read-only RocksDB
