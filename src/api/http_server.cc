@@ -100,7 +100,6 @@ class PendingReplies {
 struct ConnectionLimit {
   size_t max = 0;
   std::atomic<size_t> open{0};
-  std::atomic<int64_t> last_warning_ms{0};  // of the last refusal logged
   // The canned replies sent to a connection refused past the cap, and to
   // one refused because the server is closing.
   std::string refusal;
@@ -185,12 +184,6 @@ class ConnectionSlot {
 };
 
 constexpr char kSlotKey[] = "dist_counter.slot";
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // A complete "Connection: close" HTTP/1.1 reply carrying `reply`, for a
 // connection refused before Pistache answers anything on it.
@@ -306,15 +299,9 @@ class Handler : public Pistache::Http::Handler {
   // Counts a refusal past the cap; logs at most one WARNING per 10 s.
   void ReportRefusal() {
     MetricAdd(connections_->refused_metric);
-    constexpr int64_t kLogEveryMs = 10000;
-    const int64_t now = NowMs();
-    int64_t last = connections_->last_warning_ms.load();
-    if (last != 0 && now - last < kLogEveryMs) return;
-    if (!connections_->last_warning_ms.compare_exchange_strong(last, now)) {
-      return;
-    }
-    LOG(WARNING) << "connection limit reached (" << connections_->max
-                 << " open, --max_connections): refusing new connections";
+    LOG_EVERY_T(WARNING, 10)
+        << "connection limit reached (" << connections_->max
+        << " open, --max_connections): refusing new connections";
   }
 
   // Queues `reply` on the connection. `written` (if set) runs once the
