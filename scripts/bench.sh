@@ -2,7 +2,7 @@
 # Measures dist_counter's increment rate over loopback and, in the same run,
 # two references on the same machine: Redis INCR (redis-benchmark, not
 # pipelined) and nginx `return 200` (wrk with the same script). Prints the
-# three rates in requests per second and our ratio to each (SPEC §5).
+# three rates in requests per second and our ratio to each.
 #
 #   scripts/bench.sh                   default mode (flush every interval)
 #   scripts/bench.sh --durable         node acknowledges after the WAL write

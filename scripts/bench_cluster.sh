@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measures a 3-node dist_counter cluster over loopback (SPEC §5, issue 3):
+# Measures a 3-node dist_counter cluster over loopback (issue 3):
 #
 #   1. increment rate with wrk on all three nodes at once, against one node
 #      alone measured in the same run with the same wrk settings;

@@ -4,7 +4,7 @@
 // nothing of Pistache, so it is tested without sockets; http_server.h puts
 // it on the wire.
 //
-// Routes (SPEC §2):
+// Routes:
 //   *      /ping                              200 {"status":"OK"}
 //   GET    /config                            actors, challenge_id, peers
 //   POST   /config                            204; replaces the peer list

@@ -202,7 +202,7 @@ class HttpServerTest : public ::testing::Test {
   std::unique_ptr<HttpServer> server_;  // stopped first
 };
 
-// Expects the JSON headers of SPEC §2 on `r`.
+// Expects the JSON headers every reply carries on `r`.
 void ExpectJsonHeaders(const HttpResponse& r) {
   ASSERT_TRUE(r.ok()) << r.error;
   EXPECT_EQ(Lower(r.Header("content-type")).rfind("application/json", 0), 0u)

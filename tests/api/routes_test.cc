@@ -1,5 +1,5 @@
 // Tests of Api (src/api/routes.h) against a real CounterStore on a temporary
-// directory, without sockets: every route of SPEC §2 and the extras.
+// directory, without sockets: every route of the API and the extras.
 
 #include "api/routes.h"
 
