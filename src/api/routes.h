@@ -34,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "util/status.h"
@@ -62,6 +63,10 @@ struct ApiReply {
   std::string body;
   std::string content_type = "application/json";
   std::string route = "unknown";  // label for metrics, e.g. "counter_value"
+  // Further headers to send as they are (name, value), e.g.
+  // WWW-Authenticate. The server adds Content-Type, X-SFN-CRC32 and
+  // Connection itself; these must not repeat them.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 struct ApiOptions {
