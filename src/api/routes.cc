@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "api/cluster_view.h"
+#include "api/request_metrics.h"
 #include "api/request_parser.h"
 #include "crdt/pn_counter.h"
 #include "proto/wire.h"
@@ -199,7 +200,11 @@ void ReplyStatus(const Status& status, ApiReply* reply) {
 
 Api::Api(const ApiOptions& options, CounterStore* store, ClusterView* cluster,
          Metrics* metrics)
-    : options_(options), store_(store), cluster_(cluster), metrics_(metrics) {
+    : options_(options),
+      store_(store),
+      cluster_(cluster),
+      metrics_(metrics),
+      request_metrics_(std::make_unique<RequestMetrics>(metrics)) {
   if (metrics_ != nullptr) {
     metrics_->Describe("dist_counter_http_requests_total", "counter",
                        "HTTP requests answered, by route and status.");
@@ -240,7 +245,7 @@ void Api::HandleAsync(const ApiRequest& request, ReplyCallback done) {
 
 void Api::Serve(const ApiRequest& request, ReplyCallback* later,
                 ApiReply* reply) {
-  Guard(request.method + " " + request.path, reply, [&] {
+  Guard(request.method.c_str(), request.path, reply, [&] {
     if (request.body.size() > options_.max_body_bytes) {
       ReplyError(413, "PayloadTooLarge",
                  "request body larger than " +
@@ -252,26 +257,21 @@ void Api::Serve(const ApiRequest& request, ReplyCallback* later,
   });
 }
 
-void Api::Guard(const std::string& what, ApiReply* reply,
+void Api::Guard(const char* what, const std::string& detail, ApiReply* reply,
                 const std::function<void()>& body) {
   try {
     body();
   } catch (const std::exception& e) {
-    LOG(ERROR) << what << " failed: " << e.what();
+    LOG(ERROR) << what << " " << detail << " failed: " << e.what();
     ReplyError(500, "InternalError", "internal error", reply);
   } catch (...) {
-    LOG(ERROR) << what << " failed with an unknown exception";
+    LOG(ERROR) << what << " " << detail << " failed with an unknown exception";
     ReplyError(500, "InternalError", "internal error", reply);
   }
 }
 
 void Api::CountReply(const ApiReply& reply) {
-  if (metrics_ == nullptr) return;
-  metrics_
-      ->Counter("dist_counter_http_requests_total",
-                "route=\"" + reply.route + "\",status=\"" +
-                    std::to_string(reply.status) + "\"")
-      ->fetch_add(1, std::memory_order_relaxed);
+  request_metrics_->Count(reply.route, reply.status);
 }
 
 void Api::Dispatch(const ApiRequest& request, ReplyCallback* later,
@@ -311,7 +311,9 @@ void Api::Dispatch(const ApiRequest& request, ReplyCallback* later,
       ReplyError(404, "NotFound", "no such route", reply);
       return;
     }
-    reply->route = action.empty() ? "counter" : "counter_" + action;
+    reply->route = action.empty()      ? "counter"
+                   : action == "value" ? "counter_value"
+                                       : "counter_consistent_value";
     if (!ParseCounterName(seg[1], &name).ok()) {
       const bool known_method = action.empty() ? (get || post) : get;
       if (!known_method) return ReplyMethodNotAllowed(reply);
@@ -430,11 +432,11 @@ void Api::HandleConsistent(const std::string& name, ReplyCallback* later,
   // with a 503 if Stop() finds the read still queued.
   auto done = std::make_shared<ReplyCallback>(std::move(*later));
   *later = nullptr;
-  const std::string route = reply->route;
+  const char* const route = reply->route;
   auto run = [this, name, route, done] {
     ApiReply async_reply;
     async_reply.route = route;
-    Guard("consistent read of " + name, &async_reply,
+    Guard("consistent read of", name, &async_reply,
           [&] { HandleValue(name, /*consistent=*/true, &async_reply); });
     CountReply(async_reply);
     (*done)(async_reply);

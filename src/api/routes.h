@@ -44,6 +44,7 @@ namespace dist_counter {
 class ClusterView;
 class CounterStore;
 class Metrics;
+class RequestMetrics;
 class WorkQueue;
 
 // One request, as the server read it.
@@ -62,7 +63,9 @@ struct ApiReply {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
-  std::string route = "unknown";  // label for metrics, e.g. "counter_value"
+  // Label for metrics, e.g. "counter_value": a string literal (static
+  // storage), listed in request_metrics.cc so counting it takes no lock.
+  const char* route = "unknown";
   // Further headers to send as they are (name, value), e.g.
   // WWW-Authenticate. The server adds Content-Type, X-SFN-CRC32 and
   // Connection itself; these must not repeat them.
@@ -127,9 +130,10 @@ class Api {
   void Dispatch(const ApiRequest& request, ReplyCallback* later,
                 ApiReply* reply);
   // Runs `body`; an exception from it becomes a JSON 500 in *reply, logged
-  // with `what`.
-  static void Guard(const std::string& what, ApiReply* reply,
-                    const std::function<void()>& body);
+  // with `what` and `detail` (joined only then, so the usual path builds no
+  // string).
+  static void Guard(const char* what, const std::string& detail,
+                    ApiReply* reply, const std::function<void()>& body);
   // Counts `reply` in the request metrics.
   void CountReply(const ApiReply& reply);
   // Fills *reply for an increment's store result.
@@ -160,6 +164,8 @@ class Api {
   CounterStore* const store_;
   ClusterView* const cluster_;
   Metrics* const metrics_;
+  // dist_counter_http_requests_total, counted without a lock.
+  std::unique_ptr<RequestMetrics> request_metrics_;
   std::atomic<bool> stopping_{false};  // Stop() began: no new consistent read
   // Runs consistent reads (null without a cluster). Last, so it is stopped
   // while everything above is still alive.
