@@ -127,8 +127,17 @@ class Api {
   // Fills *reply for `request`. With `later` (HandleAsync), a slow route
   // may instead move *later out, leaving it empty, and call it when done.
   void Serve(const ApiRequest& request, ReplyCallback* later, ApiReply* reply);
+  struct Route;      // a row of the routing table (routes.cc)
+  struct RouteCall;  // what a row's handler gets
+  // The routing table: pattern, methods, metric label, handler, matched in
+  // order by Dispatch().
+  static const std::vector<Route>& Routes();
+  // Finds the row for `request` and runs it: 405 when only the method
+  // differs, 400 for a ":name" that is not a valid counter name, 404 when
+  // no pattern matches.
   void Dispatch(const ApiRequest& request, ReplyCallback* later,
                 ApiReply* reply);
+  void HandleMetrics(ApiReply* reply);
   // Runs `body`; an exception from it becomes a JSON 500 in *reply, logged
   // with `what` and `detail` (joined only then, so the usual path builds no
   // string).
@@ -140,9 +149,6 @@ class Api {
   static void ReplyIncrement(const std::string& name, const Status& status,
                              ApiReply* reply);
   void HandleConfig(const ApiRequest& request, ApiReply* reply);
-  void HandleCounter(const ApiRequest& request, const std::string& name,
-                     const std::string& action, ReplyCallback* later,
-                     ApiReply* reply);
   void HandleIncrement(const std::string& name, const std::string& body,
                        ReplyCallback* later, ApiReply* reply);
   void HandleConsistent(const std::string& name, ReplyCallback* later,
