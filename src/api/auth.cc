@@ -130,9 +130,12 @@ Status LoadAuthToken(const std::string& path, std::string* token,
           "visible ASCII (e.g. base64 or hex)");
     }
   }
-  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    warnings->push_back(what + " is accessible by group or others (mode " +
-                        ModeString(st.st_mode) + "); chmod 600 it");
+  // A group may read it (Kubernetes' fsGroup, a service group); nobody
+  // else should, and only the owner should write it.
+  if ((st.st_mode & (S_IRWXO | S_IWGRP)) != 0) {
+    warnings->push_back(what + " is open to other users (mode " +
+                        ModeString(st.st_mode) +
+                        "): chmod 600 it, or 640 for a group that needs it");
   }
   if (value.size() < kShortTokenBytes) {
     warnings->push_back(what + " holds a token of fewer than " +

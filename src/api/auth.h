@@ -33,9 +33,9 @@ bool ConstantTimeEquals(std::string_view secret, std::string_view presented);
 
 // Reads a token from file `path`: its content without trailing whitespace
 // (so the usual final newline, or CR LF, goes). On success stores it in
-// *token, appends to *warnings what deserves a WARNING (a file readable or
-// writable by group or others, a token shorter than 16 bytes) and returns
-// OK. Returns InvalidArgument, with *token unchanged, if the file is
+// *token, appends to *warnings what deserves a WARNING (a file others may
+// read or write, or its group write; a token shorter than 16 bytes) and
+// returns OK. Returns InvalidArgument, with *token unchanged, if the file is
 // missing, unreadable, not a regular file, larger than 4 KiB, empty (after
 // trimming), or holds a byte that cannot travel in an HTTP header as is
 // (anything but visible ASCII, 0x21-0x7e). Messages name the file, never

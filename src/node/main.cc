@@ -118,7 +118,7 @@ DEFINE_string(auth_token_file, "",
               "every node of a cluster the same file. Falls back to the "
               "DIST_COUNTER_AUTH_TOKEN_FILE environment variable; empty: no "
               "authentication. A missing, unreadable or empty file stops the "
-              "start; one readable by group or others is warned about.");
+              "start; a file open to other users is warned about.");
 
 DECLARE_bool(help);
 DECLARE_bool(helpshort);

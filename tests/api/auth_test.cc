@@ -184,6 +184,22 @@ TEST_F(TokenFileTest, OpenFilesAndShortTokensAreWarnedAbout) {
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find("mode 0644"), std::string::npos) << warnings[0];
   EXPECT_EQ(warnings[0].find("abcdefghijklmnopq"), std::string::npos);
+  for (mode_t open : {0604, 0620, 0602}) {
+    warnings.clear();
+    ASSERT_TRUE(
+        LoadAuthToken(Write("abcdefghijklmnopq\n", open), &token, &warnings)
+            .ok());
+    EXPECT_EQ(warnings.size(), 1u) << std::oct << open;
+  }
+  // A group may read it: that is how a service group or Kubernetes'
+  // fsGroup shares it.
+  for (mode_t closed : {0600, 0400, 0640, 0440}) {
+    warnings.clear();
+    ASSERT_TRUE(
+        LoadAuthToken(Write("abcdefghijklmnopq\n", closed), &token, &warnings)
+            .ok());
+    EXPECT_TRUE(warnings.empty()) << std::oct << closed << ": " << warnings[0];
+  }
 
   warnings.clear();
   ASSERT_TRUE(LoadAuthToken(Write("short\n", 0400), &token, &warnings).ok());

@@ -362,8 +362,7 @@ TEST(TokenStartTest, AnOpenTokenFileIsWarnedAboutAndServes) {
   EXPECT_EQ(HttpRequest("GET", node.Url("/config"), "", Bearer(kToken)).status,
             200);
   const std::string log = node.ReadLog();
-  EXPECT_NE(log.find("accessible by group or others (mode 0644)"),
-            std::string::npos)
+  EXPECT_NE(log.find("open to other users (mode 0644)"), std::string::npos)
       << log;
   EXPECT_EQ(node.Stop(), 0);
   EXPECT_EQ(node.ReadLog().find(kToken), std::string::npos);
