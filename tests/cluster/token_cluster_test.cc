@@ -174,7 +174,12 @@ class TwoNodes {
       const std::string log = node->ReadLog();
       EXPECT_EQ(log.find(kToken), std::string::npos) << node->log_path();
       EXPECT_EQ(log.find(kOtherToken), std::string::npos) << node->log_path();
-      EXPECT_EQ(log.find("Check failed"), std::string::npos);
+      for (const char* report :
+           {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+            "runtime error:", "Check failed"}) {
+        EXPECT_EQ(log.find(report), std::string::npos)
+            << report << " in " << node->log_path();
+      }
       if (::testing::Test::HasFailure()) {
         std::cerr << "---- " << node->log_path() << "\n"
                   << log.substr(log.size() > 6000 ? log.size() - 6000 : 0);
