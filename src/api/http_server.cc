@@ -131,6 +131,26 @@ class XSfnCrc32 : public Header::Header {
   uint32_t crc_ = 0;
 };
 
+// Any further header of an ApiReply (e.g. WWW-Authenticate), sent as it is.
+// Pistache sends only Header subclasses; this one takes its name at run
+// time.
+class ReplyHeader : public Header::Header {
+ public:
+  ReplyHeader(std::string name, std::string value)
+      : name_(std::move(name)), value_(std::move(value)) {}
+
+  const char* name() const override { return name_.c_str(); }
+  uint64_t hash() const override {
+    return Pistache::Http::Header::detail::hash(name_.c_str());
+  }
+  void parse(const std::string& data) override { value_ = data; }
+  void write(std::ostream& os) const override { os << value_; }
+
+ private:
+  std::string name_;
+  std::string value_;
+};
+
 // True if the connection should stay open after this request: HTTP/1.1
 // without "Connection: close", or HTTP/1.0 with "Connection: keep-alive".
 bool WantsKeepAlive(const Pistache::Http::Request& request) {
@@ -155,6 +175,12 @@ void ToApiRequest(const Pistache::Http::Request& in, ApiRequest* out) {
     out->query[it->first] = std::move(value);
   }
   out->body = in.body();
+  // Pistache parses Authorization into its own class, keeping the value.
+  if (auto authorization = in.headers().tryGet<Header::Authorization>()) {
+    out->authorization = authorization->value();
+  } else if (auto raw = in.headers().tryGetRaw("Authorization")) {
+    out->authorization = raw->value();
+  }
   // The IP only: Pistache 0.0.5 reports a peer's port in network byte
   // order (port 40001 comes out as 16796), so it would mislead.
   out->client = in.address().host();
@@ -316,6 +342,9 @@ class Handler : public Pistache::Http::Handler {
         keep_alive ? Pistache::Http::ConnectionControl::KeepAlive
                    : Pistache::Http::ConnectionControl::Close);
     headers.add<XSfnCrc32>(Crc32(reply.body));
+    for (const auto& [name, value] : reply.headers) {
+      headers.add(std::make_shared<ReplyHeader>(name, value));
+    }
     const auto code = static_cast<Pistache::Http::Code>(reply.status);
     if (reply.status != 204) {
       response->setMime(

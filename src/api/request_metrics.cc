@@ -25,6 +25,7 @@ constexpr const char* kRoutes[] = {
     "internal_counter",
     "admin_backup",
     "admin_backups",
+    "unauthorized",
     "unknown",
 };
 constexpr int kStatuses[] = {200, 204, 400, 401, 404, 405, 408, 409,

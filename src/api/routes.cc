@@ -197,6 +197,22 @@ Api::Api(const ApiOptions& options, CounterStore* store, ClusterView* cluster,
     metrics_->Describe("dist_counter_http_requests_total", "counter",
                        "HTTP requests answered, by route and status.");
   }
+  if (!options_.auth.token.empty()) {
+    auth_ = std::make_unique<Authenticator>(options_.auth);
+    if (metrics_ != nullptr) {
+      metrics_->Describe("dist_counter_http_unauthorized_total", "counter",
+                         "Requests refused with 401 for want of the token, "
+                         "by reason.");
+      const AuthResult reasons[] = {AuthResult::kMissing,
+                                    AuthResult::kNotBearer,
+                                    AuthResult::kWrongToken};
+      for (size_t i = 0; i < 3; ++i) {
+        unauthorized_metric_[i] = metrics_->Counter(
+            "dist_counter_http_unauthorized_total",
+            std::string("reason=\"") + AuthResultLabel(reasons[i]) + "\"");
+      }
+    }
+  }
   if (cluster_ != nullptr) {
     consistent_pool_ = std::make_unique<WorkQueue>(
         options_.consistent_threads, options_.max_queued_consistent);
@@ -234,6 +250,7 @@ void Api::HandleAsync(const ApiRequest& request, ReplyCallback done) {
 void Api::Serve(const ApiRequest& request, ReplyCallback* later,
                 ApiReply* reply) {
   Guard(request.method.c_str(), request.path, reply, [&] {
+    if (!Authorized(request, reply)) return;
     if (request.body.size() > options_.max_body_bytes) {
       ReplyError(413, "PayloadTooLarge",
                  "request body larger than " +
@@ -243,6 +260,22 @@ void Api::Serve(const ApiRequest& request, ReplyCallback* later,
       Dispatch(request, later, reply);
     }
   });
+}
+
+bool Api::Authorized(const ApiRequest& request, ApiReply* reply) {
+  if (!auth_ || request.path == "/ping") return true;
+  const AuthResult result = auth_->Check(request.authorization);
+  if (result == AuthResult::kOk) return true;
+  reply->route = "unauthorized";
+  ReplyError(401, "Unauthorized", AuthResultMessage(result), reply);
+  reply->headers.emplace_back("WWW-Authenticate", "Bearer");
+  const size_t reason = result == AuthResult::kMissing     ? 0
+                        : result == AuthResult::kNotBearer ? 1
+                                                           : 2;
+  MetricAdd(unauthorized_metric_[reason]);
+  auth_->LogRefusal(request.client, request.method + " " + request.path,
+                    result);
+  return false;
 }
 
 void Api::Guard(const char* what, const std::string& detail, ApiReply* reply,

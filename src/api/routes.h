@@ -18,6 +18,13 @@
 //   GET    /internal/changes?instance=&since=&limit=   peer delta sync
 //   GET    /internal/counter/<name>           one counter's state, for peers
 //
+// With a token (ApiOptions::auth), every route but /ping first needs
+// "Authorization: Bearer <token>"; a request without it, or with another
+// token, gets 401 {"message":"...","type":"Unauthorized"} with the header
+// "WWW-Authenticate: Bearer", is counted in
+// dist_counter_http_unauthorized_total{reason} and is logged at WARNING,
+// at most once per 10 s per client address (api/auth.h).
+//
 // Thread-safe: Handle() may run on many threads at once. The Api holds no
 // lock of its own: its options and pointers are fixed at construction and
 // stopping_ is atomic. Consistent reads run on a WorkQueue with its own
@@ -37,6 +44,7 @@
 #include <utility>
 #include <vector>
 
+#include "api/auth.h"
 #include "util/status.h"
 
 namespace dist_counter {
@@ -56,6 +64,8 @@ struct ApiRequest {
   // The caller's IP address as the server saw it; empty if unknown. For
   // logs (and, later, access control).
   std::string client;
+  // The value of the Authorization header as sent; empty if there was none.
+  std::string authorization;
 };
 
 // One reply, for the server to send.
@@ -82,6 +92,8 @@ struct ApiOptions {
   // waiting (more get 503).
   int consistent_threads = 4;
   size_t max_queued_consistent = 256;
+  // Token authentication; an empty auth.token leaves every route open.
+  AuthOptions auth;
 };
 
 class Api {
@@ -138,6 +150,10 @@ class Api {
   void Dispatch(const ApiRequest& request, ReplyCallback* later,
                 ApiReply* reply);
   void HandleMetrics(ApiReply* reply);
+  // True if `request` may proceed: no token is required, the route is
+  // /ping, or it carries the token. Otherwise fills *reply with the 401,
+  // counts and (rate limited) logs the refusal, and returns false.
+  bool Authorized(const ApiRequest& request, ApiReply* reply);
   // Runs `body`; an exception from it becomes a JSON 500 in *reply, logged
   // with `what` and `detail` (joined only then, so the usual path builds no
   // string).
@@ -173,6 +189,11 @@ class Api {
   // dist_counter_http_requests_total, counted without a lock.
   std::unique_ptr<RequestMetrics> request_metrics_;
   std::atomic<bool> stopping_{false};  // Stop() began: no new consistent read
+  // Null without a token (options.auth.token empty).
+  std::unique_ptr<Authenticator> auth_;
+  // dist_counter_http_unauthorized_total by reason: missing, not_bearer,
+  // wrong_token (null without metrics or without a token).
+  std::atomic<uint64_t>* unauthorized_metric_[3] = {nullptr, nullptr, nullptr};
   // Runs consistent reads (null without a cluster). Last, so it is stopped
   // while everything above is still alive.
   std::unique_ptr<WorkQueue> consistent_pool_;
