@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -16,6 +17,7 @@
 #include <iterator>
 #include <utility>
 
+#include "util/metrics.h"
 #include "util/mutex.h"
 #include "util/peer_address.h"
 #include "util/thread_annotations.h"
@@ -71,6 +73,11 @@ struct PeerResolver::State {
   uint64_t failure_streak GUARDED_BY(mu) = 0;  // failures since a success
   uint64_t unlogged_failures GUARDED_BY(mu) = 0;
   int64_t last_failure_log_ms GUARDED_BY(mu) = 0;  // 0: never
+  // Metrics (null without options.metrics); touched only under mu while
+  // not stopped, so never after Stop().
+  std::atomic<uint64_t>* ok_metric = nullptr;
+  std::atomic<uint64_t>* error_metric = nullptr;
+  std::atomic<int64_t>* peers_metric = nullptr;
 
   // Counts a failure and logs it unless one was logged less than the
   // failure log interval ago.
@@ -85,6 +92,7 @@ struct PeerResolver::State {
 
 void PeerResolver::State::Fail(const std::string& what) {
   ++stats.failures;
+  if (error_metric != nullptr) error_metric->fetch_add(1);
   ++failure_streak;
   const int64_t now = NowMs();
   if (last_failure_log_ms != 0 &&
@@ -124,6 +132,7 @@ bool PeerResolver::State::ResolveOnce(std::vector<std::string>* peers) {
     Fail("the answer holds no usable IPv4 address");
     return false;
   }
+  if (ok_metric != nullptr) ok_metric->fetch_add(1);
   if (failure_streak > 0) {
     LOG(INFO) << "--peers_dns " << options.name << " resolves again after "
               << failure_streak << " failures";
@@ -155,6 +164,7 @@ void PeerResolver::State::Deliver(const std::vector<std::string>& peers) {
   }
   ++stats.changes;
   delivered = peers;
+  if (peers_metric != nullptr) peers_metric->store(peers.size());
   LOG(WARNING) << "--peers_dns " << options.name << ": peers "
                << Describe(before) << " -> " << Describe(peers) << " (added "
                << Describe(Minus(peers, before)) << ", removed "
@@ -186,6 +196,17 @@ PeerResolver::PeerResolver(const PeerResolverOptions& options,
   state_->options.interval_ms = std::max(1, options.interval_ms);
   state_->resolve = std::move(resolve);
   state_->on_change = std::move(on_change);
+  Metrics* m = options.metrics;
+  if (m == nullptr) return;
+  m->Describe("dist_counter_peers_dns_resolutions_total", "counter",
+              "--peers_dns resolutions, by result (error: failed or empty)");
+  m->Describe("dist_counter_peers_dns_peers", "gauge",
+              "peers in the --peers_dns list in force");
+  state_->ok_metric =
+      m->Counter("dist_counter_peers_dns_resolutions_total", "result=\"ok\"");
+  state_->error_metric = m->Counter("dist_counter_peers_dns_resolutions_total",
+                                    "result=\"error\"");
+  state_->peers_metric = m->Gauge("dist_counter_peers_dns_peers");
 }
 
 PeerResolver::~PeerResolver() { Stop(); }
@@ -196,6 +217,9 @@ void PeerResolver::Start(const std::vector<std::string>& current) {
   state_->started = true;
   state_->delivered = current;
   std::sort(state_->delivered.begin(), state_->delivered.end());
+  if (state_->peers_metric != nullptr) {
+    state_->peers_metric->store(state_->delivered.size());
+  }
   std::shared_ptr<State> state = state_;
   thread_ = std::thread([state] { state->Run(); });
 }

@@ -41,6 +41,8 @@
 
 namespace dist_counter {
 
+class Metrics;
+
 // Resolves `name` to IPv4 addresses in dotted text ("10.0.0.7"), appended
 // to *addresses in any order. Returns OK, or a status saying why not (the
 // resolver then keeps its last list). Must be callable from any thread;
@@ -61,6 +63,10 @@ struct PeerResolverOptions {
   int interval_ms = 1000;  // resolved this often (start to start)
   size_t max_peers = 64;   // longer answers are cut (sorted first)
   int failure_log_interval_ms = 60000;  // at most one failure log per this
+  // Not owned; may be null; must outlive the resolver. Gets
+  //   dist_counter_peers_dns_resolutions_total{result="ok"|"error"}
+  //   dist_counter_peers_dns_peers   peers in the list in force
+  Metrics* metrics = nullptr;
 };
 
 // What a resolver has done so far, for tests and debugging.

@@ -24,10 +24,12 @@ int64_t MillisBetween(std::chrono::steady_clock::time_point from,
 }
 
 // Builds the resolver of options.peers_dns, which hands every changed DNS
-// answer to `merger` and persists it in `store` (neither owned; both must
-// outlive the resolver). Returns InvalidArgument for a malformed flag.
+// answer to `merger` and persists it in `store` (none owned; they and
+// `metrics` must outlive the resolver). Returns InvalidArgument for a malformed
+// flag.
 Status NewPeerResolver(const NodeOptions& options, CounterStore* store,
-                       Merger* merger, std::unique_ptr<PeerResolver>* out) {
+                       Merger* merger, Metrics* metrics,
+                       std::unique_ptr<PeerResolver>* out) {
   PeerAddress target;
   Status s = ParsePeerAddress(options.peers_dns, &target);
   if (!s.ok()) return Status::InvalidArgument("peers_dns: " + s.message());
@@ -42,6 +44,7 @@ Status NewPeerResolver(const NodeOptions& options, CounterStore* store,
   resolver_options.port = target.port;
   resolver_options.interval_ms = options.merge_interval_ms;
   resolver_options.max_peers = options.api.max_peers;
+  resolver_options.metrics = metrics;
   *out = std::make_unique<PeerResolver>(
       resolver_options, std::move(resolve),
       [store, merger](const std::vector<std::string>& peers) {
@@ -89,7 +92,7 @@ Status Node::Start(const NodeOptions& options, std::unique_ptr<Node>* node) {
   started->cluster_view_ = std::make_unique<MergerView>(started->merger_.get());
   if (!options.peers_dns.empty()) {  // runs nothing before Start()
     s = NewPeerResolver(options, started->store_.get(), started->merger_.get(),
-                        &started->resolver_);
+                        started->metrics_.get(), &started->resolver_);
     if (!s.ok()) return s;
   }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "testing/wait_until.h"
+#include "util/metrics.h"
 
 namespace dist_counter {
 namespace {
@@ -265,6 +266,38 @@ TEST(PeerResolverTest, NothingRunsBeforeStartOrAfterStop) {
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(dns.calls(), calls);
   EXPECT_EQ(got.count(), 1u);
+}
+
+TEST(PeerResolverTest, CountsResolutionsAndPeersInMetrics) {
+  Metrics metrics;
+  FakeDns dns;
+  dns.Answer({"10.0.0.1", "10.0.0.2"});
+  Deliveries got;
+  PeerResolverOptions options = Options();
+  options.metrics = &metrics;
+  PeerResolver resolver(options, dns.Function(), got.Callback());
+  EXPECT_NE(metrics.Render().find("dist_counter_peers_dns_peers 0\n"),
+            std::string::npos);
+  resolver.Start({});
+  ASSERT_TRUE(WaitUntil([&] { return got.count() == 1; }));
+  dns.Fail(Status::Unavailable("no DNS"));
+  ASSERT_TRUE(WaitUntil([&] { return resolver.Stats().failures >= 3; }));
+  resolver.Stop();
+  const PeerResolverStats stats = resolver.Stats();
+  const std::string text = metrics.Render();
+  EXPECT_NE(text.find("dist_counter_peers_dns_peers 2\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("dist_counter_peers_dns_resolutions_total{result="
+                      "\"error\"} " +
+                      std::to_string(stats.failures) + "\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find("dist_counter_peers_dns_resolutions_total{result="
+                "\"ok\"} " +
+                std::to_string(stats.resolutions - stats.failures) + "\n"),
+      std::string::npos)
+      << text;
 }
 
 // A resolve function that blocks until released.

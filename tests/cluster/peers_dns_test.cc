@@ -330,7 +330,11 @@ TEST_F(PeersDnsTest, PeersFollowTheDnsAnswerAsItChanges) {
   ASSERT_TRUE(WaitForPeers(0, {0, 2}));
   ASSERT_TRUE(WaitForPeers(2, {0, 2}));
   const std::string gone = "peer=\"" + Peer(1) + "\"";
-  EXPECT_EQ(Get(0, "/metrics").body.find(gone), std::string::npos);
+  const std::string metrics = Get(0, "/metrics").body;
+  EXPECT_EQ(metrics.find(gone), std::string::npos);
+  EXPECT_NE(metrics.find("\ndist_counter_peers_dns_peers 2\n"),
+            std::string::npos)
+      << metrics;
   Increment(2, "c", 1000);
   ASSERT_TRUE(WaitForValue(0, "c", 1111));
   std::this_thread::sleep_for(std::chrono::milliseconds(10 * kMergeIntervalMs));
