@@ -79,9 +79,11 @@ struct PeerResolver::State {
   std::atomic<uint64_t>* error_metric = nullptr;
   std::atomic<int64_t>* peers_metric = nullptr;
 
-  // Counts a failure and logs it unless one was logged less than the
-  // failure log interval ago.
+  // Counts a failed resolution and reports it (ReportFailure).
   void Fail(const std::string& what) REQUIRES(mu);
+  // Logs a failure unless one was logged less than the failure log
+  // interval ago.
+  void ReportFailure(const std::string& what) REQUIRES(mu);
   // Resolves once; returns false (and counts a failure) if the answer is
   // not usable, else fills *peers.
   bool ResolveOnce(std::vector<std::string>* peers) EXCLUDES(mu);
@@ -94,6 +96,10 @@ void PeerResolver::State::Fail(const std::string& what) {
   ++stats.failures;
   if (error_metric != nullptr) error_metric->fetch_add(1);
   ++failure_streak;
+  ReportFailure(what);
+}
+
+void PeerResolver::State::ReportFailure(const std::string& what) {
   const int64_t now = NowMs();
   if (last_failure_log_ms != 0 &&
       now - last_failure_log_ms < options.failure_log_interval_ms) {
@@ -159,7 +165,7 @@ void PeerResolver::State::Deliver(const std::vector<std::string>& peers) {
   in_callback = false;
   cv.SignalAll();
   if (!s.ok()) {
-    Fail("applying the new peer list failed: " + s.ToString());
+    ReportFailure("applying the new peer list failed: " + s.ToString());
     return;
   }
   ++stats.changes;

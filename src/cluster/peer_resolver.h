@@ -46,7 +46,9 @@ class Metrics;
 // Resolves `name` to IPv4 addresses in dotted text ("10.0.0.7"), appended
 // to *addresses in any order. Returns OK, or a status saying why not (the
 // resolver then keeps its last list). Must be callable from any thread;
-// may block.
+// may block. A call in progress at Stop() is left to finish after Stop()
+// and the resolver's destruction, so a ResolveFunction must own (or
+// share) everything it uses.
 using ResolveFunction = std::function<Status(
     const std::string& name, std::vector<std::string>* addresses)>;
 
@@ -80,7 +82,9 @@ struct PeerResolverStats {
 class PeerResolver {
  public:
   // Resolves with `resolve` and delivers changes to `on_change`; both are
-  // kept until the resolver thread ends. No thread runs before Start().
+  // kept until the resolver thread ends, which may be after Stop() (see
+  // ResolveFunction); `on_change` is never called after Stop(). No thread
+  // runs before Start().
   PeerResolver(const PeerResolverOptions& options, ResolveFunction resolve,
                PeersCallback on_change);
   PeerResolver(const PeerResolver&) = delete;

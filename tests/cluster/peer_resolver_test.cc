@@ -25,36 +25,42 @@ namespace {
 
 using test::WaitUntil;
 
-// A DNS answer the test changes while a resolver runs. Thread-safe.
+// A DNS answer the test changes while a resolver runs. Thread-safe. Its
+// ResolveFunction shares the answer, so a resolution still running after
+// the resolver stopped (which Stop() does not wait for) never outlives it.
 class FakeDns {
  public:
   void Answer(std::vector<std::string> addresses) {
-    std::lock_guard<std::mutex> lock(mu_);
-    addresses_ = std::move(addresses);
-    error_ = Status::OK();
+    std::lock_guard<std::mutex> lock(answer_->mu);
+    answer_->addresses = std::move(addresses);
+    answer_->error = Status::OK();
   }
   void Fail(const Status& error) {
-    std::lock_guard<std::mutex> lock(mu_);
-    error_ = error;
+    std::lock_guard<std::mutex> lock(answer_->mu);
+    answer_->error = error;
   }
-  int calls() const { return calls_.load(); }
+  int calls() const { return answer_->calls.load(); }
 
   ResolveFunction Function() {
-    return [this](const std::string& name, std::vector<std::string>* out) {
-      ++calls_;
-      std::lock_guard<std::mutex> lock(mu_);
-      EXPECT_EQ(name, "peers.test");
-      if (!error_.ok()) return error_;
-      *out = addresses_;
+    return [answer = answer_](const std::string& name,
+                              std::vector<std::string>* out) {
+      ++answer->calls;
+      std::lock_guard<std::mutex> lock(answer->mu);
+      if (name != "peers.test") return Status::InvalidArgument(name);
+      if (!answer->error.ok()) return answer->error;
+      *out = answer->addresses;
       return Status::OK();
     };
   }
 
  private:
-  std::mutex mu_;
-  std::vector<std::string> addresses_;
-  Status error_;
-  std::atomic<int> calls_{0};
+  struct Shared {
+    std::mutex mu;
+    std::vector<std::string> addresses;
+    Status error;
+    std::atomic<int> calls{0};
+  };
+  const std::shared_ptr<Shared> answer_ = std::make_shared<Shared>();
 };
 
 // Records the lists a resolver delivers. Thread-safe.
@@ -236,6 +242,9 @@ TEST(PeerResolverTest, AListTheCallbackRefusedIsDeliveredAgain) {
   ASSERT_EQ(lists.size(), 3u);
   for (const auto& list : lists) EXPECT_EQ(list, (Peers{"10.0.0.1:7000"}));
   EXPECT_EQ(resolver.Peers(), (Peers{"10.0.0.1:7000"}));
+  // The answers were good: no resolution failed, one report was written.
+  EXPECT_EQ(resolver.Stats().failures, 0u);
+  EXPECT_EQ(resolver.Stats().failure_logs, 1u);
 }
 
 TEST(PeerResolverTest, CutsTheAnswerToMaxPeers) {
