@@ -381,6 +381,28 @@ TEST_F(PeersDnsTest, WithoutDnsTheLastListStaysAndSurvivesARestart) {
   ASSERT_TRUE(WaitForValue(0, "d", 11));
 }
 
+// Without --peers_dns_server the system resolver (getaddrinfo) answers;
+// "localhost" comes from /etc/hosts, so no DNS server is involved.
+TEST(PeersDnsSystemTest, TheSystemResolverGivesThePeerList) {
+  TempDir dir;
+  NodeProcessOptions options;
+  options.data_dir = dir.Sub("node");
+  options.port = test::FreePort();
+  options.flags = {"--peers_dns=localhost:" + std::to_string(options.port),
+                   "--merge_interval_ms=100"};
+  NodeProcess node(options);
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  const std::string want =
+      "{\"actors\":[\"127.0.0.1:" + std::to_string(options.port) +
+      "\"],\"challenge_id\":\"DEFAULT\",\"connected_nodes\":[]}";
+  std::string body;
+  EXPECT_TRUE(WaitUntil([&] {
+    body = HttpRequest("GET", node.Url("/config")).body;
+    return body == want;
+  })) << body;
+  EXPECT_EQ(node.Stop(), 0) << node.ReadLog();
+}
+
 TEST(PeersDnsFlagsTest, ConflictingOrMalformedFlagsStopTheNode) {
   TempDir dir;
   const std::vector<std::vector<std::string>> bad = {
