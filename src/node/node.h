@@ -12,7 +12,9 @@
 //
 // Lock order: Stop() holds mu_ while it stops the modules, so mu_ comes
 // before every lock they take (HttpServer's, the Api's WorkQueue's, the
-// merger's and the store's); none of them ever calls back into Node.
+// peer resolver's, the merger's and the store's); none of them ever calls
+// back into Node. The resolver's callback (merger, then store) runs on its
+// own thread under none of them.
 
 #ifndef DIST_COUNTER_NODE_NODE_H_
 #define DIST_COUNTER_NODE_NODE_H_
