@@ -18,6 +18,8 @@ readonly BUILD_PACKAGES=(
   libgflags-dev libgoogle-glog-dev libgtest-dev libcurl4-openssl-dev
   python3  # scripts/check_readme.py (the README test); slim images lack it
   clang libclang-rt-14-dev  # check_thread_safety.sh; fuzz.sh (libFuzzer)
+  dnsmasq-base  # peers_dns_test: a real DNS server on loopback
+  python3-yaml  # scripts/check_kubernetes.py (deploy/kubernetes/)
 )
 readonly BENCH_PACKAGES=(wrk redis-server redis-tools nginx-light strace)
 

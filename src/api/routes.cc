@@ -460,6 +460,13 @@ void Api::HandleConfig(const ApiRequest& request, ApiReply* reply) {
     return;
   }
   if (request.method != "POST") return ReplyMethodNotAllowed(reply);
+  if (!options_.peers_dns.empty()) {
+    return ReplyError(
+        409, "Conflict",
+        "the peer list follows DNS (--peers_dns=" + options_.peers_dns +
+            "); POST /config cannot change it",
+        reply);
+  }
 
   std::vector<std::string> peers;
   Status s = ParseConfigBody(request.body, options_.max_peers, &peers);

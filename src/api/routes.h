@@ -8,6 +8,7 @@
 //   *      /ping                              200 {"status":"OK"}
 //   GET    /config                            actors, challenge_id, peers
 //   POST   /config                            204; replaces the peer list
+//                                             (409 when it follows DNS)
 //   POST   /counter/<name>                    204; body a decimal delta
 //   GET    /counter/<name>                    full per-actor state
 //   GET    /counter/<name>/value              the value, as decimal text
@@ -87,6 +88,9 @@ struct ApiOptions {
   size_t max_list_limit = 10000;      // cap on GET /counters?limit=
   size_t max_changes_limit = 10000;   // cap on /internal/changes?limit=
   size_t max_peers = 64;              // POST /config with more peers gets 400
+  // When set, the peer list follows this DNS name (--peers_dns) and POST
+  // /config gets 409 Conflict.
+  std::string peers_dns;
   // HandleAsync() runs /consistent_value reads, which wait on peers, on
   // this many threads of their own, with at most `max_queued_consistent`
   // waiting (more get 503).

@@ -17,6 +17,7 @@
 
 #include "api/auth.h"
 #include "cluster/peer_client.h"
+#include "cluster/peer_resolver.h"
 #include "node/node.h"
 #include "util/peer_address.h"
 #include "util/utf8.h"
@@ -85,8 +86,8 @@ DEFINE_string(actors, "",
               "the list last set with POST /config is used.");
 DEFINE_uint64(max_peers, 64,
               "Most peers a node takes, from --actors or POST /config (more "
-              "get 400 InvalidArgument). Each peer costs a puller and its "
-              "connections.");
+              "get 400 InvalidArgument); a --peers_dns answer is cut to it. "
+              "Each peer costs a puller and its connections.");
 DEFINE_int32(merge_interval_ms, 1000,
              "How often the merger pulls every peer's changes.");
 DEFINE_int32(peer_timeout_ms, 500,
@@ -119,6 +120,24 @@ DEFINE_string(auth_token_file, "",
               "DIST_COUNTER_AUTH_TOKEN_FILE environment variable; empty: no "
               "authentication. A missing, unreadable or empty file stops the "
               "start; a file open to other users is warned about.");
+
+// Peer discovery through DNS (Kubernetes headless services).
+DEFINE_string(peers_dns, "",
+              "NAME:PORT (PORT 7777 when omitted): the peer list is every "
+              "IPv4 address NAME resolves to (A records), each at PORT, "
+              "resolved again every --merge_interval_ms, e.g. a Kubernetes "
+              "headless service. This node's own address in the answer is "
+              "skipped; peers that leave the answer are dropped; at most "
+              "--max_peers are taken (sorted). A failed or empty resolution "
+              "keeps the last list. The list is persisted like POST /config's "
+              "and used until the first answer; POST /config is refused with "
+              "409 Conflict. Excludes --actors and ACTORS.");
+DEFINE_string(peers_dns_server, "",
+              "With --peers_dns: IP:PORT of the one DNS server to ask (UDP, "
+              "the name as given: no search domains, no hosts file), instead "
+              "of the system resolver (getaddrinfo with /etc/resolv.conf). "
+              "For tests and setups whose resolv.conf is not the right "
+              "server.");
 
 DECLARE_bool(help);
 DECLARE_bool(helpshort);
@@ -170,6 +189,40 @@ std::string FlagOrEnv(const std::string& flag, const char* env,
   const char* value = std::getenv(env);
   if (value != nullptr && value[0] != '\0') return value;
   return fallback;
+}
+
+// Fills the --peers_dns options. Returns false (after printing why) if they
+// are malformed or combined with a static peer list.
+bool ReadPeersDnsFlags(dist_counter::NodeOptions* options) {
+  if (FLAGS_peers_dns.empty()) {
+    if (FLAGS_peers_dns_server.empty()) return true;
+    std::cerr << "--peers_dns_server needs --peers_dns\n";
+    return false;
+  }
+  if (options->peers_given) {
+    std::cerr << "--peers_dns and --actors (or ACTORS) exclude each other: "
+                 "the DNS answer is the whole peer list\n";
+    return false;
+  }
+  dist_counter::PeerAddress target;
+  dist_counter::Status s =
+      dist_counter::ParsePeerAddress(FLAGS_peers_dns, &target);
+  if (!s.ok()) {
+    std::cerr << "--peers_dns: " << s.message() << "\n";
+    return false;
+  }
+  if (!FLAGS_peers_dns_server.empty()) {
+    dist_counter::ResolveFunction unused;
+    s = dist_counter::MakeServerResolver(FLAGS_peers_dns_server, 1000, &unused);
+    if (!s.ok()) {
+      std::cerr << "--peers_dns_server: " << s.message() << "\n";
+      return false;
+    }
+  }
+  options->peers_dns = target.ToString();
+  options->peers_dns_server = FLAGS_peers_dns_server;
+  options->api.peers_dns = target.ToString();
+  return true;
 }
 
 // Fills *options from the flags. Returns false (after printing why) if a
@@ -231,7 +284,7 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
     }
     options->peers_given = true;
   }
-  return true;
+  return ReadPeersDnsFlags(options);
 }
 
 // Reads the token named by --auth_token_file (or its environment variable)

@@ -2,12 +2,16 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <utility>
 
 #include "cluster/merger.h"
+#include "cluster/peer_resolver.h"
 #include "node/merger_view.h"
 #include "util/metrics.h"
+#include "util/peer_address.h"
 
 namespace dist_counter {
 
@@ -17,6 +21,37 @@ int64_t MillisBetween(std::chrono::steady_clock::time_point from,
                       std::chrono::steady_clock::time_point to) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(to - from)
       .count();
+}
+
+// Builds the resolver of options.peers_dns, which hands every changed DNS
+// answer to `merger` and persists it in `store` (none owned; they and
+// `metrics` must outlive the resolver). Returns InvalidArgument for a malformed
+// flag.
+Status NewPeerResolver(const NodeOptions& options, CounterStore* store,
+                       Merger* merger, Metrics* metrics,
+                       std::unique_ptr<PeerResolver>* out) {
+  PeerAddress target;
+  Status s = ParsePeerAddress(options.peers_dns, &target);
+  if (!s.ok()) return Status::InvalidArgument("peers_dns: " + s.message());
+  ResolveFunction resolve = ResolveWithSystem;
+  if (!options.peers_dns_server.empty()) {
+    s = MakeServerResolver(options.peers_dns_server,
+                           std::max(1000, options.peer_timeout_ms), &resolve);
+    if (!s.ok()) return s;
+  }
+  PeerResolverOptions resolver_options;
+  resolver_options.name = target.host;
+  resolver_options.port = target.port;
+  resolver_options.interval_ms = options.merge_interval_ms;
+  resolver_options.max_peers = options.api.max_peers;
+  resolver_options.metrics = metrics;
+  *out = std::make_unique<PeerResolver>(
+      resolver_options, std::move(resolve),
+      [store, merger](const std::vector<std::string>& peers) {
+        merger->SetPeers(peers);  // syncing follows DNS even if not saved
+        return store->SetPeers(peers);
+      });
+  return Status::OK();
 }
 
 }  // namespace
@@ -58,6 +93,11 @@ Status Node::Start(const NodeOptions& options, std::unique_ptr<Node>* node) {
   started->merger_ =
       std::make_unique<Merger>(merger_options, started->store_.get());
   started->cluster_view_ = std::make_unique<MergerView>(started->merger_.get());
+  if (!options.peers_dns.empty()) {  // runs nothing before Start()
+    s = NewPeerResolver(options, started->store_.get(), started->merger_.get(),
+                        started->metrics_.get(), &started->resolver_);
+    if (!s.ok()) return s;
+  }
 
   started->api_ = std::make_unique<Api>(options.api, started->store_.get(),
                                         started->cluster_view_.get(),
@@ -67,6 +107,7 @@ Status Node::Start(const NodeOptions& options, std::unique_ptr<Node>* node) {
   s = HttpServer::Start(http_options, started->api_.get(), &started->server_);
   if (!s.ok()) return s;
   started->merger_->Start(started->server_->port());
+  if (started->resolver_) started->resolver_->Start(started->store_->Peers());
   LOG(INFO) << "node " << started->store_->challenge_id() << " (actor "
             << started->store_->actor_id() << ") serving on "
             << options.http.bind << ":" << started->server_->port()
@@ -87,6 +128,7 @@ Status Node::Stop() {
   if (server_) server_->StopAccepting();  // new requests get 503
   if (api_) api_->Stop();  // queued consistent reads 503, running ones end
   if (server_) server_->Shutdown();  // owed replies sent, threads joined
+  if (resolver_) resolver_->Stop();  // no new peer list
   if (merger_) merger_->Stop();      // no pull merges into the store
   const auto drained = std::chrono::steady_clock::now();
   Status s = store_->Close();  // the final synced flush

@@ -6,12 +6,15 @@
 // reverse dependency order so that nothing a thread may still call is gone:
 // new connections and requests are refused (503), queued consistent reads
 // answered 503, running ones finished (bounded by the peer timeout), owed
-// replies sent, the HTTP threads joined, then the merger stopped, then
-// every counter flushed and RocksDB closed. Thread-safe.
+// replies sent, the HTTP threads joined, then the DNS peer resolver and the
+// merger stopped, then every counter flushed and RocksDB closed.
+// Thread-safe.
 //
 // Lock order: Stop() holds mu_ while it stops the modules, so mu_ comes
 // before every lock they take (HttpServer's, the Api's WorkQueue's, the
-// merger's and the store's); none of them ever calls back into Node.
+// peer resolver's, the merger's and the store's); none of them ever calls
+// back into Node. The resolver's callback (merger, then store) runs on its
+// own thread under none of them.
 
 #ifndef DIST_COUNTER_NODE_NODE_H_
 #define DIST_COUNTER_NODE_NODE_H_
@@ -32,6 +35,7 @@ namespace dist_counter {
 class Metrics;
 class Merger;
 class MergerView;
+class PeerResolver;
 
 struct NodeOptions {
   StoreOptions store;      // data_dir, challenge_id, flush, durable
@@ -48,6 +52,15 @@ struct NodeOptions {
   size_t max_counter_bytes = 256 << 10;  // per encoded counter state
   size_t max_page_bytes = 1 << 20;       // per changes page
   size_t max_round_bytes = 16 << 20;     // per peer per merge interval
+  // When set ("name:port"), the peer list is every IPv4 address `name`
+  // resolves to, at `port`, re-resolved every merge interval
+  // (cluster/peer_resolver.h), persisted like a POST /config list (which
+  // api.peers_dns then refuses) and cut to api.max_peers. Excludes
+  // peers_given.
+  std::string peers_dns;
+  // With peers_dns: "ip:port" of the one DNS server to ask (no search
+  // domains, no hosts file); empty: the system resolver (getaddrinfo).
+  std::string peers_dns_server;
 };
 
 class Node {
@@ -55,7 +68,8 @@ class Node {
   // Opens the store, then starts the merger and the HTTP server. On
   // success stores the node in *node. On failure everything started is
   // stopped again and the status says what failed (Busy: the data dir is in
-  // use; IOError: the port cannot be bound; Corruption: bad data on disk).
+  // use; IOError: the port cannot be bound; Corruption: bad data on disk;
+  // InvalidArgument: peers_dns or peers_dns_server is malformed).
   static Status Start(const NodeOptions& options, std::unique_ptr<Node>* node);
 
   Node(const Node&) = delete;
@@ -82,6 +96,7 @@ class Node {
   std::unique_ptr<CounterStore> store_;
   std::unique_ptr<Merger> merger_;
   std::unique_ptr<MergerView> cluster_view_;  // the Api's view of merger_
+  std::unique_ptr<PeerResolver> resolver_;    // with peers_dns only
   std::unique_ptr<Api> api_;
   std::unique_ptr<HttpServer> server_;
 };

@@ -1166,6 +1166,19 @@ TEST_F(RoutesTest, PostConfigBoundsTheNumberOfPeers) {
   EXPECT_EQ(Peers().size(), 2u);
 }
 
+TEST_F(RoutesTest, PostConfigIsRefusedWhenPeersFollowDns) {
+  ASSERT_EQ(Call("POST", "/config", "{\"actors\":[\"good:1\"]}").status, 204);
+  ApiOptions options;
+  options.peers_dns = "peers.example:7777";
+  MakeApi(options, nullptr);
+  ApiReply r = Call("POST", "/config", "{\"actors\":[\"other:1\"]}");
+  ExpectError(r, 409, "Conflict");
+  EXPECT_NE(r.body.find("--peers_dns=peers.example:7777"), std::string::npos)
+      << r.body;
+  EXPECT_EQ(Peers(), std::vector<std::string>{"good:1"});
+  EXPECT_EQ(Call("GET", "/config").status, 200);
+}
+
 TEST_F(RoutesTest, PostConfigRefusesDuplicatePeers) {
   ASSERT_EQ(Call("POST", "/config", "{\"actors\":[\"good:1\"]}").status, 204);
   for (const std::string body :
