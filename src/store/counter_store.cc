@@ -75,6 +75,16 @@ void CounterStore::RegisterMetrics() {
   MetricSet(available_metric_, Health().ok() ? 1 : 0);
 }
 
+std::string CounterStore::actor_id() const {
+  MutexLock lock(&mu_);
+  return actor_id_;
+}
+
+uint64_t CounterStore::incarnation() const {
+  MutexLock lock(&mu_);
+  return incarnation_;
+}
+
 void CounterStore::KeepCreated(PnCounter* state) const {
   if (state->empty()) state->SetActor(actor_id_, ActorCounts{});
 }
