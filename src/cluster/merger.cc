@@ -534,6 +534,18 @@ bool Merger::IsOwnCurrentOrLaterActor(const std::string& actor) const {
 
 void Merger::MergeState(Peer* peer, const std::string& name,
                         const PnCounter& state) {
+  // More than we hold for our current actor: the peer saw increments this
+  // node lost (its data dir was copied or put back). The store moves to a
+  // new incarnation, after which that actor is an earlier one and merges.
+  for (const auto& [actor, counts] : state.actors()) {
+    uint64_t incarnation = 0;
+    if (ClassifyActor(actor, store_->challenge_id(), store_->node_id(),
+                      &incarnation) == ActorOwner::kOwn &&
+        incarnation == store_->incarnation()) {
+      Status s = store_->CheckPeerOwnCount(name, actor, counts, nullptr);
+      if (!s.ok()) VLOG(1) << "checking " << name << ": " << s.ToString();
+    }
+  }
   PnCounter incoming;
   for (const auto& [actor, counts] : state.actors()) {
     if (IsOwnCurrentOrLaterActor(actor)) {

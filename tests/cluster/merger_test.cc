@@ -329,19 +329,43 @@ std::unique_ptr<FakePeer> PeerWithChanges(const std::string& node_json,
   return peer;
 }
 
-TEST(MergerTest, NeverTakesItsOwnActorsCountsFromAPeer) {
+TEST(MergerTest, NeverTakesItsCurrentActorsCountFromAPeerWhenNotAbove) {
   LocalNode b("2");
   ASSERT_TRUE(b.store()->Increment("c", 2).ok());
   const std::string own = b.store()->actor_id();
   auto peer = PeerWithChanges(
       R"({"challenge_id":"9","node_id":"99999999","actor":"9.1.99999999"})",
       R"([{"name":"c","state":{")" + own +
-          R"(":{"p":1000,"n":0},"9.1.99999999":{"p":5,"n":1}}}])");
+          R"(":{"p":1,"n":0},"9.1.99999999":{"p":5,"n":1}}}])");
   b.StartMerger({peer->Address()});
   ASSERT_TRUE(WaitUntil([&] { return b.Value("c") == "6"; })) << b.Value("c");
   PnCounter state;
   ASSERT_TRUE(b.store()->Get("c", &state).ok());
   EXPECT_EQ(state.actors().at(own).p, 2u);
+  EXPECT_EQ(b.store()->actor_id(), own);
+}
+
+TEST(MergerTest, APeerHoldingMoreForItsCurrentActorMovesItToANewIncarnation) {
+  LocalNode b("2");
+  ASSERT_TRUE(b.store()->Increment("c", 2).ok());
+  const std::string old = b.store()->actor_id();
+  // The peer saw 1000 increments under our current actor: our data dir was
+  // put back from an older copy. New increments under it would be hidden.
+  auto peer = PeerWithChanges(
+      R"({"challenge_id":"9","node_id":"99999999","actor":"9.1.99999999"})",
+      R"([{"name":"c","state":{")" + old +
+          R"(":{"p":1000,"n":0},"9.1.99999999":{"p":5,"n":1}}}])");
+  b.StartMerger({peer->Address()});
+  // Moved, and the old actor, now an earlier incarnation, merged.
+  ASSERT_TRUE(WaitUntil([&] { return b.Value("c") == "1004"; }))
+      << b.Value("c");
+  EXPECT_NE(b.store()->actor_id(), old);
+  ASSERT_TRUE(b.store()->Increment("c", 1).ok());
+  EXPECT_EQ(b.Value("c"), "1005");
+  PnCounter state;
+  ASSERT_TRUE(b.store()->Get("c", &state).ok());
+  EXPECT_EQ(state.actors().at(old).p, 1000u);
+  EXPECT_EQ(state.actors().at(b.store()->actor_id()).p, 1u);
 }
 
 TEST(MergerTest, RefusesToMergeACopyOfItself) {
@@ -825,7 +849,8 @@ TEST(MergerTest, TakesItsOwnActorsOnlyForEarlierIncarnations) {
   PnCounter sent;
   const uint64_t kMax = UINT64_MAX;
   sent.SetActor(own(std::to_string(inc - 1)), ActorCounts{5, 0});  // ok
-  sent.SetActor(own(std::to_string(inc)), ActorCounts{kMax, 0});
+  // Not above ours (a larger count would move us to a new incarnation).
+  sent.SetActor(own(std::to_string(inc)), ActorCounts{1, 0});
   sent.SetActor(own(std::to_string(inc + 1)), ActorCounts{kMax, 0});
   sent.SetActor(own(std::to_string(inc + 1000)), ActorCounts{kMax, 0});
   sent.SetActor(own("0" + std::to_string(inc + 1)), ActorCounts{7, 0});
