@@ -11,6 +11,7 @@
 #include "api/request_parser.h"
 #include "crdt/pn_counter.h"
 #include "proto/wire.h"
+#include "store/backup.h"
 #include "store/codec.h"
 #include "store/counter_store.h"
 #include "util/decimal.h"
@@ -334,6 +335,13 @@ void Api::Dispatch(const ApiRequest& request, ReplyCallback* later,
     }
     return HandleInternalCounter(name, reply);
   }
+  if (seg.size() == 2 && seg[0] == "admin" &&
+      (seg[1] == "backup" || seg[1] == "backups")) {
+    const bool list = seg[1] == "backups";
+    reply->route = list ? "admin_backups" : "admin_backup";
+    if (list ? !get : !post) return ReplyMethodNotAllowed(reply);
+    return list ? HandleListBackups(reply) : HandleBackup(reply);
+  }
   reply->route = "unknown";
   ReplyError(404, "NotFound", "no such route: " + request.path, reply);
 }
@@ -611,6 +619,45 @@ void Api::HandleInternalCounter(const std::string& name, ApiReply* reply) {
   if (!s.ok() && !s.IsNotFound()) return ReplyStatus(s, reply);
   ReplyJson(200, EncodeCounterReply(NodeIdentity(*store_), name, state, s.ok()),
             reply);
+}
+
+void Api::HandleBackup(ApiReply* reply) {
+  BackupInfo info;
+  Status s = store_->CreateBackup(&info);
+  if (!s.ok()) return ReplyStatus(s, reply);  // the store logged why
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  w.Key("backup");
+  WriteString(&w, info.name);
+  w.Key("counters");
+  w.Uint64(info.counters);
+  w.EndObject();
+  ReplyJson(200, Finish(buffer), reply);
+}
+
+void Api::HandleListBackups(ApiReply* reply) {
+  std::vector<BackupInfo> backups;
+  Status s = store_->ListBackups(&backups);
+  if (!s.ok()) return ReplyStatus(s, reply);
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  w.Key("backups");
+  w.StartArray();
+  for (const BackupInfo& info : backups) {
+    w.StartObject();
+    w.Key("name");
+    WriteString(&w, info.name);
+    w.Key("counters");
+    w.Uint64(info.counters);
+    w.Key("bytes");
+    w.Uint64(info.bytes);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  ReplyJson(200, Finish(buffer), reply);
 }
 
 }  // namespace dist_counter
