@@ -53,6 +53,11 @@ void CounterStore::RegisterMetrics() {
               "Increments (batch items count one each) refused, by reason.");
   m->Describe("dist_counter_merges_refused_total", "counter",
               "Peer states not merged, by reason.");
+  m->Describe("dist_counter_incarnation_moves_total", "counter",
+              "Moves to a new incarnation because a peer held more for this "
+              "node's current actor than it did (see the ERROR log).");
+  incarnation_moves_metric_ =
+      m->Counter("dist_counter_incarnation_moves_total");
   increments_metric_ = m->Counter("dist_counter_increments_total");
   flushes_metric_ = m->Counter("dist_counter_flushes_total");
   flush_micros_metric_ = m->Counter("dist_counter_flush_seconds_total");

@@ -498,6 +498,7 @@ class CounterStore {
   std::atomic<uint64_t>* refused_quota_metric_ = nullptr;
   std::atomic<uint64_t>* merges_refused_quota_metric_ = nullptr;
   std::atomic<uint64_t>* merges_refused_peer_quota_metric_ = nullptr;
+  std::atomic<uint64_t>* incarnation_moves_metric_ = nullptr;
 };
 
 }  // namespace dist_counter

@@ -15,6 +15,7 @@
 #include "store/codec.h"
 #include "store/counter_store.h"
 #include "store/rocks_status.h"
+#include "util/metrics.h"
 
 namespace dist_counter {
 
@@ -125,6 +126,7 @@ Status CounterStore::ReincarnateLocked(const std::string& why) {
   incarnation_ = next;
   actor_id_ = MakeActorId(challenge_id_, incarnation_, node_id_);
   reincarnate_pending_ = false;
+  MetricAdd(incarnation_moves_metric_);
   LOG(ERROR) << "moved from actor " << old_actor << " to " << actor_id_
              << " (incarnation " << incarnation_ << "): " << why
              << ". Increments from now on count under the new actor; the "

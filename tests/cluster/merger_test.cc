@@ -366,6 +366,7 @@ TEST(MergerTest, APeerHoldingMoreForItsCurrentActorMovesItToANewIncarnation) {
   ASSERT_TRUE(b.store()->Get("c", &state).ok());
   EXPECT_EQ(state.actors().at(old).p, 1000u);
   EXPECT_EQ(state.actors().at(b.store()->actor_id()).p, 1u);
+  EXPECT_EQ(b.Metric("dist_counter_incarnation_moves_total"), 1);
 }
 
 TEST(MergerTest, RefusesToMergeACopyOfItself) {
