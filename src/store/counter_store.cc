@@ -90,6 +90,11 @@ uint64_t CounterStore::incarnation() const {
   return incarnation_;
 }
 
+uint64_t CounterStore::FirstRefusedIncarnation() const {
+  MutexLock lock(&mu_);
+  return std::min(incarnation_, fresh_from_);
+}
+
 void CounterStore::KeepCreated(PnCounter* state) const {
   if (state->empty()) state->SetActor(actor_id_, ActorCounts{});
 }

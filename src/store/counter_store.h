@@ -162,6 +162,16 @@ class CounterStore {
   const std::string& node_id() const { return node_id_; }
   // The current incarnation; it only grows.
   uint64_t incarnation() const EXCLUDES(mu_);
+  // Peers may give back this node's own actors only for incarnations below
+  // this one: the current incarnation, or the first one this process
+  // started if that is lower. An incarnation this process started (raised
+  // at Open, or moved to) was never used before it, so what this node holds
+  // for it is all there is, and a peer claiming more for it forged it or is
+  // a copy of this node; one kept after a clean stop continues earlier
+  // runs, which may have issued more than the data dir holds (put back
+  // from a snapshot), so once this node moved away from it, peers' totals
+  // for it merge.
+  uint64_t FirstRefusedIncarnation() const EXCLUDES(mu_);
   // Random, chosen at each Open(); a ChangesSince() cursor is meaningful
   // only together with the instance id it came from.
   uint64_t instance_id() const { return instance_id_; }
@@ -262,9 +272,9 @@ class CounterStore {
   // with a synced write before any increment uses it, and logged at ERROR.
   // Increments running meanwhile land whole under the old or the new
   // actor (durable ones still awaiting their sync go to the new one).
-  // Afterwards `actor` is an earlier incarnation, which peers may give
-  // back: merge the peer's state normally. Sets *moved (if not null) to
-  // whether this call moved. Returns OK when there is nothing to do or the
+  // Afterwards peers' totals for `actor` merge unless this process started
+  // its incarnation (see FirstRefusedIncarnation()). Sets *moved (if not null)
+  // to whether this call moved. Returns OK when there is nothing to do or the
   // move is made; StorageUnavailable if the new incarnation could not be
   // written: increments are then refused until the store recovers, and
   // recovery makes the move first. IOError after Close().
@@ -444,6 +454,9 @@ class CounterStore {
   // A move to a new incarnation whose synced write failed: recovery makes
   // it before increments are taken again.
   bool reincarnate_pending_ GUARDED_BY(mu_) = false;
+  // The first incarnation this process started (see
+  // FirstRefusedIncarnation()); set by Open().
+  uint64_t fresh_from_ GUARDED_BY(mu_) = UINT64_MAX;
   std::map<std::string, Entry> counters_ GUARDED_BY(mu_);
   // seq -> name, one per counter.
   std::map<uint64_t, std::string> by_seq_ GUARDED_BY(mu_);

@@ -122,6 +122,12 @@ Status CounterStore::Load() {
   s = WriteIdentity();
   if (!s.ok()) return s;
   MutexLock lock(&mu_);
+  // Kept after a clean stop, the incarnation continues earlier runs'; a
+  // raised one is this process's own from its first increment.
+  const bool continued = incarnation_ == recorded;
+  fresh_from_ = !continued                  ? incarnation_
+                : incarnation_ < UINT64_MAX ? incarnation_ + 1
+                                            : UINT64_MAX;
   last_flush_ok_ = Clock::now();
   return Status::OK();
 }

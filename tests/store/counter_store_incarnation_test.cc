@@ -272,5 +272,35 @@ TEST_F(CounterStoreIncarnationTest,
   EXPECT_TRUE(store->Close().ok());
 }
 
+TEST_F(CounterStoreIncarnationTest,
+       PeersGiveBackOnlyIncarnationsOfEarlierRuns) {
+  uint64_t first = 0;
+  {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    first = store->incarnation();
+    // Started by this process: refused from peers, also after a move.
+    EXPECT_EQ(store->FirstRefusedIncarnation(), first);
+    ASSERT_TRUE(store
+                    ->CheckPeerOwnCount("c", store->actor_id(),
+                                        ActorCounts{1, 0}, nullptr)
+                    .ok());
+    ASSERT_GT(store->incarnation(), first);
+    EXPECT_EQ(store->FirstRefusedIncarnation(), first);
+    ASSERT_TRUE(store->Close().ok());
+  }
+  auto store = MustOpen(Options());  // a clean stop: the run continues
+  ASSERT_TRUE(store);
+  const uint64_t kept = store->incarnation();
+  EXPECT_EQ(store->FirstRefusedIncarnation(), kept);
+  ASSERT_TRUE(store
+                  ->CheckPeerOwnCount("c", store->actor_id(), ActorCounts{1, 0},
+                                      nullptr)
+                  .ok());
+  ASSERT_GT(store->incarnation(), kept);
+  // Earlier runs used `kept`: a peer may give back more for it now.
+  EXPECT_EQ(store->FirstRefusedIncarnation(), kept + 1);
+}
+
 }  // namespace
 }  // namespace dist_counter
