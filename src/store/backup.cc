@@ -78,8 +78,9 @@ uint64_t BackupBytes(const std::string& dir) {
 
 namespace {
 
-// True if `dir` holds nothing but perhaps "lost+found" (the root of a
-// freshly made file system, e.g. a mounted volume).
+// OK if `dir` is missing (*exists false) or holds nothing but perhaps
+// "lost+found" (the root of a freshly made file system, e.g. a mounted
+// volume); InvalidArgument if it holds anything else or is not a directory.
 Status CheckEmptyDir(const std::string& dir, bool* exists) {
   std::error_code ec;
   *exists = fs::exists(dir, ec);
