@@ -15,6 +15,7 @@
 #include "api/request_parser.h"
 #include "crdt/pn_counter.h"
 #include "proto/wire.h"
+#include "store/backup.h"
 #include "store/codec.h"
 #include "store/counter_store.h"
 #include "util/decimal.h"
@@ -400,6 +401,10 @@ const std::vector<Api::Route>& Api::Routes() {
        [](Api* api, const RouteCall& c) {
          api->HandleInternalCounter(c.name, c.reply);
        }},
+      {"/admin/backup", kPost, "admin_backup",
+       [](Api* api, const RouteCall& c) { api->HandleBackup(c.reply); }},
+      {"/admin/backups", kGet, "admin_backups",
+       [](Api* api, const RouteCall& c) { api->HandleListBackups(c.reply); }},
   };
   return routes;
 }
@@ -701,6 +706,45 @@ void Api::HandleInternalCounter(const std::string& name, ApiReply* reply) {
   if (!s.ok() && !s.IsNotFound()) return ReplyStatus(s, reply);
   ReplyJson(200, EncodeCounterReply(NodeIdentity(*store_), name, state, s.ok()),
             reply);
+}
+
+void Api::HandleBackup(ApiReply* reply) {
+  BackupInfo info;
+  Status s = store_->CreateBackup(&info);
+  if (!s.ok()) return ReplyStatus(s, reply);  // the store logged why
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  w.Key("backup");
+  WriteString(&w, info.name);
+  w.Key("counters");
+  w.Uint64(info.counters);
+  w.EndObject();
+  ReplyJson(200, Finish(buffer), reply);
+}
+
+void Api::HandleListBackups(ApiReply* reply) {
+  std::vector<BackupInfo> backups;
+  Status s = store_->ListBackups(&backups);
+  if (!s.ok()) return ReplyStatus(s, reply);
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  w.Key("backups");
+  w.StartArray();
+  for (const BackupInfo& info : backups) {
+    w.StartObject();
+    w.Key("name");
+    WriteString(&w, info.name);
+    w.Key("counters");
+    w.Uint64(info.counters);
+    w.Key("bytes");
+    w.Uint64(info.bytes);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  ReplyJson(200, Finish(buffer), reply);
 }
 
 }  // namespace dist_counter

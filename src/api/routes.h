@@ -18,6 +18,8 @@
 //   GET    /metrics                           Prometheus text
 //   GET    /internal/changes?instance=&since=&limit=   peer delta sync
 //   GET    /internal/counter/<name>           one counter's state, for peers
+//   POST   /admin/backup                      backs up the store (200)
+//   GET    /admin/backups                     lists the backups
 //
 // With a token (ApiOptions::auth), every route but /ping first needs
 // "Authorization: Bearer <token>"; a request without it, or with another
@@ -185,6 +187,13 @@ class Api {
   void HandleBatch(const std::string& body, ApiReply* reply);
   void HandleChanges(const ApiRequest& request, ApiReply* reply);
   void HandleInternalCounter(const std::string& name, ApiReply* reply);
+  // POST /admin/backup: 200 {"backup":"<name>","counters":N}; 503 when
+  // backups are disabled or the store cannot persist, 500 if the
+  // checkpoint fails. Blocks for a flush and a checkpoint.
+  void HandleBackup(ApiReply* reply);
+  // GET /admin/backups: 200 {"backups":[{"name":...,"counters":N,
+  // "bytes":B},...]}, oldest first; 503 when backups are disabled.
+  void HandleListBackups(ApiReply* reply);
 
   const ApiOptions options_;
   CounterStore* const store_;

@@ -527,14 +527,27 @@ bool Merger::IsOwnCurrentOrLaterActor(const std::string& actor) const {
     case ActorOwner::kLookalike:  // never ours to take back
       return true;
     case ActorOwner::kOwn:
-      // Only a lower incarnation is ours to take back.
-      return incarnation >= store_->incarnation();
+      // Only an earlier run's incarnation is ours to take back.
+      return incarnation >= store_->FirstRefusedIncarnation();
   }
   return true;
 }
 
 void Merger::MergeState(Peer* peer, const std::string& name,
                         const PnCounter& state) {
+  // More than we hold for our current actor: the peer saw increments this
+  // node lost (its data dir was put back or copied), or forged them. The
+  // store moves to a new incarnation, so ours are never hidden behind it;
+  // the old actor then merges if an earlier run of this node used it.
+  for (const auto& [actor, counts] : state.actors()) {
+    uint64_t incarnation = 0;
+    if (ClassifyActor(actor, store_->challenge_id(), store_->node_id(),
+                      &incarnation) == ActorOwner::kOwn &&
+        incarnation == store_->incarnation()) {
+      Status s = store_->CheckPeerOwnCount(name, actor, counts, nullptr);
+      if (!s.ok()) VLOG(1) << "checking " << name << ": " << s.ToString();
+    }
+  }
   PnCounter incoming;
   for (const auto& [actor, counts] : state.actors()) {
     if (IsOwnCurrentOrLaterActor(actor)) {

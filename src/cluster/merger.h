@@ -33,6 +33,11 @@
 //     restarted node gets back what it issued before; the current and any
 //     later incarnation (or a malformed one) is dropped from the state
 //     (reason own_actor), so a peer can never pre-load our next identity.
+//     A peer holding more for our current actor than we do first makes
+//     the store move to a new incarnation (CounterStore::CheckPeerOwnCount);
+//     the old actor's totals then merge if an earlier run of this node used
+//     it (a data dir put back from a snapshot), never if this process
+//     started it (CounterStore::FirstRefusedIncarnation);
 //
 // Health: a peer that fails backs off (doubling from the merge interval,
 // capped at `max_backoff_ms`). A dead or hung peer holds one pull thread

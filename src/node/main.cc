@@ -19,6 +19,7 @@
 #include "cluster/peer_client.h"
 #include "cluster/peer_resolver.h"
 #include "node/node.h"
+#include "store/backup.h"
 #include "util/peer_address.h"
 #include "util/utf8.h"
 
@@ -139,6 +140,24 @@ DEFINE_string(peers_dns_server, "",
               "For tests and setups whose resolv.conf is not the right "
               "server.");
 
+// Backup and restore.
+DEFINE_string(backup_dir, "",
+              "Directory for the backups POST /admin/backup makes (a RocksDB "
+              "checkpoint each, in a subdirectory named by its UTC time); "
+              "created if missing; must not be inside --data_dir. Put it on "
+              "another disk to survive the loss of the data dir. Empty: "
+              "backups are disabled (the /admin/backup routes answer 503).");
+DEFINE_uint64(backups_to_keep, 7,
+              "After each backup the oldest ones beyond this many are "
+              "removed from --backup_dir.");
+DEFINE_string(restore_from, "",
+              "Restore mode: copy this backup directory (one subdirectory of "
+              "a --backup_dir) into --data_dir, which must be empty or "
+              "missing, then exit 0 without serving; a non-empty data dir is "
+              "refused (exit 1). The restored node's next start takes a new "
+              "incarnation, so none of its new increments can be hidden by "
+              "the larger totals peers hold for its old actors.");
+
 DECLARE_bool(help);
 DECLARE_bool(helpshort);
 
@@ -237,6 +256,12 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
   options->store.close_retry_ms = FLAGS_close_retry_ms;
   options->store.max_counters = FLAGS_max_counters;
   options->store.max_peer_counters = FLAGS_max_peer_counters;
+  options->store.backup_dir = FLAGS_backup_dir;
+  options->store.backups_to_keep = FLAGS_backups_to_keep;
+  if (FLAGS_backups_to_keep == 0) {
+    std::cerr << "--backups_to_keep must be positive\n";
+    return false;
+  }
   if (FLAGS_max_unflushed_ms <= 0 || FLAGS_close_retry_ms < 0 ||
       FLAGS_max_counters == 0) {
     std::cerr << "--max_unflushed_ms and --max_counters must be positive, "
@@ -305,6 +330,23 @@ bool ReadAuthFlags(dist_counter::NodeOptions* options) {
   LOG(INFO) << "token authentication on (token from " << path
             << "): every route but /ping needs Authorization: Bearer";
   return true;
+}
+
+// --restore_from: restores the backup into --data_dir and returns the exit
+// status.
+int RestoreMain() {
+  uint64_t next = 0;
+  dist_counter::Status s =
+      dist_counter::RestoreBackup(FLAGS_restore_from, FLAGS_data_dir, &next);
+  if (!s.ok()) {
+    LOG(ERROR) << "cannot restore " << FLAGS_restore_from << " into "
+               << FLAGS_data_dir << ": " << s.message();
+    return 1;
+  }
+  LOG(INFO) << "restored " << FLAGS_restore_from << " into " << FLAGS_data_dir
+            << "; the node will start at incarnation " << next
+            << " and get back from its peers what they hold beyond the backup";
+  return 0;
 }
 
 // Raises the soft RLIMIT_NOFILE to the hard limit (logged once) and returns
@@ -392,6 +434,8 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr =
       FLAGS_logtostderr || std::getenv("GLOG_log_dir") == nullptr;
   google::InitGoogleLogging(argv[0]);
+
+  if (!FLAGS_restore_from.empty()) return RestoreMain();
 
   dist_counter::NodeOptions options;
   if (!ReadFlags(&options)) return 2;

@@ -9,6 +9,8 @@
 //                         is created; tells two nodes with one challenge id
 //                         apart
 //   meta/incarnation   -> decimal, raised (with a synced write) at every start
+//                         but one after a clean stop, and set by a restore
+//                         and by a move to a new incarnation
 //   meta/actors        -> JSON array of peer addresses, as POST /config set
 //   meta/clean_stop    -> the incarnation that ended with a complete, synced
 //                         final flush; present only while the node is down.

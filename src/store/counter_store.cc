@@ -53,6 +53,11 @@ void CounterStore::RegisterMetrics() {
               "Increments (batch items count one each) refused, by reason.");
   m->Describe("dist_counter_merges_refused_total", "counter",
               "Peer states not merged, by reason.");
+  m->Describe("dist_counter_incarnation_moves_total", "counter",
+              "Moves to a new incarnation because a peer held more for this "
+              "node's current actor than it did (see the ERROR log).");
+  incarnation_moves_metric_ =
+      m->Counter("dist_counter_incarnation_moves_total");
   increments_metric_ = m->Counter("dist_counter_increments_total");
   flushes_metric_ = m->Counter("dist_counter_flushes_total");
   flush_micros_metric_ = m->Counter("dist_counter_flush_seconds_total");
@@ -73,6 +78,21 @@ void CounterStore::RegisterMetrics() {
       "dist_counter_merges_refused_total", "reason=\"max_peer_counters\"");
   MetricSet(counters_metric_, static_cast<int64_t>(size()));
   MetricSet(available_metric_, Health().ok() ? 1 : 0);
+}
+
+std::string CounterStore::actor_id() const {
+  MutexLock lock(&mu_);
+  return actor_id_;
+}
+
+uint64_t CounterStore::incarnation() const {
+  MutexLock lock(&mu_);
+  return incarnation_;
+}
+
+uint64_t CounterStore::FirstRefusedIncarnation() const {
+  MutexLock lock(&mu_);
+  return std::min(incarnation_, fresh_from_);
 }
 
 void CounterStore::KeepCreated(PnCounter* state) const {

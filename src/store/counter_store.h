@@ -27,14 +27,23 @@
 // count, so merges cannot hide its new increments; clean restarts do not
 // add actors. Open() also starts above any actor of this node with an
 // incarnation it never used that a stored counter holds (older versions
-// took such actors from peers), logging a WARNING.
+// took such actors from peers), logging a WARNING. While running, a peer
+// found holding more for the current actor than this node does (a data
+// directory copied or put back from a file system snapshot) makes the store
+// move to a new incarnation at once (CheckPeerOwnCount()).
+//
+// Backups (counter_store_backup.cc, store/backup.h): CreateBackup() flushes
+// and makes a RocksDB checkpoint under options.backup_dir, keeping the
+// newest backups_to_keep.
 //
 // Thread-safe: every method may be called from any thread without external
 // locking. Never blocks on the network.
 //
 // Locks (util/mutex.h; clang's -Wthread-safety checks the GUARDED_BY and
 // REQUIRES below, scripts/check_thread_safety.sh runs it). Lock order:
-//   write_mu_ -> mu_
+//   backup_mu_ -> write_mu_ -> mu_
+// backup_mu_ serializes backups and is held across one (a flush, a
+// checkpoint, its check and the pruning).
 // write_mu_ serializes RocksDB writes and is held across them (flushes,
 // syncs, recovery); mu_ guards the in-memory state and is never held
 // across a RocksDB write or a file system check (only Open() reads RocksDB
@@ -71,6 +80,7 @@ class Env;
 namespace dist_counter {
 
 class Metrics;
+struct BackupInfo;
 
 struct StoreOptions {
   std::string data_dir;  // RocksDB directory; created if missing
@@ -103,6 +113,13 @@ struct StoreOptions {
   // others); RocksDB raises values below 20 to 20. SST files beyond the
   // bound are reopened as reads and compactions need them.
   int max_open_files = 128;
+  // Directory holding CreateBackup()'s backups, one subdirectory each;
+  // created if missing. Empty: backups are disabled. Must not be data_dir
+  // or inside it (Open() refuses that).
+  std::string backup_dir;
+  // CreateBackup() removes the oldest backups beyond this many (at least
+  // 1 is kept).
+  size_t backups_to_keep = 7;
   Metrics* metrics = nullptr;  // not owned; may be null; must outlive store
   // Test-only: RocksDB uses this Env (e.g. one that injects write faults)
   // instead of the default. Not owned; must outlive the store.
@@ -137,12 +154,24 @@ class CounterStore {
   // Calls Close() if it was not called.
   ~CounterStore();
 
-  // This node's actor id for this incarnation, e.g. "1.3.3f2a9c01".
-  const std::string& actor_id() const { return actor_id_; }
+  // This node's actor id for the current incarnation, e.g. "1.3.3f2a9c01".
+  // It changes when CheckPeerOwnCount() moves to a new incarnation.
+  std::string actor_id() const EXCLUDES(mu_);
   const std::string& challenge_id() const { return challenge_id_; }
   // 8 hex digits, fixed for the life of the data directory.
   const std::string& node_id() const { return node_id_; }
-  uint64_t incarnation() const { return incarnation_; }
+  // The current incarnation; it only grows.
+  uint64_t incarnation() const EXCLUDES(mu_);
+  // Peers may give back this node's own actors only for incarnations below
+  // this one: the current incarnation, or the first one this process
+  // started if that is lower. An incarnation this process started (raised
+  // at Open, or moved to) was never used before it, so what this node holds
+  // for it is all there is, and a peer claiming more for it forged it or is
+  // a copy of this node; one kept after a clean stop continues earlier
+  // runs, which may have issued more than the data dir holds (put back
+  // from a snapshot), so once this node moved away from it, peers' totals
+  // for it merge.
+  uint64_t FirstRefusedIncarnation() const EXCLUDES(mu_);
   // Random, chosen at each Open(); a ChangesSince() cursor is meaningful
   // only together with the instance id it came from.
   uint64_t instance_id() const { return instance_id_; }
@@ -232,6 +261,45 @@ class CounterStore {
   // The peer list last set (empty if none).
   std::vector<std::string> Peers() const EXCLUDES(mu_);
 
+  // Told that a peer's state of counter `name` holds `counts` for `actor`,
+  // one of this node's own actors. If `actor` is the current actor and
+  // `counts` is above (in p or in n) what this node holds for it, the peer
+  // has seen increments this node no longer has (its data directory was
+  // copied, or put back from a snapshot taken while it was stopped), and
+  // further increments under this actor could be hidden by the max-merge.
+  // The store then moves to a new incarnation, never used before: the
+  // larger of the next one and the current time in microseconds, written
+  // with a synced write before any increment uses it, and logged at ERROR.
+  // Increments running meanwhile land whole under the old or the new
+  // actor (durable ones still awaiting their sync go to the new one).
+  // Afterwards peers' totals for `actor` merge unless this process started
+  // its incarnation (see FirstRefusedIncarnation()). Sets *moved (if not null)
+  // to whether this call moved. Returns OK when there is nothing to do or the
+  // move is made; StorageUnavailable if the new incarnation could not be
+  // written: increments are then refused until the store recovers, and
+  // recovery makes the move first. IOError after Close().
+  Status CheckPeerOwnCount(const std::string& name, const std::string& actor,
+                           const ActorCounts& counts, bool* moved)
+      EXCLUDES(write_mu_, mu_);
+
+  // Backs up the live store: writes every changed counter with a synced
+  // write (so everything acknowledged so far is in the backup), makes a
+  // RocksDB checkpoint in a new subdirectory of options.backup_dir, opens
+  // it read-only to count its counters, then removes the oldest backups
+  // beyond backups_to_keep. Backups never run concurrently (a second
+  // caller waits). On success fills *info (name, path, counters, bytes)
+  // and returns OK; a failed prune is logged, not returned. Returns
+  // Unavailable if options.backup_dir is empty, StorageUnavailable while
+  // the store cannot persist (the flush failed), IOError if the checkpoint
+  // cannot be made (nothing is left behind but a partial directory that
+  // the next backup removes) or after Close().
+  Status CreateBackup(BackupInfo* info) EXCLUDES(backup_mu_, write_mu_, mu_);
+
+  // Stores the backups under options.backup_dir in *backups, oldest first.
+  // Returns Unavailable if options.backup_dir is empty, IOError if it
+  // cannot be read (a missing directory is an empty list).
+  Status ListBackups(std::vector<BackupInfo>* backups) const;
+
   // OK while the store can persist. Otherwise StorageUnavailable whose
   // message says why (a failed write, no flush for too long, the data
   // directory gone); increments are then refused.
@@ -285,7 +353,16 @@ class CounterStore {
   // node id instead.
   void SkipPoisonedIncarnations(uint64_t recorded) EXCLUDES(mu_);
   // Sets actor_id_ and persists the identity with a synced write.
-  Status WriteIdentity() REQUIRES(write_mu_);
+  Status WriteIdentity() REQUIRES(write_mu_) EXCLUDES(mu_);
+  // True if `counts` is above this actor's published counts of `name`.
+  bool AboveOwnLocked(const std::string& name, const ActorCounts& counts) const
+      REQUIRES(mu_);
+  // Moves to a new incarnation (see CheckPeerOwnCount()): writes it with a
+  // synced write, then switches actor_id_ and rebases staged durable
+  // increments onto the new actor. `why` goes into the ERROR log line. On
+  // a failed write the store is unavailable and the move stays pending.
+  Status ReincarnateLocked(const std::string& why) REQUIRES(write_mu_)
+      EXCLUDES(mu_);
   // Records that `name`'s entry changed: new seq, a ticket, and (if
   // `dirty`) a place in the next flush.
   void MarkChangedLocked(const std::string& name, Entry* entry,
@@ -293,7 +370,7 @@ class CounterStore {
   // Gives an empty state (a counter created with 0) this node's actor at
   // zero, so that peers, which never create a counter from an empty state,
   // learn of it.
-  void KeepCreated(PnCounter* state) const;
+  void KeepCreated(PnCounter* state) const REQUIRES(mu_);
   // Why an increment of `fresh` new names cannot be taken now, or OK.
   Status CheckWritableLocked(size_t fresh) const REQUIRES(mu_);
   // The longest time without a successful flush before increments are
@@ -352,14 +429,14 @@ class CounterStore {
   const StoreOptions options_;
   std::string challenge_id_;
   std::string node_id_;
-  uint64_t incarnation_ = 0;
-  std::string actor_id_;
   uint64_t instance_id_ = 0;
   uint64_t dir_dev_ = 0;  // identity of data_dir at Open, for DataDirLost()
   uint64_t dir_ino_ = 0;
 
+  // Serializes backups (held across one); taken before write_mu_.
+  Mutex backup_mu_;
   // Serializes RocksDB writes (held across them); taken before mu_.
-  Mutex write_mu_;
+  Mutex write_mu_ ACQUIRED_AFTER(backup_mu_);
   // Null only while reopening fails.
   std::unique_ptr<rocksdb::DB> db_ GUARDED_BY(write_mu_);
   bool db_closed_ GUARDED_BY(write_mu_) = false;  // Close() finished
@@ -370,6 +447,16 @@ class CounterStore {
 
   // Guards the in-memory state; never held across I/O.
   mutable Mutex mu_ ACQUIRED_AFTER(write_mu_);
+  // This node's identity for increments: changed (under write_mu_ and
+  // mu_) only by Open() and ReincarnateLocked().
+  uint64_t incarnation_ GUARDED_BY(mu_) = 0;
+  std::string actor_id_ GUARDED_BY(mu_);
+  // A move to a new incarnation whose synced write failed: recovery makes
+  // it before increments are taken again.
+  bool reincarnate_pending_ GUARDED_BY(mu_) = false;
+  // The first incarnation this process started (see
+  // FirstRefusedIncarnation()); set by Open().
+  uint64_t fresh_from_ GUARDED_BY(mu_) = UINT64_MAX;
   std::map<std::string, Entry> counters_ GUARDED_BY(mu_);
   // seq -> name, one per counter.
   std::map<uint64_t, std::string> by_seq_ GUARDED_BY(mu_);
@@ -424,6 +511,7 @@ class CounterStore {
   std::atomic<uint64_t>* refused_quota_metric_ = nullptr;
   std::atomic<uint64_t>* merges_refused_quota_metric_ = nullptr;
   std::atomic<uint64_t>* merges_refused_peer_quota_metric_ = nullptr;
+  std::atomic<uint64_t>* incarnation_moves_metric_ = nullptr;
 };
 
 }  // namespace dist_counter

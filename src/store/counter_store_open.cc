@@ -12,6 +12,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <string_view>
 #include <thread>
@@ -40,6 +41,28 @@ std::string RandomNodeId() {
   return hex;
 }
 
+// InvalidArgument if `backup_dir` is `data_dir` or inside it: backups must
+// outlive the data dir, and RocksDB's directory is its own.
+Status CheckBackupDir(const std::string& data_dir,
+                      const std::string& backup_dir) {
+  std::error_code ec;
+  const std::filesystem::path data =
+      std::filesystem::weakly_canonical(data_dir, ec);
+  if (ec) return Status::OK();  // Open() reports the data dir's own error
+  const std::filesystem::path backups =
+      std::filesystem::weakly_canonical(backup_dir, ec);
+  if (ec) return Status::OK();  // CreateBackup() reports it
+  std::string inner = backups.string();
+  std::string outer = data.string();
+  while (inner.size() > 1 && inner.back() == '/') inner.pop_back();
+  while (outer.size() > 1 && outer.back() == '/') outer.pop_back();
+  if (inner == outer || inner.rfind(outer + "/", 0) == 0) {
+    return Status::InvalidArgument("backup dir " + backup_dir +
+                                   " is the data dir or inside it");
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Status CounterStore::Open(const StoreOptions& options,
@@ -52,6 +75,10 @@ Status CounterStore::Open(const StoreOptions& options,
   }
   if (options.max_open_files <= 0) {
     return Status::InvalidArgument("max_open_files must be positive");
+  }
+  if (!options.backup_dir.empty()) {
+    Status s = CheckBackupDir(options.data_dir, options.backup_dir);
+    if (!s.ok()) return s;
   }
   if (options.max_peer_counters > options.max_counters) {
     return Status::InvalidArgument("max_peer_counters (" +
@@ -95,6 +122,12 @@ Status CounterStore::Load() {
   s = WriteIdentity();
   if (!s.ok()) return s;
   MutexLock lock(&mu_);
+  // Kept after a clean stop, the incarnation continues earlier runs'; a
+  // raised one is this process's own from its first increment.
+  const bool continued = incarnation_ == recorded;
+  fresh_from_ = !continued                  ? incarnation_
+                : incarnation_ < UINT64_MAX ? incarnation_ + 1
+                                            : UINT64_MAX;
   last_flush_ok_ = Clock::now();
   return Status::OK();
 }
@@ -164,7 +197,10 @@ Status CounterStore::LoadIdentity(uint64_t* recorded) {
   if (!rs.ok() && !rs.IsNotFound()) return FromRocks(rs, "reading clean stop");
   const bool clean =
       rs.ok() && incarnation != 0 && clean_stop == std::to_string(incarnation);
-  incarnation_ = clean ? incarnation : incarnation + 1;
+  {
+    MutexLock lock(&mu_);
+    incarnation_ = clean ? incarnation : incarnation + 1;
+  }
   *recorded = incarnation;
   challenge_id_ = options_.challenge_id;
 
@@ -188,8 +224,8 @@ void CounterStore::SkipPoisonedIncarnations(uint64_t recorded) {
   uint64_t highest = 0;
   std::string where;  // the first counter holding the highest, and its actor
   std::string which;
+  MutexLock lock(&mu_);
   {
-    MutexLock lock(&mu_);
     for (const auto& [name, entry] : counters_) {
       for (const auto& [actor, counts] : entry.state.actors()) {
         uint64_t incarnation = 0;
@@ -227,14 +263,19 @@ void CounterStore::SkipPoisonedIncarnations(uint64_t recorded) {
 }
 
 Status CounterStore::WriteIdentity() {
-  actor_id_ = MakeActorId(challenge_id_, incarnation_, node_id_);
+  uint64_t incarnation = 0;
+  {
+    MutexLock lock(&mu_);
+    actor_id_ = MakeActorId(challenge_id_, incarnation_, node_id_);
+    incarnation = incarnation_;
+  }
   // The new incarnation must be durable before any increment is taken
   // under it: a crash must never let a later start reuse it.
   rocksdb::WriteBatch batch;
   batch.Put(std::string(kMetaFormatKey), std::string(kFormatVersion));
   batch.Put(std::string(kMetaNodeIdKey), node_id_);
   batch.Put(std::string(kMetaChallengeIdKey), challenge_id_);
-  batch.Put(std::string(kMetaIncarnationKey), std::to_string(incarnation_));
+  batch.Put(std::string(kMetaIncarnationKey), std::to_string(incarnation));
   batch.Delete(std::string(kMetaCleanStopKey));
   rocksdb::WriteOptions write;
   write.sync = true;

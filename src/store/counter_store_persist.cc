@@ -58,6 +58,17 @@ Status CounterStore::FlushLocked(bool sync) {
   // After an error everything dirty goes out synced before writes resume.
   s = WriteLocked(sync || recovering);
   if (!s.ok() || !recovering) return s;
+  bool reincarnate = false;
+  {
+    MutexLock lock(&mu_);
+    reincarnate = reincarnate_pending_;
+  }
+  // A move to a new incarnation that failed is made before any increment
+  // is taken again.
+  if (reincarnate) {
+    s = ReincarnateLocked("made on recovery; it had failed");
+    if (!s.ok()) return s;
+  }
   MutexLock lock(&mu_);
   if (dir_lost_) return Status::StorageUnavailable(unavailable_);
   const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
@@ -408,8 +419,13 @@ Status CounterStore::Close() {
   if (s.ok() && db_) {
     rocksdb::WriteOptions write;
     write.sync = true;
+    uint64_t incarnation = 0;
+    {
+      MutexLock lock(&mu_);
+      incarnation = incarnation_;
+    }
     s = FromRocks(db_->Put(write, std::string(kMetaCleanStopKey),
-                           std::to_string(incarnation_)),
+                           std::to_string(incarnation)),
                   "marking the clean stop");
     // Those syncs reach a removed data dir's files just as well: the stop
     // is clean only if the dir is still the one opened.

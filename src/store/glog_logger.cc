@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <cstdio>
+#include <cstring>
 
 namespace dist_counter {
 
@@ -16,7 +17,12 @@ void GlogLogger::Logv(const rocksdb::InfoLogLevel level, const char* format,
   char line[1024];
   const int n = std::vsnprintf(line, sizeof(line), format, ap);
   if (n < 0) return;
-  if (level >= rocksdb::InfoLogLevel::WARN_LEVEL) {
+  // Every checkpoint (a backup) disables file deletions twice, nested, and
+  // RocksDB warns about the nesting: that is expected, not a warning.
+  const bool nested_deletions =
+      std::strstr(line, "File Deletions Disabled, but already") != nullptr ||
+      std::strstr(line, "File Deletions Enable, but not really") != nullptr;
+  if (level >= rocksdb::InfoLogLevel::WARN_LEVEL && !nested_deletions) {
     LOG(WARNING) << "rocksdb: " << line;
   } else {
     VLOG(1) << "rocksdb: " << line;

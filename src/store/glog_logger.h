@@ -6,7 +6,9 @@
 // making it refuse writes.
 //
 // RocksDB's WARN and higher go to glog as WARNING (the store logs the
-// errors it acts on itself); lower levels are dropped unless --v=1.
+// errors it acts on itself), but for the warnings about nested file
+// deletion switches that every checkpoint causes; lower levels (and those)
+// are dropped unless --v=1.
 //
 // Thread-safe, as RocksDB requires of a Logger.
 

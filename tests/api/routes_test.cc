@@ -1455,3 +1455,73 @@ TEST_F(RoutesTest, StopAnswersQueuedConsistentReadsAndLetsTheRunningOneFinish) {
 
 }  // namespace
 }  // namespace dist_counter
+
+// ---- /admin/backup, /admin/backups
+
+namespace dist_counter {
+namespace {
+
+class BackupRoutesTest : public RoutesTest {
+ protected:
+  // Reopens the store with backups into <dir>/backups, keeping two.
+  void EnableBackups() {
+    api_.reset();
+    ASSERT_TRUE(store_->Close().ok());
+    store_.reset();
+    StoreOptions options;
+    options.data_dir = dir_.Sub("db");
+    options.challenge_id = "1";
+    options.flush_interval_ms = 600000;
+    options.backup_dir = dir_.Sub("backups");
+    options.backups_to_keep = 2;
+    Status s = CounterStore::Open(options, &store_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    MakeApi(ApiOptions(), nullptr);
+  }
+};
+
+TEST_F(BackupRoutesTest, BackupsAreRefusedWith503WhenDisabled) {
+  ExpectError(Call("POST", "/admin/backup"), 503, "Unavailable");
+  ExpectError(Call("GET", "/admin/backups"), 503, "Unavailable");
+  EXPECT_NE(Call("POST", "/admin/backup").body.find("--backup_dir"),
+            std::string::npos);
+}
+
+TEST_F(BackupRoutesTest, PostBackupAnswersItsNameAndCounters) {
+  EnableBackups();
+  ASSERT_EQ(Call("POST", "/counters", R"({"a":1,"b":2})").status, 204);
+  ApiReply r = Call("POST", "/admin/backup");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.route, "admin_backup");
+  rapidjson::Document doc = ParseObject(r.body);
+  ASSERT_TRUE(doc.HasMember("backup") && doc["backup"].IsString());
+  const std::string name = doc["backup"].GetString();
+  EXPECT_EQ(r.body, "{\"backup\":\"" + name + "\",\"counters\":2}");
+
+  r = Call("GET", "/admin/backups");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.route, "admin_backups");
+  doc = ParseObject(r.body);
+  ASSERT_TRUE(doc.HasMember("backups") && doc["backups"].IsArray());
+  ASSERT_EQ(doc["backups"].Size(), 1u);
+  EXPECT_EQ(doc["backups"][0]["name"].GetString(), name);
+  EXPECT_EQ(doc["backups"][0]["counters"].GetUint64(), 2u);
+  EXPECT_GT(doc["backups"][0]["bytes"].GetUint64(), 0u);
+
+  // Pruned to two.
+  ASSERT_EQ(Call("POST", "/admin/backup").status, 200);
+  ASSERT_EQ(Call("POST", "/admin/backup").status, 200);
+  doc = ParseObject(Call("GET", "/admin/backups").body);
+  EXPECT_EQ(doc["backups"].Size(), 2u);
+}
+
+TEST_F(BackupRoutesTest, BackupRoutesTakeOneMethodEach) {
+  EnableBackups();
+  ExpectError(Call("GET", "/admin/backup"), 405, "MethodNotAllowed");
+  ExpectError(Call("POST", "/admin/backups"), 405, "MethodNotAllowed");
+  ExpectError(Call("DELETE", "/admin/backups"), 405, "MethodNotAllowed");
+  ExpectError(Call("GET", "/admin/backup/x"), 404, "NotFound");
+}
+
+}  // namespace
+}  // namespace dist_counter

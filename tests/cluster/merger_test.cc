@@ -329,19 +329,45 @@ std::unique_ptr<FakePeer> PeerWithChanges(const std::string& node_json,
   return peer;
 }
 
-TEST(MergerTest, NeverTakesItsOwnActorsCountsFromAPeer) {
+TEST(MergerTest, NeverTakesItsCurrentActorsCountFromAPeerWhenNotAbove) {
   LocalNode b("2");
   ASSERT_TRUE(b.store()->Increment("c", 2).ok());
   const std::string own = b.store()->actor_id();
   auto peer = PeerWithChanges(
       R"({"challenge_id":"9","node_id":"99999999","actor":"9.1.99999999"})",
       R"([{"name":"c","state":{")" + own +
-          R"(":{"p":1000,"n":0},"9.1.99999999":{"p":5,"n":1}}}])");
+          R"(":{"p":1,"n":0},"9.1.99999999":{"p":5,"n":1}}}])");
   b.StartMerger({peer->Address()});
   ASSERT_TRUE(WaitUntil([&] { return b.Value("c") == "6"; })) << b.Value("c");
   PnCounter state;
   ASSERT_TRUE(b.store()->Get("c", &state).ok());
   EXPECT_EQ(state.actors().at(own).p, 2u);
+  EXPECT_EQ(b.store()->actor_id(), own);
+}
+
+TEST(MergerTest, APeerHoldingMoreForItsCurrentActorMovesItToANewIncarnation) {
+  LocalNode b("2");
+  ASSERT_TRUE(b.store()->Increment("c", 2).ok());
+  const std::string old = b.store()->actor_id();
+  // The peer claims 1000 increments under our current actor, which this
+  // process started: forged (or a copy of this node). New increments under
+  // it would be hidden behind that on the peer.
+  auto peer = PeerWithChanges(
+      R"({"challenge_id":"9","node_id":"99999999","actor":"9.1.99999999"})",
+      R"([{"name":"c","state":{")" + old +
+          R"(":{"p":1000,"n":0},"9.1.99999999":{"p":5,"n":1}}}])");
+  b.StartMerger({peer->Address()});
+  // Moved; the claim for an incarnation this process started is never
+  // taken (an earlier run's would merge: see backup_cluster_test).
+  ASSERT_TRUE(WaitUntil([&] { return b.Value("c") == "6"; })) << b.Value("c");
+  ASSERT_TRUE(WaitUntil([&] { return b.store()->actor_id() != old; }));
+  ASSERT_TRUE(b.store()->Increment("c", 1).ok());
+  EXPECT_EQ(b.Value("c"), "7");
+  PnCounter state;
+  ASSERT_TRUE(b.store()->Get("c", &state).ok());
+  EXPECT_EQ(state.actors().at(old).p, 2u);
+  EXPECT_EQ(state.actors().at(b.store()->actor_id()).p, 1u);
+  EXPECT_EQ(b.Metric("dist_counter_incarnation_moves_total"), 1);
 }
 
 TEST(MergerTest, RefusesToMergeACopyOfItself) {
@@ -825,7 +851,8 @@ TEST(MergerTest, TakesItsOwnActorsOnlyForEarlierIncarnations) {
   PnCounter sent;
   const uint64_t kMax = UINT64_MAX;
   sent.SetActor(own(std::to_string(inc - 1)), ActorCounts{5, 0});  // ok
-  sent.SetActor(own(std::to_string(inc)), ActorCounts{kMax, 0});
+  // Not above ours (a larger count would move us to a new incarnation).
+  sent.SetActor(own(std::to_string(inc)), ActorCounts{1, 0});
   sent.SetActor(own(std::to_string(inc + 1)), ActorCounts{kMax, 0});
   sent.SetActor(own(std::to_string(inc + 1000)), ActorCounts{kMax, 0});
   sent.SetActor(own("0" + std::to_string(inc + 1)), ActorCounts{7, 0});
