@@ -32,6 +32,8 @@ void CounterStore::RegisterMetrics() {
   if (m == nullptr) return;
   m->Describe("dist_counter_increments_total", "counter",
               "Increments applied by this node (batch items count one each).");
+  m->Describe("dist_counter_resets_total", "counter",
+              "Resets (DELETE) applied by this node that changed a counter.");
   m->Describe("dist_counter_flushes_total", "counter",
               "WriteBatches of dirty counters written to RocksDB.");
   m->Describe("dist_counter_flush_seconds_total", "counter",
@@ -55,6 +57,7 @@ void CounterStore::RegisterMetrics() {
   m->Describe("dist_counter_merges_refused_total", "counter",
               "Peer states not merged, by reason.");
   increments_metric_ = m->Counter("dist_counter_increments_total");
+  resets_metric_ = m->Counter("dist_counter_resets_total");
   flushes_metric_ = m->Counter("dist_counter_flushes_total");
   flush_micros_metric_ = m->Counter("dist_counter_flush_seconds_total");
   flushed_counters_metric_ = m->Counter("dist_counter_flushed_counters_total");
@@ -292,7 +295,10 @@ Status CounterStore::Reset(const std::string& name) {
   Entry* entry = nullptr;
   Status s = FindResettableLocked(name, &entry);
   if (!s.ok()) return s;
-  if (entry->state.Reset()) MarkChangedLocked(name, entry);
+  if (entry->state.Reset()) {
+    MarkChangedLocked(name, entry);
+    MetricAdd(resets_metric_);
+  }
   return Status::OK();
 }
 
@@ -331,6 +337,7 @@ Status CounterStore::ResetDurable(const std::string& name) {
   Entry& entry = counters_.at(name);
   entry.state.Merge(reset);
   MarkChangedLocked(name, &entry);
+  MetricAdd(resets_metric_);
   return Status::OK();
 }
 

@@ -431,6 +431,7 @@ class CounterStore {
 
   // Metrics (null-safe through the helpers in util/metrics.h).
   std::atomic<uint64_t>* increments_metric_ = nullptr;
+  std::atomic<uint64_t>* resets_metric_ = nullptr;
   std::atomic<uint64_t>* flushes_metric_ = nullptr;
   std::atomic<uint64_t>* flush_micros_metric_ = nullptr;
   std::atomic<uint64_t>* flushed_counters_metric_ = nullptr;

@@ -456,6 +456,8 @@ TEST_F(RoutesTest, DeleteIsCountedUnderTheCounterRoute) {
   const std::string text = Call("GET", "/metrics").body;
   EXPECT_NE(text.find("route=\"counter\",status=\"204\""), std::string::npos)
       << text;
+  EXPECT_NE(text.find("\ndist_counter_resets_total 1\n"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("route=\"counter\",status=\"404\""), std::string::npos)
       << text;
 }
