@@ -22,11 +22,12 @@ namespace dist_counter {
 namespace {
 
 // A state survives the disk codec unchanged; its actor ids are ones a peer
-// may send.
+// may send and its baselines are within its totals.
 void CheckState(const PnCounter& state) {
   for (const auto& [actor, counts] : state.actors()) {
     FUZZ_CHECK(!actor.empty() && actor.size() <= kMaxIdBytes);
     FUZZ_CHECK(IsValidUtf8(actor));
+    FUZZ_CHECK(counts.Consistent());  // baselines within the totals
   }
   PnCounter decoded;
   FUZZ_CHECK(DecodeCounter(EncodeCounter(state), &decoded).ok());

@@ -320,6 +320,7 @@ namespace {
 
 constexpr unsigned kGet = 1;
 constexpr unsigned kPost = 2;
+constexpr unsigned kDelete = 8;
 constexpr unsigned kOtherMethod = 4;  // any method but those above
 constexpr unsigned kAnyMethod = ~0u;
 
@@ -327,6 +328,7 @@ constexpr unsigned kAnyMethod = ~0u;
 unsigned MethodBit(const std::string& method) {
   if (method == "GET") return kGet;
   if (method == "POST") return kPost;
+  if (method == "DELETE") return kDelete;
   return kOtherMethod;
 }
 
@@ -385,6 +387,8 @@ const std::vector<Api::Route>& Api::Routes() {
        }},
       {"/counter/:name", kGet, "counter",
        [](Api* api, const RouteCall& c) { api->HandleState(c.name, c.reply); }},
+      {"/counter/:name", kDelete, "counter",
+       [](Api* api, const RouteCall& c) { api->HandleReset(c.name, c.reply); }},
       {"/counter/:name/value", kGet, "counter_value",
        [](Api* api, const RouteCall& c) {
          api->HandleValue(c.name, /*consistent=*/false, c.reply);
@@ -586,6 +590,21 @@ void Api::HandleValue(const std::string& name, bool consistent,
   Status s = store_->Get(name, &state);  // NotFound leaves it empty: 0
   if (!s.ok() && !s.IsNotFound()) return ReplyStatus(s, reply);
   ReplyJson(200, state.ValueString(), reply);
+}
+
+void Api::HandleReset(const std::string& name, ApiReply* reply) {
+  Status s = store_->Reset(name);
+  if (s.IsNotFound()) {
+    ReplyError(404, "NotFound", "no counter named " + name, reply);
+    return;
+  }
+  if (!s.ok()) {
+    if (!IsWriteRefusal(s)) {
+      LOG(ERROR) << "reset of " << name << " failed: " << s.ToString();
+    }
+    return ReplyStatus(s, reply);
+  }
+  ReplyNoContent(reply);
 }
 
 void Api::HandleState(const std::string& name, ApiReply* reply) {

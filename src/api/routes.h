@@ -177,6 +177,10 @@ class Api {
                         ApiReply* reply);
   void HandleValue(const std::string& name, bool consistent, ApiReply* reply);
   void HandleState(const std::string& name, ApiReply* reply);
+  // DELETE /counter/<name>: resets it (CounterStore::Reset); 204, or 404
+  // for a counter this node does not hold. In durable mode waits for the
+  // reset's own WAL sync on the calling thread (resets are rare).
+  void HandleReset(const std::string& name, ApiReply* reply);
   void HandleList(const ApiRequest& request, ApiReply* reply);
   // Appends to *names up to `limit` names that start with `prefix` and sort
   // after `start_after`, leaving out names that are not valid UTF-8 (only

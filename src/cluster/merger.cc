@@ -518,6 +518,14 @@ Status Merger::CheckIdentity(Peer* peer, const PeerIdentity& node, bool* self) {
   return Status::OK();
 }
 
+bool Merger::OnlyRaisesBaselines(const PnCounter& local,
+                                 const std::string& actor,
+                                 const ActorCounts& counts) {
+  auto it = local.actors().find(actor);
+  return it != local.actors().end() && counts.p <= it->second.p &&
+         counts.n <= it->second.n;
+}
+
 bool Merger::IsOwnCurrentOrLaterActor(const std::string& actor) const {
   uint64_t incarnation = 0;
   switch (ClassifyActor(actor, store_->challenge_id(), store_->node_id(),
@@ -548,9 +556,16 @@ void Merger::MergeState(Peer* peer, const std::string& name,
       if (!s.ok()) VLOG(1) << "checking " << name << ": " << s.ToString();
     }
   }
+  PnCounter merged;
+  Status s = store_->Get(name, &merged);
+  if (!s.ok() && !s.IsNotFound()) {
+    VLOG(1) << "reading " << name << ": " << s.ToString();
+    return;
+  }
   PnCounter incoming;
   for (const auto& [actor, counts] : state.actors()) {
-    if (IsOwnCurrentOrLaterActor(actor)) {
+    if (IsOwnCurrentOrLaterActor(actor) &&
+        !OnlyRaisesBaselines(merged, actor, counts)) {
       ReportRejected(peer, name, "own_actor",
                      "actor " + actor + " is this node at incarnation " +
                          std::to_string(store_->incarnation()) +
@@ -558,12 +573,6 @@ void Merger::MergeState(Peer* peer, const std::string& name,
       continue;
     }
     incoming.SetActor(actor, counts);
-  }
-  PnCounter merged;
-  Status s = store_->Get(name, &merged);
-  if (!s.ok() && !s.IsNotFound()) {
-    VLOG(1) << "reading " << name << ": " << s.ToString();
-    return;
   }
   const size_t actors_before = merged.actors().size();
   if (!merged.Merge(incoming) && s.ok()) return;  // nothing new

@@ -187,11 +187,19 @@ class Merger {
   // Checks who answered. Returns OK to merge; sets *self if it is us.
   Status CheckIdentity(Peer* peer, const PeerIdentity& node, bool* self);
   // Merges `peer`'s state of `name` within the bounds, leaving out our own
-  // current and later actors, which only this node may raise.
+  // current and later actors, which only this node may raise (their
+  // baselines, from a peer's reset, are taken when their totals are within
+  // ours).
   void MergeState(Peer* peer, const std::string& name, const PnCounter& state);
   // True if `actor` names this node at its current or a later incarnation
   // (or claims our challenge and node id without a valid incarnation).
   bool IsOwnCurrentOrLaterActor(const std::string& actor) const;
+  // True if `counts` (a peer's totals of `actor`) are within `local`'s
+  // totals of it, so that merging them can raise only its baselines: how a
+  // reset made on a peer reaches this node's own actor.
+  static bool OnlyRaisesBaselines(const PnCounter& local,
+                                  const std::string& actor,
+                                  const ActorCounts& counts);
   // Counts and (rate limited) logs counter `name` refused from `peer`.
   void ReportRejected(Peer* peer, const std::string& name,
                       const std::string& reason, const std::string& detail);

@@ -1,12 +1,20 @@
 #include "crdt/pn_counter.h"
 
 #include <algorithm>
+#include <cassert>
 
 #include "util/decimal.h"
 
 namespace dist_counter {
 
 namespace {
+
+// Raises *mine to `theirs` if it is lower; true if it did.
+bool RaiseTo(uint64_t theirs, uint64_t* mine) {
+  if (theirs <= *mine) return false;
+  *mine = theirs;
+  return true;
+}
 
 // The magnitude of `delta` as unsigned; safe for INT64_MIN.
 uint64_t Magnitude(int64_t delta) {
@@ -45,36 +53,57 @@ bool PnCounter::Merge(const PnCounter& other) {
     auto [it, inserted] = actors_.try_emplace(actor);
     ActorCounts& mine = it->second;
     changed |= inserted;
-    if (theirs.p > mine.p) {
-      mine.p = theirs.p;
-      changed = true;
-    }
-    if (theirs.n > mine.n) {
-      mine.n = theirs.n;
-      changed = true;
-    }
+    // Per-field maxima of two consistent states are consistent:
+    // max(bp, bp') <= max(p, p').
+    changed |= RaiseTo(theirs.p, &mine.p);
+    changed |= RaiseTo(theirs.n, &mine.n);
+    changed |= RaiseTo(theirs.bp, &mine.bp);
+    changed |= RaiseTo(theirs.bn, &mine.bn);
+    assert(mine.Consistent());
   }
   return changed;
+}
+
+bool PnCounter::Reset() {
+  bool changed = false;
+  for (auto& [actor, counts] : actors_) {
+    changed |= RaiseTo(counts.p, &counts.bp);
+    changed |= RaiseTo(counts.n, &counts.bn);
+  }
+  return changed;
+}
+
+bool PnCounter::HasBaselines() const {
+  for (const auto& entry : actors_) {
+    if (entry.second.HasBaseline()) return true;
+  }
+  return false;
 }
 
 bool PnCounter::Covers(const PnCounter& other) const {
   for (const auto& [actor, theirs] : other.actors_) {
     auto it = actors_.find(actor);
     if (it == actors_.end()) return false;
-    if (theirs.p > it->second.p || theirs.n > it->second.n) return false;
+    const ActorCounts& mine = it->second;
+    if (theirs.p > mine.p || theirs.n > mine.n || theirs.bp > mine.bp ||
+        theirs.bn > mine.bn) {
+      return false;
+    }
   }
   return true;
 }
 
 void PnCounter::SetActor(const std::string& actor, const ActorCounts& counts) {
+  assert(counts.Consistent());
   actors_[actor] = counts;
 }
 
 __int128 PnCounter::Value() const {
   __int128 value = 0;
   for (const auto& entry : actors_) {
-    value += static_cast<__int128>(entry.second.p);
-    value -= static_cast<__int128>(entry.second.n);
+    // Each difference fits in 64 bits (baselines are within the totals).
+    value += static_cast<__int128>(entry.second.p - entry.second.bp);
+    value -= static_cast<__int128>(entry.second.n - entry.second.bn);
   }
   return value;
 }
@@ -87,6 +116,9 @@ std::string PnCounter::DebugString() const {
     if (out.size() > 1) out += ",";
     out += actor + ":+" + std::to_string(counts.p) + "-" +
            std::to_string(counts.n);
+    if (counts.HasBaseline()) {
+      out += "@+" + std::to_string(counts.bp) + "-" + std::to_string(counts.bn);
+    }
   }
   return out + "}";
 }

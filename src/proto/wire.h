@@ -16,7 +16,10 @@
 //        "found":false when the peer has no such counter (state {}): a
 //        refresh then creates nothing. Absent means true (older peers).
 //   <identity> is {"challenge_id":..,"node_id":..,"actor":..}
-//   <state> is the disk format of a counter: {"<actor>":{"p":P,"n":N},...}
+//   <state> is the disk format of a counter: {"<actor>":{"p":P,"n":N},...},
+//     an actor a reset saw with its baselines: {"p":P,"n":N,"bp":BP,"bn":BN}.
+//     A state without baselines is sent exactly as before they existed;
+//     releases before them reject a state with baselines as bad_state.
 //
 // Decoders are strict. A changes page whose framing is broken (not JSON,
 // a NUL byte, nesting deeper than kMaxWireJsonDepth, a missing or malformed

@@ -56,6 +56,14 @@ std::string EncodeCounter(const PnCounter& counter) {
     writer.Uint64(counts.p);
     writer.Key("n");
     writer.Uint64(counts.n);
+    // Only a reset adds baselines: a state without them is written exactly
+    // as older versions wrote it, so they read it.
+    if (counts.HasBaseline()) {
+      writer.Key("bp");
+      writer.Uint64(counts.bp);
+      writer.Key("bn");
+      writer.Uint64(counts.bn);
+    }
     writer.EndObject();
   }
   writer.EndObject();
@@ -64,15 +72,29 @@ std::string EncodeCounter(const PnCounter& counter) {
 
 namespace {
 
-// Reads {"p":<uint64>,"n":<uint64>} and nothing else.
+// Reads object[key], an unsigned 64-bit integer, into *out.
+bool GetTotal(const rapidjson::Value& object, const char* key, uint64_t* out) {
+  auto it = object.FindMember(key);
+  if (it == object.MemberEnd() || !it->value.IsUint64()) return false;
+  *out = it->value.GetUint64();
+  return true;
+}
+
+// Reads {"p":<uint64>,"n":<uint64>}, or that with "bp" and "bn" (both, and
+// within p and n), and nothing else.
 bool DecodeActorCounts(const rapidjson::Value& value, ActorCounts* counts) {
-  if (!value.IsObject() || value.MemberCount() != 2) return false;
-  auto p = value.FindMember("p");
-  auto n = value.FindMember("n");
-  if (p == value.MemberEnd() || n == value.MemberEnd()) return false;
-  if (!p->value.IsUint64() || !n->value.IsUint64()) return false;
-  counts->p = p->value.GetUint64();
-  counts->n = n->value.GetUint64();
+  if (!value.IsObject()) return false;
+  const rapidjson::SizeType members = value.MemberCount();
+  if (members != 2 && members != 4) return false;
+  ActorCounts decoded;
+  if (!GetTotal(value, "p", &decoded.p) || !GetTotal(value, "n", &decoded.n)) {
+    return false;
+  }
+  if (members == 4 && (!GetTotal(value, "bp", &decoded.bp) ||
+                       !GetTotal(value, "bn", &decoded.bn))) {
+    return false;
+  }
+  *counts = decoded;
   return true;
 }
 
@@ -110,6 +132,10 @@ size_t EncodedCounterBytes(const PnCounter& counter) {
   for (const auto& [actor, counts] : counter.actors()) {
     // "actor":{"p":P,"n":N}, and a comma before every actor but the first.
     bytes += JsonStringBytes(actor) + 12 + Digits(counts.p) + Digits(counts.n);
+    // ,"bp":BP,"bn":BN
+    if (counts.HasBaseline()) {
+      bytes += 12 + Digits(counts.bp) + Digits(counts.bn);
+    }
   }
   if (counter.actors().size() > 1) bytes += counter.actors().size() - 1;
   return bytes;
@@ -124,6 +150,10 @@ Status DecodeCounterValue(const rapidjson::Value& value, PnCounter* counter) {
     ActorCounts counts;
     if (!DecodeActorCounts(member.value, &counts)) {
       return Status::Corruption("counter: bad totals for actor " + actor);
+    }
+    if (!counts.Consistent()) {
+      return Status::Corruption(
+          "counter: baseline above the totals for actor " + actor);
     }
     if (decoded.actors().count(actor) != 0) {
       return Status::Corruption("counter: actor " + actor + " given twice");

@@ -2,7 +2,15 @@
 // with `ldb --db=<data_dir> scan`:
 //
 //   counter/<name>     -> compact JSON of the per-actor totals, e.g.
-//                         {"1.2.3f2a9c01":{"p":5,"n":2}}
+//                         {"1.2.3f2a9c01":{"p":5,"n":2}}; an actor that a
+//                         reset (DELETE) saw also has its baselines:
+//                         {"1.2.3f2a9c01":{"p":5,"n":2,"bp":5,"bn":2}}
+//                         (both or neither; bp <= p, bn <= n). An actor
+//                         without baselines is written without them, so a
+//                         never-reset counter reads exactly as before
+//                         baselines existed; releases before them refuse a
+//                         record with baselines (an unknown field) as
+//                         Corruption rather than misread it.
 //   meta/format        -> "1", the layout version of this directory
 //   meta/challenge_id  -> the --challenge_id the node last ran with
 //   meta/node_id       -> 8 hex digits, chosen at random when the directory
@@ -63,16 +71,17 @@ std::string CounterKey(std::string_view name);
 // If `key` is a counter key, stores its name in *name and returns true.
 bool ParseCounterKey(std::string_view key, std::string* name);
 
-// Compact JSON of `counter`'s per-actor totals.
+// Compact JSON of `counter`'s per-actor totals (and baselines, for actors
+// that have any).
 std::string EncodeCounter(const PnCounter& counter);
 // Decodes what EncodeCounter wrote into *counter (replacing it). Returns
 // Corruption, leaving *counter unchanged, for anything else: bad JSON
 // (a NUL byte or nesting over kMaxJsonDepth included), a non-object, totals
-// that are not unsigned 64-bit integers, extra fields, an empty actor id or one
-// given twice. Actor ids need not be UTF-8 (older versions took them from peers
-// unchecked). This one decoder reads counter states from disk and (through
-// DecodeCounterValue, counter_json.h) from peers, so both refuse exactly the
-// same records.
+// that are not unsigned 64-bit integers, extra fields, only one of "bp" and
+// "bn", a baseline above its total, an empty actor id or one given twice. Actor
+// ids need not be UTF-8 (older versions took them from peers unchecked). This
+// one decoder reads counter states from disk and (through DecodeCounterValue,
+// counter_json.h) from peers, so both refuse exactly the same records.
 Status DecodeCounter(std::string_view json, PnCounter* counter);
 
 // The exact size in bytes of EncodeCounter(counter), computed without

@@ -7,6 +7,7 @@
 #include <glog/logging.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <chrono>
@@ -31,6 +32,8 @@ void CounterStore::RegisterMetrics() {
   if (m == nullptr) return;
   m->Describe("dist_counter_increments_total", "counter",
               "Increments applied by this node (batch items count one each).");
+  m->Describe("dist_counter_resets_total", "counter",
+              "Resets (DELETE) applied by this node that changed a counter.");
   m->Describe("dist_counter_flushes_total", "counter",
               "WriteBatches of dirty counters written to RocksDB.");
   m->Describe("dist_counter_flush_seconds_total", "counter",
@@ -59,6 +62,7 @@ void CounterStore::RegisterMetrics() {
   incarnation_moves_metric_ =
       m->Counter("dist_counter_incarnation_moves_total");
   increments_metric_ = m->Counter("dist_counter_increments_total");
+  resets_metric_ = m->Counter("dist_counter_resets_total");
   flushes_metric_ = m->Counter("dist_counter_flushes_total");
   flush_micros_metric_ = m->Counter("dist_counter_flush_seconds_total");
   flushed_counters_metric_ = m->Counter("dist_counter_flushed_counters_total");
@@ -292,6 +296,69 @@ Status CounterStore::IncrementBatch(
   Status s = CommitThrough(ticket);
   if (s.ok()) MetricAdd(increments_metric_, deltas.size());
   return s;
+}
+
+Status CounterStore::FindResettableLocked(const std::string& name,
+                                          Entry** entry) {
+  if (closed_) return Status::IOError("store is closed");
+  auto it = counters_.find(name);
+  if (it == counters_.end()) return Status::NotFound(name);
+  Status s = CheckWritableLocked(/*fresh=*/0);
+  if (!s.ok()) return s;
+  *entry = &it->second;
+  return Status::OK();
+}
+
+Status CounterStore::Reset(const std::string& name) {
+  if (options_.durable) return ResetDurable(name);
+  MutexLock lock(&mu_);
+  Entry* entry = nullptr;
+  Status s = FindResettableLocked(name, &entry);
+  if (!s.ok()) return s;
+  if (entry->state.Reset()) {
+    MarkChangedLocked(name, entry);
+    MetricAdd(resets_metric_);
+  }
+  return Status::OK();
+}
+
+Status CounterStore::ResetDurable(const std::string& name) {
+  // Holding write_mu_ keeps other writes (and so the record of `name`) out
+  // until the reset is synced and published; it costs its own sync.
+  MutexLock write_lock(&write_mu_);
+  if (db_closed_) return Status::IOError("store is closed");
+  PnCounter reset;
+  {
+    MutexLock lock(&mu_);
+    Entry* entry = nullptr;
+    Status s = FindResettableLocked(name, &entry);
+    if (!s.ok()) return s;
+    reset = entry->state;
+  }
+  if (!reset.Reset()) return Status::OK();
+  if (!db_) return Status::StorageUnavailable("RocksDB is not open");
+  rocksdb::WriteBatch batch;
+  batch.Put(CounterKey(name), EncodeCounter(reset));
+  rocksdb::WriteOptions write;
+  write.sync = true;
+  Status s = FromRocks(db_->Write(write, &batch), "writing a reset");
+  std::string why = s.message();
+  const bool dir_lost = s.ok() && DataDirLost(&why);
+  MutexLock lock(&mu_);
+  if (!s.ok() || dir_lost) {
+    // The record may be in the WAL: the published state is rewritten
+    // before writes resume.
+    dirty_.insert(name);
+    SetUnavailableLocked(why, dir_lost);
+    return Status::StorageUnavailable(why);
+  }
+  // Merges since the snapshot are kept (and already dirty); counters are
+  // never dropped from counters_.
+  Entry& entry = counters_.at(name);
+  entry.state.Merge(reset);
+  MarkChangedLocked(name, &entry);
+  MetricAdd(resets_metric_);
+  return Status::OK();
 }
 
 Status CounterStore::Get(const std::string& name, PnCounter* state) const {

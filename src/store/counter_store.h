@@ -208,6 +208,19 @@ class CounterStore {
       const std::vector<std::pair<std::string, int64_t>>& deltas)
       EXCLUDES(write_mu_, mu_);
 
+  // Resets counter `name` to zero as this node sees it (PnCounter::Reset():
+  // every actor's baseline rises to its totals; increments this node has
+  // not seen, staged durable ones included, survive). A change like any
+  // other: the counter keeps its name, the reset goes out with the next
+  // flush and to peers with the state. Returns NotFound if no such counter
+  // is visible here, StorageUnavailable while the store cannot persist (see
+  // Health()), IOError after Close(); a counter already at its baselines
+  // is OK without a write. In durable mode returns OK once the reset is
+  // synced to the WAL and only then makes it visible; if the sync fails,
+  // the reset is discarded (never visible, never sent to peers) and the
+  // result is StorageUnavailable.
+  Status Reset(const std::string& name) EXCLUDES(write_mu_, mu_);
+
   // Stores counter `name`'s state in *state and returns OK. If there is no
   // such counter, leaves *state unchanged and returns NotFound.
   Status Get(const std::string& name, PnCounter* state) const EXCLUDES(mu_);
@@ -393,6 +406,13 @@ class CounterStore {
   // increment; stores its ticket.
   Status ApplyIncrement(const std::string& name, int64_t delta,
                         uint64_t* ticket) EXCLUDES(mu_);
+  // The entry of `name` that Reset() may change, in *entry; NotFound,
+  // IOError or StorageUnavailable as Reset() says.
+  Status FindResettableLocked(const std::string& name, Entry** entry)
+      REQUIRES(mu_);
+  // Reset() in durable mode: writes the reset state with its own synced
+  // write, then publishes it.
+  Status ResetDurable(const std::string& name) EXCLUDES(write_mu_, mu_);
   // In durable mode, waits until ticket `ticket` is synced and published
   // (group commit) or failed, and returns which.
   Status CommitThrough(uint64_t ticket) EXCLUDES(write_mu_, mu_);
@@ -498,6 +518,7 @@ class CounterStore {
 
   // Metrics (null-safe through the helpers in util/metrics.h).
   std::atomic<uint64_t>* increments_metric_ = nullptr;
+  std::atomic<uint64_t>* resets_metric_ = nullptr;
   std::atomic<uint64_t>* flushes_metric_ = nullptr;
   std::atomic<uint64_t>* flush_micros_metric_ = nullptr;
   std::atomic<uint64_t>* flushed_counters_metric_ = nullptr;

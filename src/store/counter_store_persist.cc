@@ -91,9 +91,17 @@ PnCounter CounterStore::StagedStateLocked(const std::string& name,
   if (it != counters_.end()) state = it->second.state;
   // A staged 0 adds this actor only to a counter that has none (see
   // KeepCreated()).
+  auto published = state.actors().find(actor_id_);
   if (own.p != 0 || own.n != 0 || state.empty() ||
-      state.actors().count(actor_id_) != 0) {
-    state.SetActor(actor_id_, own);
+      published != state.actors().end()) {
+    // Totals come from `own`; baselines may have risen since it was staged
+    // (a reset, or a peer's, published meanwhile).
+    ActorCounts counts = own;
+    if (published != state.actors().end()) {
+      counts.bp = std::max(counts.bp, published->second.bp);
+      counts.bn = std::max(counts.bn, published->second.bn);
+    }
+    state.SetActor(actor_id_, counts);
   }
   return state;
 }

@@ -233,7 +233,8 @@ TEST_F(HttpServerTest, EveryJsonReplyHasContentTypeAndCrc32) {
       {"POST", "/config", "[", 400},
       {"GET", "/counter/unknown", "", 404},
       {"GET", "/nope", "", 404},
-      {"DELETE", "/counter/c", "", 405},
+      {"PUT", "/counter/c", "", 405},
+      {"DELETE", "/counter/unknown", "", 404},
       {"POST", "/counter/c", std::string(70 * 1024, '1'), 413},
   };
   for (const Case& c : cases) {

@@ -414,6 +414,60 @@ TEST_F(RoutesTest, CounterStateShowsThePerActorTotals) {
                         store_->actor_id() + "\":{\"p\":5,\"n\":2}}}");
 }
 
+// ---- DELETE /counter/:name
+
+TEST_F(RoutesTest, DeleteResetsTheCounterAndKeepsItsName) {
+  ASSERT_EQ(Call("POST", "/counter/r", "5").status, 204);
+  ASSERT_EQ(Call("POST", "/counter/r", "-2").status, 204);
+  ApiReply r = Call("DELETE", "/counter/r");
+  EXPECT_EQ(r.status, 204) << r.body;
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_EQ(Value("r"), "0");
+  EXPECT_NE(List().find("\"r\""), std::string::npos) << List();
+  // The state shows the baselines the reset set.
+  EXPECT_EQ(Call("GET", "/counter/r").body,
+            "{\"name\":\"r\",\"value\":0,\"actors\":{\"" + store_->actor_id() +
+                "\":{\"p\":5,\"n\":2,\"bp\":5,\"bn\":2}}}");
+  // Increments after the reset count; a second reset zeroes them again.
+  ASSERT_EQ(Call("POST", "/counter/r", "4").status, 204);
+  EXPECT_EQ(Value("r"), "4");
+  EXPECT_EQ(Call("DELETE", "/counter/r").status, 204);
+  EXPECT_EQ(Value("r"), "0");
+  // Resetting a counter already at zero is fine too.
+  EXPECT_EQ(Call("DELETE", "/counter/r").status, 204);
+  EXPECT_EQ(Value("r"), "0");
+}
+
+TEST_F(RoutesTest, DeleteOfAnUnknownCounterIs404AndCreatesNothing) {
+  ExpectError(Call("DELETE", "/counter/never"), 404, "NotFound");
+  EXPECT_FALSE(Exists("never"));
+  EXPECT_EQ(store_->size(), 0u);
+}
+
+TEST_F(RoutesTest, DeleteWithABadNameIs400) {
+  ExpectError(Call("DELETE", "/counter/a%2Fb"), 400, "ValidationError");
+  ExpectError(Call("DELETE", "/counter/"), 400, "ValidationError");
+}
+
+TEST_F(RoutesTest, DeleteIsCountedUnderTheCounterRoute) {
+  ASSERT_EQ(Call("POST", "/counter/m", "1").status, 204);
+  ASSERT_EQ(Call("DELETE", "/counter/m").status, 204);
+  ASSERT_EQ(Call("DELETE", "/counter/none").status, 404);
+  const std::string text = Call("GET", "/metrics").body;
+  EXPECT_NE(text.find("route=\"counter\",status=\"204\""), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\ndist_counter_resets_total 1\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("route=\"counter\",status=\"404\""), std::string::npos)
+      << text;
+}
+
+TEST_F(RoutesTest, DeleteAfterCloseIsAJson500) {
+  ASSERT_EQ(Call("POST", "/counter/c", "1").status, 204);
+  ASSERT_TRUE(store_->Close().ok());
+  ExpectError(Call("DELETE", "/counter/c"), 500, "InternalError");
+}
+
 TEST_F(RoutesTest, CounterStateRendersValuesBeyondInt64) {
   ASSERT_EQ(Call("POST", "/counter/big", kInt64Max).status, 204);
   ASSERT_EQ(Call("POST", "/counter/big", kInt64Max).status, 204);
@@ -519,7 +573,6 @@ TEST_F(RoutesTest, UnknownRoutesAre404Json) {
 
 TEST_F(RoutesTest, KnownPathsWithAWrongMethodAre405Json) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"DELETE", "/counter/x"},
       {"PUT", "/counter/x"},
       {"PATCH", "/counter/x"},
       {"POST", "/counter/x/value"},
@@ -530,11 +583,18 @@ TEST_F(RoutesTest, KnownPathsWithAWrongMethodAre405Json) {
       {"POST", "/metrics"},
       {"POST", "/internal/changes"},
       {"POST", "/internal/counter/x"},
-      {"DELETE", "/counter/a%2Fb"},
+      {"PUT", "/counter/a%2Fb"},
+      {"DELETE", "/ping/x"},
+      {"DELETE", "/internal/counter/x"},
   };
   for (const auto& [method, path] : cases) {
     SCOPED_TRACE(method + " " + path);
-    ExpectError(Call(method, path, "1"), 405, "MethodNotAllowed");
+    ApiReply r = Call(method, path, "1");
+    if (path == "/ping/x") {
+      EXPECT_EQ(r.status, 404);
+      continue;
+    }
+    ExpectError(r, 405, "MethodNotAllowed");
   }
   EXPECT_EQ(store_->size(), 0u);
 }
@@ -849,7 +909,8 @@ TEST_F(RoutesTest, HandleAsyncAnswersEveryRouteExactlyOnce) {
       {"GET", "/counter/a/value"},
       {"GET", "/ping"},
       {"POST", "/counter/bad%2Fname"},
-      {"DELETE", "/counter/a"}};
+      {"DELETE", "/counter/nope"},
+      {"PUT", "/counter/a"}};
   for (const auto& [method, path] : calls) {
     ApiRequest request;
     request.method = method;

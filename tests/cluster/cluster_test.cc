@@ -389,6 +389,121 @@ class Writers {
   std::vector<std::thread> threads_;
 };
 
+// ---- resets
+
+// Sum of (bp - bn) over the actors of node `i`'s GET /counter/<name>: the
+// part of the value its resets cancelled. Stores the actor count in
+// *actors; false if the reply is not as expected.
+bool BaselineSum(Cluster& cluster, int i, const std::string& name, int64_t* sum,
+                 size_t* actors) {
+  HttpResponse r =
+      HttpRequest("GET", cluster.node(i).Url("/counter/" + name), "", {}, 5000);
+  rapidjson::Document doc;
+  doc.Parse(r.body.data(), r.body.size());
+  if (!r.ok() || r.status != 200 || doc.HasParseError() || !doc.IsObject() ||
+      !doc.HasMember("actors") || !doc["actors"].IsObject()) {
+    return false;
+  }
+  *sum = 0;
+  *actors = 0;
+  for (const auto& actor : doc["actors"].GetObject()) {
+    const auto& v = actor.value;
+    ++*actors;
+    if (!v.HasMember("bp")) continue;  // no reset saw this actor
+    *sum += static_cast<int64_t>(v["bp"].GetUint64()) -
+            static_cast<int64_t>(v["bn"].GetUint64());
+  }
+  return true;
+}
+
+// One node resets while the two others keep incrementing. The reset cancels
+// exactly what that node had seen (its baselines say what); increments it
+// had not seen survive. After convergence every node reads the sum of all
+// acknowledged increments minus the resetting node's baselines.
+TEST(ClusterTest, AResetConcurrentWithIncrementsConvergesToAnExactValue) {
+  Cluster cluster(3);
+  ASSERT_TRUE(cluster.Start());
+  HttpClient client;
+  int64_t total = 0;
+  for (int i = 0; i < cluster.size(); ++i) {
+    ASSERT_EQ(Increment(&client, cluster.node(i), "r", 10 + i).status, 204);
+    total += 10 + i;
+  }
+  ASSERT_TRUE(cluster.WaitAllEqual("r", std::to_string(total)))
+      << Join(cluster.Values("r"));
+
+  std::atomic<int64_t> concurrent{0};
+  std::atomic<int> made{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int node : {1, 2}) {
+    writers.emplace_back([&, node] {
+      HttpClientOptions options;
+      options.reuse_connection = true;
+      HttpClient own(options);
+      std::mt19937 rng(77 + node);
+      while (!stop) {
+        const int64_t delta = static_cast<int64_t>(rng() % 9) - 2;
+        HttpResponse r = Increment(&own, cluster.node(node), "r", delta);
+        ASSERT_EQ(r.status, 204) << r.error << r.body;
+        concurrent += delta;
+        ++made;
+      }
+    });
+  }
+  // Reset in the middle of the increments, from node 0, once it has seen
+  // some of them.
+  EXPECT_TRUE(WaitUntil([&] {
+    return made >= 50 && cluster.Value(0, "r") != std::to_string(total);
+  }));
+  HttpResponse reset =
+      HttpRequest("DELETE", cluster.node(0).Url("/counter/r"), "", {}, 5000);
+  EXPECT_EQ(reset.status, 204) << reset.error << reset.body;
+  // And node 0 takes increments after its reset too, while the others go on.
+  ASSERT_EQ(Increment(&client, cluster.node(0), "r", 7).status, 204);
+  const int made_at_reset = made;
+  EXPECT_TRUE(WaitUntil([&] { return made >= made_at_reset + 100; }));
+  stop = true;
+  for (auto& t : writers) t.join();
+  total += concurrent + 7;
+
+  // Node 0's baselines are fixed by its reset (no other reset happens).
+  int64_t cancelled = 0;
+  size_t actors = 0;
+  ASSERT_TRUE(BaselineSum(cluster, 0, "r", &cancelled, &actors));
+  EXPECT_EQ(actors, 3u);
+  // It saw the first round and some of the concurrent increments.
+  EXPECT_NE(cancelled, 33);
+  const std::string want = std::to_string(total - cancelled);
+  EXPECT_TRUE(cluster.WaitAllEqual("r", want))
+      << "want " << want << " (" << total << " - " << cancelled << "), got "
+      << Join(cluster.Values("r"));
+  for (int i = 0; i < cluster.size(); ++i) {
+    int64_t seen = 0;
+    ASSERT_TRUE(BaselineSum(cluster, i, "r", &seen, &actors));
+    EXPECT_EQ(seen, cancelled) << "node " << i;
+    // The name stays listed.
+    HttpResponse list = HttpRequest("GET", cluster.node(i).Url("/counters"));
+    EXPECT_NE(list.body.find("\"r\""), std::string::npos) << list.body;
+  }
+
+  // Reset again on another node after convergence: every node reads 0, then
+  // exactly the increments made after it.
+  ASSERT_EQ(
+      HttpRequest("DELETE", cluster.node(1).Url("/counter/r"), "", {}, 5000)
+          .status,
+      204);
+  ASSERT_TRUE(cluster.WaitAllEqual("r", "0")) << Join(cluster.Values("r"));
+  ASSERT_EQ(Increment(&client, cluster.node(0), "r", 4).status, 204);
+  ASSERT_EQ(Increment(&client, cluster.node(2), "r", -1).status, 204);
+  EXPECT_TRUE(cluster.WaitAllEqual("r", "3")) << Join(cluster.Values("r"));
+  // A counter no node holds is 404 everywhere.
+  EXPECT_EQ(
+      HttpRequest("DELETE", cluster.node(2).Url("/counter/none"), "", {}, 5000)
+          .status,
+      404);
+}
+
 TEST(ClusterTest, DurableModeLosesNothingAcknowledgedToKill9) {
   Cluster cluster(3, {"--durable"});
   ASSERT_TRUE(cluster.Start());

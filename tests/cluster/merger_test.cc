@@ -370,6 +370,34 @@ TEST(MergerTest, APeerHoldingMoreForItsCurrentActorMovesItToANewIncarnation) {
   EXPECT_EQ(b.Metric("dist_counter_incarnation_moves_total"), 1);
 }
 
+// A peer's reset reaches this node's own actor: its baselines are taken
+// when its totals are within ours (the peer learnt them from us); a claim
+// of higher totals is still refused.
+TEST(MergerTest, TakesAPeersResetOfItsOwnActorButNoHigherTotals) {
+  LocalNode b("2");
+  ASSERT_TRUE(b.store()->Increment("c", 5).ok());
+  ASSERT_TRUE(b.store()->Increment("d", 5).ok());
+  const std::string own = b.store()->actor_id();
+  auto peer = PeerWithChanges(
+      R"({"challenge_id":"9","node_id":"99999999","actor":"9.1.99999999"})",
+      R"([{"name":"c","state":{")" + own +
+          R"(":{"p":4,"n":0,"bp":4,"bn":0},"9.1.99999999":{"p":3,"n":0}}},)"
+          R"({"name":"d","state":{")" +
+          own + R"(":{"p":6,"n":0,"bp":6,"bn":0}}}])");
+  b.StartMerger({peer->Address()});
+  // c: 5 - 4 (the peer's reset saw 4 of our 5) + 3.
+  ASSERT_TRUE(WaitUntil([&] { return b.Value("c") == "4"; })) << b.Value("c");
+  PnCounter state;
+  ASSERT_TRUE(b.store()->Get("c", &state).ok());
+  EXPECT_EQ(state.actors().at(own), (ActorCounts{5, 0, 4, 0}));
+  // d: the peer claims more than we ever counted: refused.
+  ASSERT_TRUE(WaitUntil([&] {
+    return b.Metric("dist_counter_peer_rejected_counters_total{" +
+                    PeerLabel(peer->Address()) + ",reason=\"own_actor\"}") >= 1;
+  }));
+  EXPECT_EQ(b.Value("d"), "5");
+}
+
 TEST(MergerTest, RefusesToMergeACopyOfItself) {
   LocalNode b("2");
   // Our node id from another store instance: a copied data directory.
@@ -851,7 +879,8 @@ TEST(MergerTest, TakesItsOwnActorsOnlyForEarlierIncarnations) {
   PnCounter sent;
   const uint64_t kMax = UINT64_MAX;
   sent.SetActor(own(std::to_string(inc - 1)), ActorCounts{5, 0});  // ok
-  // Not above ours (a larger count would move us to a new incarnation).
+  // Not above ours (a larger count would move us to a new incarnation):
+  // taken, since it can only raise baselines (a peer's reset), never P/N.
   sent.SetActor(own(std::to_string(inc)), ActorCounts{1, 0});
   sent.SetActor(own(std::to_string(inc + 1)), ActorCounts{kMax, 0});
   sent.SetActor(own(std::to_string(inc + 1000)), ActorCounts{kMax, 0});
@@ -872,7 +901,7 @@ TEST(MergerTest, TakesItsOwnActorsOnlyForEarlierIncarnations) {
   EXPECT_EQ(state.actors().at(own(std::to_string(inc - 1))).p, 5u);
   EXPECT_EQ(b.Metric("dist_counter_peer_rejected_counters_total{" +
                      PeerLabel(peer->Address()) + ",reason=\"own_actor\"}"),
-            6);
+            5);
   // Our next increments still work.
   ASSERT_TRUE(b.store()->Increment("c", 1).ok());
 }

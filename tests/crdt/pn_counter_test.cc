@@ -46,12 +46,33 @@ class StateGenerator {
     }
   }
 
-  PnCounter State() {
+  // A baseline within `total`: often none, sometimes all of it.
+  uint64_t Baseline(uint64_t total) {
+    switch (Pick(4)) {
+      case 0:
+        return 0;
+      case 1:
+        return total;
+      case 2:
+        return total - std::min<uint64_t>(total, Pick(4));
+      default:
+        return total == 0 ? 0 : engine_() % total;
+    }
+  }
+
+  // A state whose actors may carry baselines (of resets) when `baselines`.
+  PnCounter State(bool baselines = true) {
     static const char* const kActors[] = {"1.1.aaaaaaaa", "1.2.aaaaaaaa",
                                           "2.1.bbbbbbbb", "3.1.cccccccc", "x"};
     PnCounter c;
     for (const char* actor : kActors) {
-      if (Pick(2) == 0) c.SetActor(actor, ActorCounts{Total(), Total()});
+      if (Pick(2) != 0) continue;
+      ActorCounts counts{Total(), Total()};
+      if (baselines && Pick(2) == 0) {
+        counts.bp = Baseline(counts.p);
+        counts.bn = Baseline(counts.n);
+      }
+      c.SetActor(actor, counts);
     }
     return c;
   }
@@ -276,6 +297,8 @@ TEST(PnCounterTest, MergeNeverLowersAnyActorsTotals) {
         ASSERT_NE(it, m.actors().end()) << actor;
         ASSERT_GE(it->second.p, counts.p);
         ASSERT_GE(it->second.n, counts.n);
+        ASSERT_GE(it->second.bp, counts.bp);
+        ASSERT_GE(it->second.bn, counts.bn);
       }
     }
     // And it is the least such state: every total comes from an input.
@@ -288,6 +311,13 @@ TEST(PnCounterTest, MergeNeverLowersAnyActorsTotals) {
       const uint64_t bn = ba.count(actor) ? ba.at(actor).n : 0;
       ASSERT_EQ(counts.p, std::max(ap, bp)) << actor;
       ASSERT_EQ(counts.n, std::max(an, bn)) << actor;
+      const uint64_t abp = aa.count(actor) ? aa.at(actor).bp : 0;
+      const uint64_t abn = aa.count(actor) ? aa.at(actor).bn : 0;
+      const uint64_t bbp = ba.count(actor) ? ba.at(actor).bp : 0;
+      const uint64_t bbn = ba.count(actor) ? ba.at(actor).bn : 0;
+      ASSERT_EQ(counts.bp, std::max(abp, bbp)) << actor;
+      ASSERT_EQ(counts.bn, std::max(abn, bbn)) << actor;
+      ASSERT_TRUE(counts.Consistent()) << actor;
     }
     EXPECT_TRUE(m.Covers(a));
     EXPECT_TRUE(m.Covers(b));
@@ -302,7 +332,9 @@ TEST(PnCounterTest, MergingAnOlderCopyOfItselfChangesNothing) {
     PnCounter current = old_copy;
     // Time passes: increments (that fit) and merges from peers.
     for (int step = 0; step < 5; ++step) {
-      if (gen.Pick(3) == 0) {
+      if (gen.Pick(4) == 0) {
+        current.Reset();
+      } else if (gen.Pick(3) == 0) {
         current.Merge(gen.State());
       } else {
         const int64_t delta = static_cast<int64_t>(gen.Pick(2001)) - 1000;
@@ -343,6 +375,173 @@ TEST(PnCounterTest, Covers) {
   EXPECT_FALSE(a.Covers(CounterWith("y", 1, 0)));
   // Covers is about totals, not about values.
   EXPECT_FALSE(a.Covers(CounterWith("y", 0, 1)));
+}
+
+TEST(PnCounterTest, CoversAccountsForBaselines) {
+  PnCounter a = CounterWith("x", 5, 2);
+  PnCounter reset = a;
+  ASSERT_TRUE(reset.Reset());
+  // Same totals, higher baselines: merging them would change a.
+  EXPECT_FALSE(a.Covers(reset));
+  EXPECT_TRUE(reset.Covers(a));
+  PnCounter half;
+  half.SetActor("x", ActorCounts{5, 2, 0, 1});
+  EXPECT_FALSE(a.Covers(half));
+  EXPECT_TRUE(a.Merge(half));
+  EXPECT_TRUE(a.Covers(half));
+  EXPECT_FALSE(a.Merge(half));
+}
+
+TEST(PnCounterTest, ResetZeroesTheValueAndKeepsTheTotals) {
+  PnCounter c;
+  ASSERT_TRUE(c.Add("a", 5).ok());
+  ASSERT_TRUE(c.Add("a", -2).ok());
+  ASSERT_TRUE(c.Add("b", 7).ok());
+  EXPECT_FALSE(c.HasBaselines());
+  EXPECT_TRUE(c.Reset());
+  EXPECT_EQ(c.Value(), 0);
+  EXPECT_EQ(c.ValueString(), "0");
+  EXPECT_TRUE(c.HasBaselines());
+  EXPECT_EQ(c.actors().at("a"), (ActorCounts{5, 2, 5, 2}));
+  EXPECT_EQ(c.actors().at("b"), (ActorCounts{7, 0, 7, 0}));
+  EXPECT_EQ(c.DebugString(), "{a:+5-2@+5-2,b:+7-0@+7-0}");
+  // A second reset changes nothing; increments after it count.
+  EXPECT_FALSE(c.Reset());
+  ASSERT_TRUE(c.Add("a", 3).ok());
+  ASSERT_TRUE(c.Add("c", -1).ok());
+  EXPECT_EQ(c.Value(), 2);
+  EXPECT_TRUE(c.Reset());
+  EXPECT_EQ(c.Value(), 0);
+}
+
+TEST(PnCounterTest, ResetOfAnEmptyCounterChangesNothing) {
+  PnCounter c;
+  EXPECT_FALSE(c.Reset());
+  EXPECT_TRUE(c.empty());
+  PnCounter zero = CounterWith("a", 0, 0);
+  EXPECT_FALSE(zero.Reset());
+}
+
+TEST(PnCounterTest, ValueWithBaselinesIsExactAtTheTopOfTheRange) {
+  PnCounter c;
+  c.SetActor("a", ActorCounts{kMax, 0, 1, 0});
+  c.SetActor("b", ActorCounts{kMax, 0, 0, 0});
+  c.SetActor("c", ActorCounts{0, kMax, 0, 0});
+  EXPECT_EQ(c.ValueString(), "18446744073709551614");  // 2^64 - 2
+  c.SetActor("c", ActorCounts{0, kMax, 0, kMax});
+  EXPECT_EQ(c.ValueString(), "36893488147419103229");  // 2 * 2^64 - 3
+  // Totals keep their own overflow check after a reset.
+  ASSERT_TRUE(c.Reset());
+  EXPECT_TRUE(c.Add("b", 1).IsInvalidArgument());
+  EXPECT_EQ(c.ValueString(), "0");
+}
+
+// An increment a reset did not see survives it, whichever way the states
+// meet: the reset raises only what it saw.
+TEST(PnCounterTest, IncrementConcurrentWithResetSurvives) {
+  StateGenerator gen(7);
+  const std::string actors[] = {"1.1.aaaaaaaa", "2.1.bbbbbbbb", "new"};
+  for (int i = 0; i < kRounds; ++i) {
+    const PnCounter base = gen.State();
+    PnCounter resetter = base, writer = base;
+    resetter.Reset();
+    __int128 added = 0;
+    for (int step = 0; step < 4; ++step) {
+      const int64_t delta = static_cast<int64_t>(gen.Pick(2001)) - 1000;
+      if (writer.Add(actors[gen.Pick(3)], delta).ok()) added += delta;
+    }
+    ASSERT_EQ(Merged(resetter, writer).Value(), added)
+        << base.DebugString() << " " << writer.DebugString();
+    ASSERT_EQ(Merged(writer, resetter).Value(), added);
+  }
+}
+
+// Two replicas that reset concurrently: everything either reset saw is
+// gone, what neither saw counts, in either order.
+TEST(PnCounterTest, ResetsOnTwoReplicasCompose) {
+  StateGenerator gen(8);
+  for (int i = 0; i < kRounds; ++i) {
+    PnCounter a = gen.State(), b = a;
+    // Each replica takes increments of its own, then resets, then takes more.
+    ASSERT_TRUE(a.Add("a", static_cast<int64_t>(gen.Pick(100))).ok());
+    ASSERT_TRUE(b.Add("b", -static_cast<int64_t>(gen.Pick(100))).ok());
+    b.Merge(gen.State());  // and b hears of other updates before its reset
+    a.Reset();
+    b.Reset();
+    const int64_t after_a = static_cast<int64_t>(gen.Pick(50));
+    const int64_t after_b = -static_cast<int64_t>(gen.Pick(50));
+    ASSERT_TRUE(a.Add("a", after_a).ok());
+    ASSERT_TRUE(b.Add("b", after_b).ok());
+    const PnCounter ab = Merged(a, b), ba = Merged(b, a);
+    ASSERT_EQ(ab, ba);
+    ASSERT_EQ(ab.Value(), after_a + after_b) << ab.DebugString();
+    // A reset of the merged state zeroes it, and merging the inputs again
+    // brings nothing back.
+    PnCounter all = ab;
+    all.Reset();
+    ASSERT_EQ(Merged(Merged(all, a), b).Value(), 0);
+  }
+}
+
+// Value parts: what increments and decrements count for past the baselines.
+struct Parts {
+  __int128 up = 0;
+  __int128 down = 0;
+};
+Parts PartsOf(const PnCounter& c) {
+  Parts parts;
+  for (const auto& entry : c.actors()) {
+    parts.up += entry.second.p - entry.second.bp;
+    parts.down += entry.second.n - entry.second.bn;
+  }
+  return parts;
+}
+
+TEST(PnCounterTest, MergeLowersNoPartOfTheValueUnlessItBringsAReset) {
+  StateGenerator gen(9);
+  int with_reset = 0;
+  for (int i = 0; i < kRounds; ++i) {
+    const PnCounter a = gen.State(), b = gen.State();
+    const PnCounter m = Merged(a, b);
+    // Baselines merged in from b that a did not have.
+    bool reset_merged = false;
+    for (const auto& [actor, counts] : m.actors()) {
+      auto it = a.actors().find(actor);
+      const ActorCounts mine =
+          it == a.actors().end() ? ActorCounts{} : it->second;
+      reset_merged |= counts.bp > mine.bp || counts.bn > mine.bn;
+    }
+    if (reset_merged) {
+      ++with_reset;
+      continue;
+    }
+    ASSERT_GE(PartsOf(m).up, PartsOf(a).up) << a.DebugString();
+    ASSERT_GE(PartsOf(m).down, PartsOf(a).down) << a.DebugString();
+  }
+  EXPECT_GT(with_reset, 0);
+  EXPECT_LT(with_reset, kRounds);
+}
+
+TEST(PnCounterTest, BaselinesStayWithinTotalsUnderAnyOperations) {
+  StateGenerator gen(10);
+  for (int i = 0; i < kRounds; ++i) {
+    PnCounter c = gen.State();
+    for (int step = 0; step < 8; ++step) {
+      switch (gen.Pick(3)) {
+        case 0:
+          c.Reset();
+          break;
+        case 1:
+          c.Merge(gen.State());
+          break;
+        default:
+          (void)c.Add("x", static_cast<int64_t>(gen.Pick(2001)) - 1000);
+      }
+      for (const auto& [actor, counts] : c.actors()) {
+        ASSERT_TRUE(counts.Consistent()) << c.DebugString();
+      }
+    }
+  }
 }
 
 TEST(PnCounterTest, CheckAddChangesNothing) {

@@ -400,6 +400,55 @@ TEST(NodeProcessTest, Kill9InDurableModeLosesNothingAcknowledged) {
   EXPECT_NE(std::find(after.begin(), after.end(), before[0]), after.end());
 }
 
+// DELETE /counter/<name>, expecting `status`.
+void Reset(const NodeProcess& node, const std::string& name, long status) {
+  HttpResponse r = HttpRequest("DELETE", node.Url("/counter/" + name));
+  ASSERT_TRUE(r.ok()) << r.error;
+  ASSERT_EQ(r.status, status) << r.body;
+}
+
+TEST(NodeProcessTest, Kill9AroundAResetInDurableModeKeepsIt) {
+  TempDir tmp;
+  NodeProcess node(
+      Options(tmp, "node", {"--challenge_id=1", "--durable", kHugeFlush}));
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  Increment(node, "r", "5");
+  Reset(node, "r", 204);
+  Increment(node, "r", "-2");
+  Reset(node, "never", 404);
+  node.Kill9();
+
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  EXPECT_EQ(Value(node, "r"), "-2");
+  Reset(node, "r", 204);
+  node.Kill9();
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  EXPECT_EQ(Value(node, "r"), "0");
+  Increment(node, "r", "3");
+  EXPECT_EQ(Value(node, "r"), "3");
+  HttpResponse list = HttpRequest("GET", node.Url("/counters"));
+  EXPECT_EQ(list.body, "{\"counters\":[\"r\"],\"next_start_after\":null}");
+}
+
+TEST(NodeProcessTest, Kill9InDefaultModeLosesAnUnflushedResetLikeAnIncrement) {
+  TempDir tmp;
+  NodeProcess node(Options(tmp, "node", {"--challenge_id=1", kHugeFlush}));
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  Increment(node, "r", "5");
+  ASSERT_EQ(node.Stop(), 0);  // flushed
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  Reset(node, "r", 204);
+  EXPECT_EQ(Value(node, "r"), "0");
+  node.Kill9();
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  EXPECT_EQ(Value(node, "r"), "5");
+  // A clean stop keeps it.
+  Reset(node, "r", 204);
+  ASSERT_EQ(node.Stop(), 0);
+  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+  EXPECT_EQ(Value(node, "r"), "0");
+}
+
 TEST(NodeProcessTest, SecondNodeOnTheSameDataDirRefusesToStart) {
   TempDir tmp;
   NodeProcess first(Options(tmp, "shared", {"--challenge_id=1"}));

@@ -68,6 +68,32 @@ TEST(WireTest, ChangesPageRoundTrips) {
   EXPECT_TRUE(page.rejected.empty());
 }
 
+TEST(WireTest, ResetStatesTravelWithTheirBaselines) {
+  CounterChange reset = Change("r", 2);
+  reset.state.Reset();
+  ASSERT_TRUE(reset.state.Add("a9", 3).ok());
+  const std::vector<CounterChange> changes = {reset, Change("plain", 1)};
+  const std::string body = EncodeChangesPage(Node(), true, 3, false, changes);
+  ChangesPage page;
+  ASSERT_TRUE(
+      DecodeChangesPage(body, ChangesCursor(), 10, WireLimits(), &page).ok())
+      << body;
+  ASSERT_EQ(page.counters.size(), 2u);
+  EXPECT_EQ(page.counters[0].state, reset.state);
+  EXPECT_EQ(page.counters[0].state.ValueString(), "3");
+  EXPECT_EQ(page.counters[0].bytes, EncodedCounterBytes(reset.state));
+  // A state never reset goes out exactly as before baselines existed.
+  EXPECT_NE(body.find(R"({"name":"plain","state":{"a0":{"p":5,"n":2}}})"),
+            std::string::npos)
+      << body;
+  PeerIdentity node;
+  PnCounter state;
+  ASSERT_TRUE(DecodeCounterReply(EncodeCounterReply(Node(), "r", reset.state),
+                                 "r", WireLimits(), &node, &state)
+                  .ok());
+  EXPECT_EQ(state, reset.state);
+}
+
 TEST(WireTest, CounterReplyRoundTrips) {
   const CounterChange change = Change("n", 2);
   const std::string body = EncodeCounterReply(Node(), "n", change.state);
@@ -123,6 +149,9 @@ TEST(WireTest, StatesAreRefusedExactlyAsOnDisk) {
       R"({"a":{"p":1.0,"n":0}})",
       R"({"a":{"p":1}})",
       R"({"a":{"p":1,"n":0,"x":0}})",
+      R"({"a":{"p":3,"n":1,"bp":2,"bn":1}})",
+      R"({"a":{"p":3,"n":1,"bp":4,"bn":1}})",
+      R"({"a":{"p":3,"n":1,"bp":2}})",
       R"({"a":null})",
       R"([])",
       R"(5)",

@@ -1,6 +1,7 @@
 #include "store/codec.h"
 
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include <cstdint>
 #include <limits>
@@ -220,6 +221,104 @@ TEST(CodecTest, EncodedCounterBytesIsTheEncodedSize) {
 TEST(CodecTest, OneBadActorSpoilsTheWholeRecord) {
   ExpectCorrupt(R"({"a":{"p":1,"n":2},"b":{"p":-1,"n":0}})");
   ExpectCorrupt(R"({"a":{"p":1,"n":2},"b":{"p":1}})");
+}
+
+PnCounter ResetState() {
+  PnCounter c;
+  c.SetActor("1.2.3f2a9c01", ActorCounts{5, 2, 5, 2});
+  c.SetActor("2.1.00000002", ActorCounts{9, 0, 4, 0});
+  c.SetActor("3.1.00000003", ActorCounts{1, 1});  // after the reset
+  return c;
+}
+
+// The rule of releases before baselines, kept here as they shipped it:
+// every actor's entry is an object of exactly "p" and "n", unsigned 64-bit.
+bool OldReleaseAccepts(const std::string& json) {
+  rapidjson::Document doc;
+  doc.Parse(json.data(), json.size());
+  if (doc.HasParseError() || !doc.IsObject()) return false;
+  for (const auto& member : doc.GetObject()) {
+    const rapidjson::Value& v = member.value;
+    if (!v.IsObject() || v.MemberCount() != 2) return false;
+    auto p = v.FindMember("p");
+    auto n = v.FindMember("n");
+    if (p == v.MemberEnd() || n == v.MemberEnd()) return false;
+    if (!p->value.IsUint64() || !n->value.IsUint64()) return false;
+  }
+  return true;
+}
+
+TEST(CodecTest, BaselinesAreWrittenOnlyForActorsThatHaveThem) {
+  EXPECT_EQ(EncodeCounter(ResetState()),
+            R"({"1.2.3f2a9c01":{"p":5,"n":2,"bp":5,"bn":2},)"
+            R"("2.1.00000002":{"p":9,"n":0,"bp":4,"bn":0},)"
+            R"("3.1.00000003":{"p":1,"n":1}})");
+  // One baseline of zero still writes both.
+  PnCounter c;
+  c.SetActor("a", ActorCounts{3, 7, 0, 7});
+  EXPECT_EQ(EncodeCounter(c), R"({"a":{"p":3,"n":7,"bp":0,"bn":7}})");
+}
+
+TEST(CodecTest, BaselinesRoundTrip) {
+  EXPECT_EQ(RoundTrip(ResetState()), ResetState());
+  EXPECT_EQ(RoundTrip(ResetState()).ValueString(), "5");
+  PnCounter top;
+  top.SetActor("a", ActorCounts{kMax, kMax, kMax, kMax - 1});
+  EXPECT_EQ(RoundTrip(top), top);
+  EXPECT_EQ(EncodedCounterBytes(ResetState()),
+            EncodeCounter(ResetState()).size());
+  EXPECT_EQ(EncodedCounterBytes(top), EncodeCounter(top).size());
+}
+
+// A data dir of a release before baselines opens unchanged: its records
+// decode (no baselines means zeros) and re-encode byte for byte.
+TEST(CodecTest, RecordsOfOlderReleasesDecodeAndReencodeIdentically) {
+  const std::string old_records[] = {
+      R"({})",
+      R"({"1.2.3f2a9c01":{"p":5,"n":2}})",
+      R"({"0.1.x":{"p":0,"n":0},"1.2.3f2a9c01":{"p":18446744073709551615,"n":2}})",
+  };
+  for (const std::string& record : old_records) {
+    PnCounter c;
+    ASSERT_TRUE(DecodeCounter(record, &c).ok()) << record;
+    EXPECT_FALSE(c.HasBaselines()) << record;
+    EXPECT_EQ(EncodeCounter(c), record);
+    EXPECT_TRUE(OldReleaseAccepts(EncodeCounter(c))) << record;
+  }
+}
+
+// A state with baselines is refused by the rules of older releases (an
+// unknown field in an actor's entry), so an old node reports it instead of
+// reading the counter without its reset.
+TEST(CodecTest, StatesWithBaselinesAreRefusedByOlderReleases) {
+  EXPECT_FALSE(OldReleaseAccepts(EncodeCounter(ResetState())));
+  PnCounter one;
+  one.SetActor("a", ActorCounts{1, 0, 1, 0});
+  EXPECT_FALSE(OldReleaseAccepts(EncodeCounter(one)));
+  // The same states without a reset pass.
+  PnCounter plain;
+  plain.SetActor("a", ActorCounts{1, 0});
+  EXPECT_TRUE(OldReleaseAccepts(EncodeCounter(plain)));
+}
+
+TEST(CodecTest, DecodeRejectsMalformedBaselines) {
+  // Only one of the two, or other fields beside them.
+  ExpectCorrupt(R"({"a":{"p":1,"n":2,"bp":1}})");
+  ExpectCorrupt(R"({"a":{"p":1,"n":2,"bn":1}})");
+  ExpectCorrupt(R"({"a":{"p":1,"n":2,"bp":1,"x":1}})");
+  ExpectCorrupt(R"({"a":{"p":1,"n":2,"bp":1,"bn":0,"x":1}})");
+  ExpectCorrupt(R"({"a":{"bp":1,"bn":0,"p":1}})");
+  ExpectCorrupt(R"({"a":{"p":1,"n":2,"bp":-1,"bn":0}})");
+  ExpectCorrupt(R"({"a":{"p":1,"n":2,"bp":1,"bn":"0"}})");
+  // A baseline above its total breaks bp <= p, bn <= n.
+  ExpectCorrupt(R"({"a":{"p":1,"n":2,"bp":2,"bn":0}})");
+  ExpectCorrupt(R"({"a":{"p":1,"n":2,"bp":0,"bn":3}})");
+  ExpectCorrupt(R"({"b":{"p":1,"n":0},"a":{"p":0,"n":0,"bp":1,"bn":0}})");
+  // At the limits, and in any order, they are fine.
+  PnCounter c;
+  ASSERT_TRUE(DecodeCounter(R"({"a":{"bn":2,"bp":1,"n":2,"p":1}})", &c).ok());
+  EXPECT_EQ(c.actors().at("a"), (ActorCounts{1, 2, 1, 2}));
+  EXPECT_EQ(c.ValueString(), "0");
 }
 
 TEST(CodecTest, ValidateCounterName) {

@@ -210,6 +210,49 @@ TEST_P(WriteFaultTest, FailedDurableIncrementIsNeverVisibleNorKept) {
   EXPECT_EQ(ValueAfterReopen("c"), "absent");
 }
 
+TEST_P(WriteFaultTest, FailedDurableResetIsNeverVisibleNorKept) {
+  StoreOptions options = Options();
+  options.durable = true;
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Increment("a", 4).ok());
+  const uint64_t cursor = store->LatestCursor();
+
+  SetFault(GetParam());
+  Status s = store->Reset("a");
+  EXPECT_TRUE(s.IsStorageUnavailable()) << s.ToString();
+  EXPECT_EQ(ValueOf(*store, "a"), "4");
+  std::vector<CounterChange> changes;
+  uint64_t next = 0;
+  store->ChangesSince(cursor, 100, &changes, &next);
+  EXPECT_TRUE(changes.empty());
+  // While the store cannot persist, resets are refused up front.
+  EXPECT_TRUE(store->Reset("a").IsStorageUnavailable());
+
+  SetFault(Fault::kNone);
+  ASSERT_TRUE(store->Flush().ok());
+  EXPECT_EQ(ValueOf(*store, "a"), "4");
+  ASSERT_TRUE(store->Close().ok());
+  // Where the failed sync left the reset in the WAL, the recovery rewrote
+  // the published state over it.
+  EXPECT_EQ(ValueAfterReopen("a"), "4");
+}
+
+TEST_P(WriteFaultTest, ResetsAreRefusedWhileTheStoreCannotPersist) {
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Increment("a", 3).ok());
+  SetFault(GetParam());
+  EXPECT_TRUE(store->Flush(/*sync=*/true).IsStorageUnavailable());
+  EXPECT_TRUE(store->Reset("a").IsStorageUnavailable());
+  EXPECT_EQ(ValueOf(*store, "a"), "3");
+  SetFault(Fault::kNone);
+  ASSERT_TRUE(store->Flush().ok());
+  ASSERT_TRUE(store->Reset("a").ok());
+  ASSERT_TRUE(store->Close().ok());
+  EXPECT_EQ(ValueAfterReopen("a"), "0");
+}
+
 TEST_P(WriteFaultTest, DurableStoreRecoversInTheBackground) {
   StoreOptions options = Options();
   options.durable = true;

@@ -88,6 +88,37 @@ StoreOptions ChildOptions(const std::string& root) {
   _exit(kChildOtherError);  // not reached
 }
 
+// Default mode: counters "c" (5) and "d" (4) are flushed, "c" is reset and
+// flushed, then "c" takes 2 more and "d" is reset without a flush, and the
+// child kills itself with SIGKILL.
+[[noreturn]] void ResetCrashChild(const std::string& root) {
+  std::unique_ptr<CounterStore> store;
+  if (!CounterStore::Open(ChildOptions(root), &store).ok() ||
+      !store->Increment("c", 5).ok() || !store->Increment("d", 4).ok() ||
+      !store->Flush().ok() || !store->Reset("c").ok() || !store->Flush().ok() ||
+      !store->Increment("c", 2).ok() || !store->Reset("d").ok()) {
+    _exit(kChildOtherError);
+  }
+  std::raise(SIGKILL);
+  _exit(kChildOtherError);  // not reached
+}
+
+// Durable mode, never flushed: "c" takes 5, is reset, takes 3; "d" takes 4
+// and is reset; then SIGKILL. Every acknowledged change is synced.
+[[noreturn]] void DurableResetCrashChild(const std::string& root) {
+  StoreOptions options = ChildOptions(root);
+  options.durable = true;
+  std::unique_ptr<CounterStore> store;
+  if (!CounterStore::Open(options, &store).ok() ||
+      !store->Increment("c", 5).ok() || !store->Reset("c").ok() ||
+      !store->Increment("c", 3).ok() || !store->Increment("d", 4).ok() ||
+      !store->Reset("d").ok()) {
+    _exit(kChildOtherError);
+  }
+  std::raise(SIGKILL);
+  _exit(kChildOtherError);  // not reached
+}
+
 // The descriptor limit LowLimitChild runs under: the default
 // max_open_files plus room for the process and RocksDB's other files, far
 // below the number of SST files the test creates.
@@ -132,6 +163,8 @@ class ChildEnvironment : public ::testing::Environment {
     if (mode == "crash") CrashChild(root);
     if (mode == "open") OpenChild(root);
     if (mode == "low_limit") LowLimitChild(root);
+    if (mode == "reset_crash") ResetCrashChild(root);
+    if (mode == "durable_reset_crash") DurableResetCrashChild(root);
     _exit(kChildOtherError);
   }
 };
@@ -1465,6 +1498,201 @@ TEST_F(CounterStoreTest, MaxPeerCountersDefaultsToNinetyPercent) {
   ASSERT_TRUE(store->Increment("c1", 1).ok());
   EXPECT_TRUE(store->Increment("c2", 1).IsResourceExhausted());
   ASSERT_TRUE(store->Close().ok());
+}
+
+}  // namespace
+}  // namespace dist_counter
+
+namespace dist_counter {
+namespace {
+
+// ---- Reset
+
+TEST_F(CounterStoreTest, ResetIsAChangeWrittenWithTheNextFlush) {
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Increment("r", 5).ok());
+  ASSERT_TRUE(store->Increment("r", -2).ok());
+  ASSERT_TRUE(store->Flush().ok());
+  const uint64_t cursor = store->LatestCursor();
+  ASSERT_TRUE(store->Reset("r").ok());
+  EXPECT_EQ(ValueOf(*store, "r"), "0");
+  // Peers see it as a change of the counter.
+  std::vector<CounterChange> changes;
+  uint64_t next = 0;
+  store->ChangesSince(cursor, 10, &changes, &next);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].name, "r");
+  EXPECT_EQ(changes[0].state.ValueString(), "0");
+  // On disk only after the flush.
+  EXPECT_EQ(DiskValueOf("r"), "3");
+  ASSERT_TRUE(store->Flush().ok());
+  EXPECT_EQ(DiskValueOf("r"), "0");
+  std::string json;
+  ASSERT_TRUE(ReadFromDisk(CounterKey("r"), &json).ok());
+  EXPECT_EQ(json, "{\"" + store->actor_id() +
+                      "\":{\"p\":5,\"n\":2,\"bp\":5,\"bn\":2}}");
+  // A reset that changes nothing is no change.
+  ASSERT_TRUE(store->Reset("r").ok());
+  EXPECT_EQ(store->LatestCursor(), next);
+}
+
+TEST_F(CounterStoreTest, ResetPersistsAcrossCloseAndReopen) {
+  {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->Increment("r", 7).ok());
+    ASSERT_TRUE(store->Reset("r").ok());
+    ASSERT_TRUE(store->Increment("r", 2).ok());
+    ASSERT_TRUE(store->Close().ok());
+  }
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(ValueOf(*store, "r"), "2");
+  PnCounter state;
+  ASSERT_TRUE(store->Get("r", &state).ok());
+  EXPECT_EQ(state.actors().at(store->actor_id()), (ActorCounts{9, 0, 7, 0}));
+  std::vector<std::string> names;
+  store->List("", "", 10, &names);
+  EXPECT_EQ(names, std::vector<std::string>{"r"});
+}
+
+TEST_F(CounterStoreTest, ResetOfAnUnknownCounterIsNotFoundAndCreatesNothing) {
+  for (bool durable : {false, true}) {
+    SCOPED_TRACE(durable);
+    StoreOptions options = Options();
+    options.durable = durable;
+    options.data_dir = dir_ + (durable ? "_durable" : "");
+    auto store = MustOpen(options);
+    ASSERT_TRUE(store);
+    EXPECT_TRUE(store->Reset("never").IsNotFound());
+    EXPECT_EQ(ValueOf(*store, "never"), "absent");
+    EXPECT_EQ(store->size(), 0u);
+    EXPECT_EQ(store->LatestCursor(), 0u);
+    ASSERT_TRUE(store->Increment("x", 1).ok());
+    ASSERT_TRUE(store->Close().ok());
+    EXPECT_TRUE(store->Reset("x").IsIOError());
+  }
+}
+
+TEST_F(CounterStoreTest, DurableResetIsOnDiskWhenItReturns) {
+  StoreOptions options = Options();  // flush interval of an hour
+  options.durable = true;
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Increment("d", 3).ok());
+  ASSERT_TRUE(store->Reset("d").ok());
+  EXPECT_EQ(DiskValueOf("d"), "0");
+  EXPECT_EQ(ValueOf(*store, "d"), "0");
+  // Increments after it stage on top of the baselines.
+  ASSERT_TRUE(store->Increment("d", -4).ok());
+  EXPECT_EQ(DiskValueOf("d"), "-4");
+  EXPECT_EQ(ValueOf(*store, "d"), "-4");
+  PnCounter state;
+  ASSERT_TRUE(store->Get("d", &state).ok());
+  EXPECT_EQ(state.actors().at(store->actor_id()), (ActorCounts{3, 4, 3, 0}));
+}
+
+// A durable increment staged from totals read before a reset was published
+// keeps the reset's baselines when it is published.
+TEST_F(CounterStoreTest, DurableIncrementsKeepBaselinesPublishedMeanwhile) {
+  StoreOptions options = Options();
+  options.durable = true;
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Increment("c", 5).ok());
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  // Stops and joins the writers however the test ends.
+  struct JoinAll {
+    std::atomic<bool>* stop;
+    std::vector<std::thread>* threads;
+    ~JoinAll() {
+      *stop = true;
+      for (std::thread& t : *threads) t.join();
+    }
+  } join_all{&stop, &writers};
+  for (int t = 0; t < 4; ++t) {
+    writers.emplace_back([&] {
+      while (!stop) {
+        Status s = store->Increment("c", 1);
+        if (!s.ok()) ADD_FAILURE() << s.ToString();
+      }
+    });
+  }
+  // A staged increment published after a reset must not bring back the
+  // baseline it was staged with: once a writer's increment made after the
+  // reset shows, the reset's baseline still does.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(store->Reset("c").ok());
+    PnCounter after_reset;
+    ASSERT_TRUE(store->Get("c", &after_reset).ok());
+    const ActorCounts reset = after_reset.actors().at(store->actor_id());
+    ActorCounts later;
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    do {
+      PnCounter state;
+      ASSERT_TRUE(store->Get("c", &state).ok());
+      later = state.actors().at(store->actor_id());
+      if (later.p > reset.p) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    } while (std::chrono::steady_clock::now() < deadline);
+    ASSERT_GT(later.p, reset.p) << "no increment published after the reset";
+    ASSERT_GE(later.bp, reset.bp) << "round " << i;
+  }
+  stop = true;
+  for (std::thread& writer : writers) writer.join();
+  writers.clear();
+  ASSERT_TRUE(store->Reset("c").ok());
+  EXPECT_EQ(ValueOf(*store, "c"), "0");
+  ASSERT_TRUE(store->Increment("c", 2).ok());
+  EXPECT_EQ(ValueOf(*store, "c"), "2");
+  EXPECT_EQ(DiskValueOf("c"), "2");
+}
+
+TEST_F(CounterStoreTest, MergedResetRaisesBaselinesAndIsWritten) {
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Increment("m", 4).ok());
+  PnCounter peer;
+  ASSERT_TRUE(store->Get("m", &peer).ok());
+  ASSERT_TRUE(peer.Add("9.1.99999999", 6).ok());
+  ASSERT_TRUE(peer.Reset());  // the peer reset after seeing all of it
+  ASSERT_TRUE(store->Increment("m", 1).ok());  // concurrent with the reset
+  bool changed = false;
+  ASSERT_TRUE(store->Merge("m", peer, &changed).ok());
+  EXPECT_TRUE(changed);
+  EXPECT_EQ(ValueOf(*store, "m"), "1");
+  ASSERT_TRUE(store->Merge("m", peer, &changed).ok());
+  EXPECT_FALSE(changed);
+  ASSERT_TRUE(store->Flush().ok());
+  EXPECT_EQ(DiskValueOf("m"), "1");
+}
+
+TEST_F(CounterStoreTest, KillNineAroundAResetKeepsWhatWasFlushed) {
+  const int wstatus = RunChild("reset_crash", root_);
+  ASSERT_TRUE(WIFSIGNALED(wstatus)) << "child exited with " << wstatus;
+  auto store = MustOpen(ChildOptions(root_));
+  ASSERT_TRUE(store);
+  // The flushed reset survived, the +2 after it was not flushed.
+  EXPECT_EQ(ValueOf(*store, "c"), "0");
+  // An unflushed reset is lost like an unflushed increment (default mode).
+  EXPECT_EQ(ValueOf(*store, "d"), "4");
+  ASSERT_TRUE(store->Increment("c", 1).ok());
+  EXPECT_EQ(ValueOf(*store, "c"), "1");
+}
+
+TEST_F(CounterStoreTest, KillNineAroundADurableResetKeepsEveryAcknowledged) {
+  const int wstatus = RunChild("durable_reset_crash", root_);
+  ASSERT_TRUE(WIFSIGNALED(wstatus)) << "child exited with " << wstatus;
+  auto store = MustOpen(ChildOptions(root_));
+  ASSERT_TRUE(store);
+  EXPECT_EQ(ValueOf(*store, "c"), "3");
+  EXPECT_EQ(ValueOf(*store, "d"), "0");
+  PnCounter state;
+  ASSERT_TRUE(store->Get("d", &state).ok());
+  EXPECT_TRUE(state.HasBaselines());
 }
 
 }  // namespace
