@@ -33,9 +33,10 @@
 # each node converge to the exact sum everywhere; ldb scans the running
 # node's data; after `kill counter2`, consistent_value on counter1 is 503
 # naming counter2:7777; after `start counter2` it catches up; `stop` exits 0
-# for each node with the "stopped cleanly" log line; `down` then `up` keeps
-# every counter (named volumes). At the end the project's containers,
-# network and volumes are removed.
+# for each node with the "stopped cleanly" log line; after `down`, each node
+# started alone holds every counter (from its named volume, not from a
+# peer), and so do all three after `up`. At the end the project's
+# containers, network and volumes are removed.
 #
 # Environment: DOCKER_TEST_STATE (dockerd's data root and log, default
 # /var/lib/dist_counter-docker), DEBIAN_MIRROR (default: the first bookworm
