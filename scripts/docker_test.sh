@@ -314,9 +314,14 @@ build_image() {
   log "building ${IMAGE} (${builder} builder)"
   local previous
   previous="$(docker image inspect --format '{{.Id}}' "${IMAGE}" 2>/dev/null || true)"
-  local buildkit=0
-  [[ "${builder}" == buildkit ]] && buildkit=1
-  if ! DOCKER_BUILDKIT=${buildkit} docker build --network host \
+  local buildkit=0 flags=()
+  if [[ "${builder}" == buildkit ]]; then
+    buildkit=1
+  else
+    # The legacy builder otherwise keeps the container of a failed step.
+    flags=(--force-rm)
+  fi
+  if ! DOCKER_BUILDKIT=${buildkit} docker build --network host "${flags[@]}" \
       --target runtime -t "${IMAGE}" "${ROOT}" >"${work}/build.log" 2>&1; then
     tail -n 40 "${work}/build.log" >&2
     return 1
@@ -627,14 +632,13 @@ fi
 log "image built in $(elapsed $(( SECONDS - build_start )))"
 setup_seconds=$(( SECONDS - script_start ))
 
+# A previous run (with --keep, or interrupted) may have left the project.
+compose down -v --remove-orphans >/dev/null 2>&1 || true
 for node in "${NODES[@]}"; do
   if curl -s -m 2 --noproxy '*' -o /dev/null "http://127.0.0.1:${PORT[${node}]}/ping"; then
     die "something already answers on 127.0.0.1:${PORT[${node}]}; stop it first"
   fi
 done
-
-# A previous run interrupted before its cleanup may have left the project.
-compose down -v --remove-orphans >/dev/null 2>&1 || true
 project_up=1
 if ! compose up -d >"${work}/up.log" 2>&1; then
   cat "${work}/up.log" >&2
