@@ -521,19 +521,30 @@ TEST(NodeProcessTest, PausedNodeAnswersAgainAfterResume) {
 }
 
 TEST(NodeProcessTest, SecondSignalExitsAtOnceWhileAStopWaits) {
-  TempDir tmp;
-  NodeProcess node(Options(tmp, "node", {"--challenge_id=1"}));
-  ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
   // A stop no longer waits on a hung peer (it cancels the reads), so the
   // second signal comes at once: SIGINT stays pending apart from SIGTERM
   // and reaches the second-signal thread as soon as that runs, while the
-  // clean stop still flushes.
-  ASSERT_EQ(::kill(node.pid(), SIGTERM), 0);
-  ASSERT_EQ(::kill(node.pid(), SIGINT), 0);
-  // The second signal ends the process at once, with status 1.
-  EXPECT_EQ(node.Wait(/*timeout_ms=*/20000), 1) << node.ReadLog();
-  EXPECT_NE(node.ReadLog().find("second signal"), std::string::npos)
-      << node.ReadLog();
+  // clean stop still flushes. An idle node's whole clean stop can still
+  // beat that thread when the machine is busy (exit 0, "stopped cleanly"):
+  // that run shows nothing either way, so it is tried again, a few times.
+  for (int attempt = 1;; ++attempt) {
+    SCOPED_TRACE("attempt " + std::to_string(attempt));
+    TempDir tmp;
+    NodeProcess node(Options(tmp, "node", {"--challenge_id=1"}));
+    ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+    ASSERT_EQ(::kill(node.pid(), SIGTERM), 0);
+    ASSERT_EQ(::kill(node.pid(), SIGINT), 0);
+    const int status = node.Wait(/*timeout_ms=*/20000);
+    const std::string log = node.ReadLog();
+    if (status == 0 && log.find("stopped cleanly") != std::string::npos &&
+        attempt < 5) {
+      continue;  // the stop finished before the second signal was seen
+    }
+    // The second signal ends the process at once, with status 1.
+    EXPECT_EQ(status, 1) << log;
+    EXPECT_NE(log.find("second signal"), std::string::npos) << log;
+    break;
+  }
 }
 
 // Clients loading `node`: `readers` threads each reading
