@@ -188,7 +188,8 @@ HttpParseState ParseHttpRequest(std::string_view input,
   }
   const size_t head_end = input.find("\r\n\r\n", start);
   if (head_end == std::string_view::npos) {
-    if (input.size() - start > limits.max_head_bytes) {
+    // Empty lines before the request line count too: they are buffered.
+    if (input.size() > limits.max_head_bytes) {
       return Fail(431, "RequestHeaderFieldsTooLarge",
                   "request line and headers exceed 16 KiB", out);
     }
@@ -202,7 +203,7 @@ HttpParseState ParseHttpRequest(std::string_view input,
     }
     return HttpParseState::kIncomplete;
   }
-  if (head_end + 4 - start > limits.max_head_bytes) {
+  if (head_end + 4 > limits.max_head_bytes) {
     return Fail(431, "RequestHeaderFieldsTooLarge",
                 "request line and headers exceed 16 KiB", out);
   }

@@ -51,8 +51,13 @@ std::string Lower(std::string s) {
 // A raw TCP connection to 127.0.0.1:port, for what curl will not do.
 class RawConnection {
  public:
-  explicit RawConnection(uint16_t port) {
+  // With `receive_buffer` > 0, the socket's receive buffer is that small.
+  explicit RawConnection(uint16_t port, int receive_buffer = 0) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (receive_buffer > 0) {
+      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer,
+                 sizeof(receive_buffer));
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -873,6 +878,40 @@ TEST_F(HttpServerTest, ManyMorePipelinedRequestsThanInFlightAreAllAnswered) {
   ExpectReplies(&c, expected);
   server_.reset();
   api_.reset();  // before `cluster` goes away
+}
+
+TEST_F(HttpServerTest, RepliesTheSocketCannotTakeAtOnceStillComeInOrder) {
+  // 2000 counters with long names: each list reply is about 100 KB, and 40
+  // of them, unread by a client with a small receive buffer, fill the
+  // socket's buffers many times over.
+  for (int batch = 0; batch < 2; ++batch) {
+    std::string body = "{";
+    for (int i = 0; i < 1000; ++i) {
+      if (i > 0) body += ",";
+      body += "\"" + std::string(36, 'n') + std::to_string(batch * 1000 + i) +
+              "\":1";
+    }
+    body += "}";
+    ASSERT_EQ(HttpRequest("POST", Url("/counters"), body).status, 204);
+  }
+  const std::string list =
+      HttpRequest("GET", Url("/counters?prefix=n&limit=5000")).body;
+  ASSERT_GT(list.size(), 80000u);
+  std::string batch;
+  std::vector<Expected> expected;
+  for (int i = 1; i <= 40; ++i) {
+    batch += Get("/counters?prefix=n&limit=5000") + Post("/counter/z", "1") +
+             Get("/counter/z/value");
+    expected.push_back({200, list});
+    expected.push_back({204, ""});
+    expected.push_back({200, std::to_string(i)});
+  }
+  RawConnection c(server_->port(), /*receive_buffer=*/4096);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send(batch));
+  // Let the server fill the socket before anything is read.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ExpectReplies(&c, expected);
 }
 
 TEST_F(HttpServerTest, ConnectionCloseInAPipelineEndsItAfterItsReply) {
