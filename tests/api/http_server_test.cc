@@ -914,6 +914,18 @@ TEST_F(HttpServerTest, RepliesTheSocketCannotTakeAtOnceStillComeInOrder) {
   ExpectReplies(&c, expected);
 }
 
+TEST_F(HttpServerTest, ExpectContinueGets100ContinueBeforeTheBody) {
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(
+      c.Send("POST /counter/ec HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+             "Content-Length: 1\r\n\r\n"));
+  EXPECT_EQ(c.ReadHead(20000), "HTTP/1.1 100 Continue\r\n\r\n");
+  ASSERT_TRUE(c.Send("7"));
+  ExpectReplies(&c, {{204, ""}});
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/ec/value")).body, "7");
+}
+
 TEST_F(HttpServerTest, ConnectionCloseInAPipelineEndsItAfterItsReply) {
   RawConnection c(server_->port());
   ASSERT_TRUE(c.connected());
