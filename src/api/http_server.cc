@@ -667,7 +667,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     if (close_when_drained_ && slots_.empty() && !closed_) EndLocked();
-    if (detached_ && slots_.empty() && !closed_) CloseDetachedLocked();
+    // (Requests still buffered behind the in-flight bound are answered
+    // first.)
+    if (detached_ && slots_.empty() && !closed_ && !paused_) {
+      CloseDetachedLocked();
+    }
     if (!closed_ && !detached_ && !lingering_) UpdateIdleLocked();
   }
 

@@ -988,6 +988,29 @@ TEST_F(HttpServerTest, AHalfClosedClientGetsRepliesAnsweredLater) {
   api_.reset();  // before `cluster` goes away
 }
 
+TEST_F(HttpServerTest, AHalfClosedClientGetsRepliesBeyondTheInFlightBound) {
+  test::GatedClusterView cluster;
+  UseDurableStoreAndCluster(&cluster, /*durable=*/false);
+  std::string batch = Get("/counter/hb/consistent_value");
+  for (int i = 0; i < 99; ++i) batch += Post("/counter/hb", "1");
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send(batch));
+  c.ShutdownWrite();
+  cluster.WaitForWaiters(1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  cluster.Open();
+  std::vector<Expected> expected = {{200, "*"}};
+  for (int i = 0; i < 99; ++i) expected.push_back({204, ""});
+  ExpectReplies(&c, expected);
+  bool closed = false;
+  EXPECT_EQ(c.ReadUntilClosed(20000, &closed), "");
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/hb/value")).body, "99");
+  server_.reset();
+  api_.reset();  // before `cluster` goes away
+}
+
 TEST_F(HttpServerTest, RepliesCarryOurHeadersInOrder) {
   // The order the README shows (and Pistache used to send).
   RawConnection c(server_->port());
