@@ -223,7 +223,7 @@ struct ConnectionLimit {
   std::atomic<int64_t>* open_metric = nullptr;
 };
 
-class Connection;
+class HttpConnection;
 
 // What the handler's copies (one per reactor thread), the connections and
 // the sweeper share. Fields above `mu` are set before the server starts,
@@ -243,22 +243,22 @@ struct ServerShared {
   Mutex mu;      // a leaf
   CondVar wake;  // the sweeper waits on it
   // Open connections (and ones still writing after the client's close).
-  std::unordered_map<Connection*, std::shared_ptr<Connection>> connections
-      GUARDED_BY(mu);
+  std::unordered_map<HttpConnection*, std::shared_ptr<HttpConnection>>
+      connections GUARDED_BY(mu);
   // Connections whose paused parsing may resume (replies drained).
-  std::vector<std::weak_ptr<Connection>> kicked GUARDED_BY(mu);
+  std::vector<std::weak_ptr<HttpConnection>> kicked GUARDED_BY(mu);
   bool stopping GUARDED_BY(mu) = false;
 
-  void Register(const std::shared_ptr<Connection>& c) EXCLUDES(mu) {
+  void Register(const std::shared_ptr<HttpConnection>& c) EXCLUDES(mu) {
     MutexLock lock(&mu);
     connections.emplace(c.get(), c);
   }
-  void Unregister(Connection* c) EXCLUDES(mu) {
+  void Unregister(HttpConnection* c) EXCLUDES(mu) {
     MutexLock lock(&mu);
     connections.erase(c);
   }
   // Asks the sweeper to resume `c`'s parsing at once.
-  void Kick(std::weak_ptr<Connection> c) EXCLUDES(mu) {
+  void Kick(std::weak_ptr<HttpConnection> c) EXCLUDES(mu) {
     MutexLock lock(&mu);
     kicked.push_back(std::move(c));
     wake.Signal();
@@ -278,10 +278,10 @@ struct ServerShared {
 // itself). The fd is written only under mu and only while `writable`
 // holds, so no thread writes to an fd Pistache has closed (and which may
 // already be another connection's).
-class Connection : public std::enable_shared_from_this<Connection> {
+class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
  public:
-  Connection(std::shared_ptr<ServerShared> shared,
-             const std::shared_ptr<Pistache::Tcp::Peer>& peer)
+  HttpConnection(std::shared_ptr<ServerShared> shared,
+                 const std::shared_ptr<Pistache::Tcp::Peer>& peer)
       : shared_(std::move(shared)),
         peer_(peer),
         client_(peer->address().host()) {
@@ -293,10 +293,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     deadline_ms_ = now + shared_->header_timeout_ms;
   }
 
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
+  HttpConnection(const HttpConnection&) = delete;
+  HttpConnection& operator=(const HttpConnection&) = delete;
 
-  ~Connection() {
+  ~HttpConnection() {
     const size_t open = shared_->limit.open.fetch_sub(1) - 1;
     MetricSet(shared_->limit.open_metric, static_cast<int64_t>(open));
   }
@@ -534,7 +534,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       DiscardInputLocked();
       return;
     }
-    std::shared_ptr<Connection> self = shared_from_this();
+    std::shared_ptr<HttpConnection> self = shared_from_this();
     mu_.Unlock();
     try {
       shared_->api->HandleAsync(
@@ -688,7 +688,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const size_t size = rest.size();
     pistache_send_ = true;
     const uint64_t generation = ++send_generation_;
-    std::weak_ptr<Connection> weak = weak_from_this();
+    std::weak_ptr<HttpConnection> weak = weak_from_this();
     try {
       peer->send(Pistache::RawBuffer(std::move(rest), size), MSG_NOSIGNAL)
           .then(
@@ -821,7 +821,7 @@ class Handler : public Pistache::Tcp::Handler {
   // and closes it.
   void onConnection(const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
     try {
-      auto connection = std::make_shared<Connection>(shared_, peer);
+      auto connection = std::make_shared<HttpConnection>(shared_, peer);
       peer->putData(kConnectionKey, connection);
       ConnectionLimit& limit = shared_->limit;
       const bool over = limit.open.load() > limit.max;
@@ -846,7 +846,7 @@ class Handler : public Pistache::Tcp::Handler {
   void onInput(const char* buffer, size_t len,
                const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
     try {
-      if (Connection* c = Find(peer)) c->OnInput(buffer, len);
+      if (HttpConnection* c = Find(peer)) c->OnInput(buffer, len);
     } catch (const std::exception& e) {
       LOG(ERROR) << "reading a request failed: " << e.what();
     }
@@ -855,15 +855,16 @@ class Handler : public Pistache::Tcp::Handler {
   void onDisconnection(
       const std::shared_ptr<Pistache::Tcp::Peer>& peer) override {
     try {
-      if (Connection* c = Find(peer)) c->OnDisconnection();
+      if (HttpConnection* c = Find(peer)) c->OnDisconnection();
     } catch (const std::exception& e) {
       LOG(ERROR) << "closing a connection failed: " << e.what();
     }
   }
 
  private:
-  static Connection* Find(const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
-    return static_cast<Connection*>(peer->tryGetData(kConnectionKey).get());
+  static HttpConnection* Find(
+      const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
+    return static_cast<HttpConnection*>(peer->tryGetData(kConnectionKey).get());
   }
 
   // Counts a refusal past the cap; logs at most one WARNING per 10 s.
@@ -880,8 +881,8 @@ class Handler : public Pistache::Tcp::Handler {
 // Every kSweepMs: advances the clock, enforces the connections' deadlines;
 // at once: resumes connections whose replies drained. Until `stopping`.
 void RunSweeper(const std::shared_ptr<ServerShared>& shared) {
-  std::vector<std::shared_ptr<Connection>> snapshot;
-  std::vector<std::weak_ptr<Connection>> kicked;
+  std::vector<std::shared_ptr<HttpConnection>> snapshot;
+  std::vector<std::weak_ptr<HttpConnection>> kicked;
   int64_t last_sweep = 0;
   for (;;) {
     {
@@ -988,7 +989,7 @@ void HttpServer::Shutdown() {
   shared_->pending.WaitIdle(std::chrono::seconds(10));
   // From here on nothing is written: replies still owed (a peer slower
   // than 10 s) are dropped.
-  std::vector<std::shared_ptr<Connection>> connections;
+  std::vector<std::shared_ptr<HttpConnection>> connections;
   {
     MutexLock shared_lock(&shared_->mu);
     shared_->stopping = true;
@@ -998,7 +999,7 @@ void HttpServer::Shutdown() {
     }
   }
   sweeper_.join();
-  std::vector<std::shared_ptr<Connection>> open;  // fds still Pistache's
+  std::vector<std::shared_ptr<HttpConnection>> open;  // fds still Pistache's
   for (const auto& c : connections) {
     if (c->Close()) open.push_back(c);
   }
