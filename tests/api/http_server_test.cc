@@ -557,6 +557,12 @@ TEST_F(HttpServerTest, SlowClientsAreTimedOut) {
   bool closed = false;
   EXPECT_EQ(idle.ReadUntilClosed(30000, &closed), "");
   EXPECT_TRUE(closed);
+  RawConnection kept(server_->port());
+  ASSERT_TRUE(kept.connected());
+  ASSERT_TRUE(kept.Send("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(SplitReply(kept.ReadReply(20000)).status, 200);
+  EXPECT_EQ(kept.ReadUntilClosed(30000, &closed), "");
+  EXPECT_TRUE(closed);
   EXPECT_EQ(HttpRequest("GET", Url("/ping")).status, 200);
   EXPECT_EQ(HttpRequest("GET", Url("/counter/slow/value")).body, "0");
 }
