@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# Measures dist_counter's increment rate over loopback and, in the same run,
-# two references on the same machine: Redis INCR (redis-benchmark, not
-# pipelined) and nginx `return 200` (wrk with the same script). Prints the
-# three rates in requests per second and our ratio to each.
+# Measures dist_counter over loopback and, in the same run, two references
+# on the same machine: Redis INCR (redis-benchmark) and nginx `return 200`
+# (wrk with the same script). Prints every rate in requests per second and
+# our ratio to its reference:
 #
-#   scripts/bench.sh                   default mode (flush every interval)
-#   scripts/bench.sh --durable         node acknowledges after the WAL write
+#   increments, POST /counter/:name     / redis INCR, / nginx
+#   reads, GET /counter/:name/value     / redis INCR, / nginx
+#   pipelined increments (--pipeline N per write)  / redis INCR -P N
+#   --durable increments                / default-mode increments
+#   system calls per increment (strace -c -f on the node, if installed)
+#
+#   scripts/bench.sh
 #   scripts/bench.sh --duration 30 --connections 50 --threads 2 --counters 300
+#   scripts/bench.sh --pipeline 16     requests per write when pipelining
 #   scripts/bench.sh --no-build        use build/dist_counter as it is
 #   scripts/bench.sh --keep            keep the temp dir (node data and logs)
 #   DIST_COUNTER_BIN=build-x/dist_counter scripts/bench.sh   another binary
 #
 # Everything runs on 127.0.0.1 on free ports, with throwaway data dirs, and
 # is stopped when the script exits. Installs the benchmark packages with
-# scripts/install_deps.sh --bench. Exits 1 if the node failed, answered
-# non-2xx, or its counters sum to less than the increments it acknowledged.
+# scripts/install_deps.sh --bench. Exits 1 if a node failed, answered
+# non-2xx, did not stop cleanly, or its counters sum to less than the
+# increments it acknowledged.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,26 +35,27 @@ duration="${DURATION:-10}"
 connections="${CONNECTIONS:-50}"
 threads="${THREADS:-2}"
 counters="${COUNTERS:-300}"
+pipeline="${PIPELINE:-16}"
 redis_requests="${REDIS_REQUESTS:-200000}"
-durable=0
+syscall_seconds="${SYSCALL_SECONDS:-3}"
 build=1
 keep=0
 while (( $# > 0 )); do
   case "$1" in
-    --durable) durable=1 ;;
     --no-build) build=0 ;;
     --keep) keep=1 ;;
     --duration) shift; duration="${1:?}" ;;
     --connections) shift; connections="${1:?}" ;;
     --threads) shift; threads="${1:?}" ;;
     --counters) shift; counters="${1:?}" ;;
+    --pipeline) shift; pipeline="${1:?}" ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
   shift
 done
 check_positive_ints "${duration}" "${connections}" "${threads}" \
-  "${counters}" "${redis_requests}"
+  "${counters}" "${pipeline}" "${redis_requests}" "${syscall_seconds}"
 prepare_node_binary "${build}"
 
 node_pid=""
@@ -82,66 +90,140 @@ run_client() {
   return "${rc}"
 }
 
-lua="${ROOT}/scripts/bench_incr.lua"
-wrk_args=(-t "${threads}" -c "${connections}" -d "${duration}s" --latency
+lua="${ROOT}/scripts/bench.lua"
+wrk_base=(-t "${threads}" -c "${connections}" -d "${duration}s" --latency
           -s "${lua}")
 problems=()
+node_url=""
+acked=0  # increments the running node acknowledged
 
-# ---- 1. dist_counter -------------------------------------------------------
-pick_port node_port
-node_flags=(--challenge_id=bench --bind=127.0.0.1 --port="${node_port}"
-            --data_dir="${tmp}/node" --logtostderr=1)
-mode="default"
-if (( durable )); then
-  node_flags+=(--durable)
-  mode="durable"
-fi
-echo "bench.sh: starting dist_counter (${mode} mode) on 127.0.0.1:${node_port}"
-env -u ACTORS -u CHALLENGE_ID "${bin}" "${node_flags[@]}" \
-  >"${tmp}/node.log" 2>&1 &
-node_pid=$!
-node_url="http://127.0.0.1:${node_port}"
-if ! wait_until "${node_pid}" curl -fsS -m 1 "${node_url}/ping"; then
-  echo "bench.sh: the node did not answer /ping; its log:" >&2
-  tail -n 30 "${tmp}/node.log" >&2
-  exit 1
-fi
+# Starts a node with the flags "$@" on a free port, in a fresh data dir;
+# sets node_pid and node_url, and resets acked.
+start_node() {
+  pick_port node_port
+  rm -rf "${tmp}/node"
+  echo "bench.sh: starting dist_counter $* on 127.0.0.1:${node_port}"
+  env -u ACTORS -u CHALLENGE_ID "${bin}" --challenge_id=bench \
+    --bind=127.0.0.1 --port="${node_port}" --data_dir="${tmp}/node" \
+    --logtostderr=1 "$@" >>"${tmp}/node.log" 2>&1 &
+  node_pid=$!
+  node_url="http://127.0.0.1:${node_port}"
+  acked=0
+  if ! wait_until "${node_pid}" curl -fsS -m 1 "${node_url}/ping"; then
+    echo "bench.sh: the node did not answer /ping; its log:" >&2
+    tail -n 30 "${tmp}/node.log" >&2
+    exit 1
+  fi
+}
 
-echo "bench.sh: wrk ${wrk_args[*]} ${node_url} -- ${counters}"
-run_client "${tmp}/wrk_node.txt" wrk "${wrk_args[@]}" "${node_url}" -- "${counters}"
-if ! alive "${node_pid}"; then
-  echo "bench.sh: the node died during the run; its log:" >&2
-  tail -n 30 "${tmp}/node.log" >&2
-  exit 1
-fi
-node_rate="$(wrk_rate "${tmp}/wrk_node.txt")"
-node_done="$(wrk_field "${tmp}/wrk_node.txt" requests)"
-node_non2xx="$(wrk_field "${tmp}/wrk_node.txt" non2xx)"
-node_sockerr="$(wrk_field "${tmp}/wrk_node.txt" socket_errors)"
-acked=$(( ${node_done:-0} - ${node_non2xx:-0} ))
-if (( ${node_non2xx:-0} > 0 )); then
-  problems+=("the node answered ${node_non2xx} requests with a non-2xx status")
-fi
+# Runs wrk on the node: $1 names the run, $2 is the kind (incr or value),
+# $3 the pipeline depth; further arguments replace the -t/-c/-d options.
+# Sets rate; adds acknowledged increments to acked.
+run_node_wrk() {
+  local name="$1" kind="$2" depth="$3" out="${tmp}/wrk_$1.txt"
+  shift 3
+  local args=("${wrk_base[@]}")
+  if (( $# > 0 )); then args=("$@" --latency -s "${lua}"); fi
+  echo "bench.sh: wrk ${args[*]} ${node_url} -- ${counters} ${kind} ${depth}"
+  run_client "${out}" wrk "${args[@]}" "${node_url}" -- "${counters}" \
+    "${kind}" "${depth}"
+  if ! alive "${node_pid}"; then
+    echo "bench.sh: the node died during the run; its log:" >&2
+    tail -n 30 "${tmp}/node.log" >&2
+    exit 1
+  fi
+  rate="$(wrk_rate "${out}")"
+  local done non2xx sockerr
+  done="$(wrk_field "${out}" requests)"
+  non2xx="$(wrk_field "${out}" non2xx)"
+  sockerr="$(wrk_field "${out}" socket_errors)"
+  if (( ${non2xx:-0} > 0 )); then
+    problems+=("${name}: the node answered ${non2xx} requests with a non-2xx status")
+  fi
+  if (( ${sockerr:-0} > 0 )); then
+    problems+=("${name}: ${sockerr} socket errors")
+  fi
+  if [[ "${kind}" == incr ]]; then
+    acked=$(( acked + ${done:-0} - ${non2xx:-0} ))
+  fi
+}
 
 # Every acknowledged increment must be counted (a few more may have landed
 # while wrk stopped). One curl process reads all the values over keep-alive.
-urls=()
-for (( i = 1; i <= counters; i++ )); do
-  urls+=("${node_url}/counter/c${i}/value")
-done
-if counted="$(curl -fsS -m 30 -w '\n' "${urls[@]}" 2>"${tmp}/curl.err" \
-               | awk 'NF { s += $1 } END { printf "%d", s }')"; then
-  echo "bench.sh: acknowledged increments ${acked}, sum of counters ${counted}"
-  if (( counted < acked )); then
-    problems+=("counters sum to ${counted} < ${acked} acknowledged increments")
+check_counted() {
+  local urls=() i counted
+  for (( i = 1; i <= counters; i++ )); do
+    urls+=("${node_url}/counter/c${i}/value")
+  done
+  if counted="$(curl -fsS -m 30 -w '\n' "${urls[@]}" 2>"${tmp}/curl.err" \
+                 | awk 'NF { s += $1 } END { printf "%d", s }')"; then
+    echo "bench.sh: acknowledged increments ${acked}, sum of counters ${counted}"
+    if (( counted < acked )); then
+      problems+=("$1: counters sum to ${counted} < ${acked} acknowledged increments")
+    fi
+  else
+    problems+=("$1: could not read the counters back: $(head -n 1 "${tmp}/curl.err")")
   fi
-else
-  problems+=("could not read the counters back: $(head -n 1 "${tmp}/curl.err")")
-fi
+}
 
-stop_process "${node_pid}" node
-node_status=${stopped_status}
-node_pid=""
+# Stops the node with SIGTERM and checks it exited 0.
+stop_node() {
+  stop_process "${node_pid}" node
+  node_pid=""
+  if (( stopped_status != 0 )); then
+    problems+=("$1: the node exited with status ${stopped_status} after SIGTERM")
+  fi
+}
+
+# Counts the node's system calls while wrk sends increments for
+# syscall_seconds on 10 connections; sets syscalls_per_request (n/a without
+# strace) and writes the busiest calls per request into syscalls_top.
+count_syscalls() {
+  syscalls_per_request="n/a"
+  syscalls_top=""
+  if ! command -v strace >/dev/null 2>&1; then
+    echo "bench.sh: strace is not installed: no system call count"
+    return 0
+  fi
+  # -f with -p attaches every thread of the node.
+  strace -f -c -p "${node_pid}" -o "${tmp}/strace.txt" 2>/dev/null &
+  local strace_pid=$!
+  sleep 1  # attached
+  run_node_wrk syscalls incr 1 -t 1 -c 10 -d "${syscall_seconds}s"
+  kill -INT "${strace_pid}" 2>/dev/null || true
+  wait "${strace_pid}" 2>/dev/null || true
+  local requests calls
+  requests="$(wrk_field "${tmp}/wrk_syscalls.txt" requests)"
+  calls="$(awk '$NF == "total" { print $4 }' "${tmp}/strace.txt" 2>/dev/null)"
+  if [[ -z "${calls}" || -z "${requests}" || "${requests}" == 0 ]]; then
+    echo "bench.sh: could not count system calls (strace -p refused?)"
+    return 0
+  fi
+  syscalls_per_request="$(ratio "${calls}" "${requests}")"
+  syscalls_top="$(awk -v n="${requests}" '
+      $1 ~ /^[0-9.]+$/ && $NF != "total" && NF >= 5 {
+        printf "%s %.2f\n", $NF, $4 / n }' "${tmp}/strace.txt" \
+    | sort -k2 -rn | head -n 6 | awk '{ printf "%s%s %s", sep, $1, $2; sep = ", " }')"
+}
+
+# ---- 1. dist_counter, default mode -----------------------------------------
+start_node
+run_node_wrk incr incr 1
+incr_rate="${rate}"
+run_node_wrk value value 1
+value_rate="${rate}"
+run_node_wrk pipelined incr "${pipeline}"
+pipelined_rate="${rate}"
+count_syscalls
+check_counted "default mode"
+stop_node "default mode"
+
+# ---- 1b. dist_counter --durable --------------------------------------------
+start_node --durable
+run_node_wrk durable incr 1
+durable_rate="${rate}"
+check_counted "--durable"
+stop_node "--durable"
 if grep -qE '^[FE][0-9]{4} ' "${tmp}/node.log"; then
   echo "bench.sh: errors in the node log:" >&2
   grep -E '^[FE][0-9]{4} ' "${tmp}/node.log" | head -n 10 >&2
@@ -167,6 +249,14 @@ run_client "${tmp}/redis_bench.raw" redis-benchmark -h 127.0.0.1 \
 tr '\r' '\n' <"${tmp}/redis_bench.raw" | grep -E '^INCR' | tail -n 1 \
   | tee "${tmp}/redis_bench.txt"
 redis_rate="$(awk '{ print $2 }' "${tmp}/redis_bench.txt")"
+echo "bench.sh: redis-benchmark -t incr -c ${connections} -P ${pipeline}" \
+     "-n $(( redis_requests * 10 )) -q"
+run_client "${tmp}/redis_pipe.raw" redis-benchmark -h 127.0.0.1 \
+  -p "${redis_port}" -t incr -c "${connections}" -P "${pipeline}" \
+  -n $(( redis_requests * 10 )) -q >/dev/null
+tr '\r' '\n' <"${tmp}/redis_pipe.raw" | grep -E '^INCR' | tail -n 1 \
+  | tee "${tmp}/redis_pipe.txt"
+redis_pipe_rate="$(awk '{ print $2 }' "${tmp}/redis_pipe.txt")"
 stop_process "${redis_pid}" redis-server
 redis_pid=""
 
@@ -208,8 +298,8 @@ if ! wait_until "${nginx_pid}" curl -fsS -m 1 "${nginx_url}/"; then
   cat "${tmp}/nginx/error.log" >&2 || true
   exit 1
 fi
-echo "bench.sh: wrk ${wrk_args[*]} ${nginx_url} -- ${counters}"
-run_client "${tmp}/wrk_nginx.txt" wrk "${wrk_args[@]}" "${nginx_url}" -- \
+echo "bench.sh: wrk ${wrk_base[*]} ${nginx_url} -- ${counters}"
+run_client "${tmp}/wrk_nginx.txt" wrk "${wrk_base[@]}" "${nginx_url}" -- \
   "${counters}"
 nginx_rate="$(wrk_rate "${tmp}/wrk_nginx.txt")"
 stop_process "${nginx_pid}" nginx
@@ -219,16 +309,20 @@ nginx_pid=""
 echo
 echo "==================== bench.sh results ===================="
 echo "  wrk -t${threads} -c${connections} -d${duration}s, ${counters} counters;" \
-     "redis-benchmark -c${connections} -n${redis_requests}; $(nproc) cores"
-printf '  %-44s %12s req/s\n' \
-  "dist_counter POST /counter/:name (${mode})" "${node_rate:-n/a}" \
-  "redis INCR (redis-benchmark, not pipelined)" "${redis_rate:-n/a}" \
+     "redis-benchmark -c${connections}; $(nproc) cores"
+printf '  %-48s %12s req/s\n' \
+  "dist_counter POST /counter/:name" "${incr_rate:-n/a}" \
+  "dist_counter GET /counter/:name/value" "${value_rate:-n/a}" \
+  "dist_counter POST, ${pipeline} pipelined per write" "${pipelined_rate:-n/a}" \
+  "dist_counter POST, --durable" "${durable_rate:-n/a}" \
+  "redis INCR (not pipelined)" "${redis_rate:-n/a}" \
+  "redis INCR -P ${pipeline}" "${redis_pipe_rate:-n/a}" \
   "nginx return 200 (wrk, same script)" "${nginx_rate:-n/a}"
-echo "  dist_counter / redis = $(ratio "${node_rate:-0}" "${redis_rate:-0}")"
-echo "  dist_counter / nginx = $(ratio "${node_rate:-0}" "${nginx_rate:-0}")"
-echo "  node: ${acked} increments acknowledged, ${node_non2xx:-?} non-2xx," \
-     "${node_sockerr:-?} socket errors, exit status ${node_status} after SIGTERM"
-if (( node_status != 0 )); then
-  problems+=("the node exited with status ${node_status} after SIGTERM")
-fi
+echo "  increments / redis INCR          = $(ratio "${incr_rate:-0}" "${redis_rate:-0}")"
+echo "  increments / nginx               = $(ratio "${incr_rate:-0}" "${nginx_rate:-0}")"
+echo "  reads / redis INCR               = $(ratio "${value_rate:-0}" "${redis_rate:-0}")"
+echo "  reads / nginx                    = $(ratio "${value_rate:-0}" "${nginx_rate:-0}")"
+echo "  pipelined / redis INCR -P ${pipeline}     = $(ratio "${pipelined_rate:-0}" "${redis_pipe_rate:-0}")"
+echo "  durable / default increments     = $(ratio "${durable_rate:-0}" "${incr_rate:-0}")"
+echo "  system calls per increment       = ${syscalls_per_request}${syscalls_top:+ (${syscalls_top})}"
 exit_if_problems

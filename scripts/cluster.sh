@@ -50,8 +50,18 @@ node_pid() {
   fi
 }
 
+# Prints the HTTP status of node $1's /ping: 200 healthy, 503 up but its
+# storage is unavailable (writes refused), 000 when nothing answers.
+ping_code() {
+  curl -sS -m 1 -o /dev/null -w '%{http_code}' \
+    "http://127.0.0.1:${PORTS[$1]}/ping" 2>/dev/null || true
+}
+
+# True if something answers HTTP on node $1's port, healthy or not.
 ping_node() {
-  curl -fsS -m 1 -o /dev/null "http://127.0.0.1:${PORTS[$1]}/ping" 2>/dev/null
+  local code
+  code="$(ping_code "$1")"
+  [[ -n "${code}" && "${code}" != "000" ]]
 }
 
 ensure_binary() {
@@ -62,7 +72,7 @@ ensure_binary() {
 }
 
 start_node() {
-  local n="$1" pid port="${PORTS[$1]}" i
+  local n="$1" pid port="${PORTS[$1]}" i code
   pid="$(node_pid "${n}")"
   if [[ -n "${pid}" ]]; then
     echo "node ${n}: already running (pid ${pid}, port ${port})"
@@ -97,9 +107,16 @@ start_node() {
   echo "${pid}" >"${DIR}/node${n}.pid"
 
   for (( i = 0; i < 150; i++ )); do
-    if ping_node "${n}"; then
+    code="$(ping_code "${n}")"
+    if [[ "${code}" == "200" ]]; then
       echo "node ${n}: running (pid ${pid}, http://127.0.0.1:${port})"
       return 0
+    fi
+    if [[ "${code}" == "503" ]]; then
+      # Up, but refusing writes: say why instead of waiting for health.
+      echo "node ${n}: running (pid ${pid}) but unhealthy:" \
+           "$(curl -sS -m 1 "http://127.0.0.1:${port}/ping" 2>/dev/null)" >&2
+      return 1
     fi
     if ! alive "${pid}"; then
       rm -f "${DIR}/node${n}.pid"
@@ -165,7 +182,12 @@ status() {
       state="paused"
     else
       state="running"
-      if ping_node "${n}"; then ping="OK"; else ping="FAIL"; fi
+      case "$(ping_code "${n}")" in
+        200) ping="OK" ;;
+        503) ping="503" ;;  # up; storage unavailable, writes refused
+        000|"") ping="FAIL" ;;
+        *) ping="$(ping_code "${n}")" ;;
+      esac
     fi
     printf '%-5s %-6s %-8s %-8s %-5s %s\n' "${n}" "${PORTS[n]}" "${pid}" \
       "${state}" "${ping}" "${DIR}/node${n}.log"

@@ -19,7 +19,7 @@ readonly BUILD_PACKAGES=(
   python3  # scripts/check_readme.py (the README test); slim images lack it
   clang libclang-rt-14-dev  # check_thread_safety.sh; fuzz.sh (libFuzzer)
 )
-readonly BENCH_PACKAGES=(wrk redis-server redis-tools nginx-light)
+readonly BENCH_PACKAGES=(wrk redis-server redis-tools nginx-light strace)
 
 usage() {
   awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"

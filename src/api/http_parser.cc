@@ -220,6 +220,7 @@ HttpParseState ParseHttpRequest(std::string_view input,
 
   bool has_length = false;
   bool has_transfer_encoding = false;
+  bool has_authorization = false;
   while (!head.empty()) {
     eol = head.find(kCrlf);
     line = head.substr(0, eol);
@@ -244,6 +245,15 @@ HttpParseState ParseHttpRequest(std::string_view input,
         break;
       case 10:
         if (EqualsIgnoreCase(name, "connection")) ApplyConnection(value, out);
+        break;
+      case 13:
+        if (EqualsIgnoreCase(name, "authorization")) {
+          if (has_authorization) {
+            return BadRequest("Authorization given twice", out);
+          }
+          has_authorization = true;
+          out->authorization = value;
+        }
         break;
       case 14:
         if (EqualsIgnoreCase(name, "content-length")) {

@@ -10,7 +10,8 @@
 // refuses, with the status a server should answer (every refusal ends the
 // connection, since the request's end is unknown):
 //   400  a malformed request line, header field, or Content-Length; both
-//        Content-Length and Transfer-Encoding (request smuggling)
+//        Content-Length and Transfer-Encoding (request smuggling);
+//        Authorization given twice
 //   411  Transfer-Encoding (chunked bodies are not supported: the Api's
 //        bodies are small and every client we know sends a length)
 //   413  a Content-Length over the body limit
@@ -53,7 +54,8 @@ struct HttpRequestHead {
   // Whether the connection stays open after the reply: HTTP/1.1 unless
   // "Connection: close", HTTP/1.0 only with "Connection: keep-alive".
   bool keep_alive = true;
-  bool expect_continue = false;  // "Expect: 100-continue"
+  bool expect_continue = false;    // "Expect: 100-continue"
+  std::string_view authorization;  // the Authorization value; empty if none
   size_t content_length = 0;
   std::string_view body;  // content_length bytes, once kComplete
   size_t size = 0;        // bytes of the whole request, once kComplete

@@ -513,6 +513,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     request.path.assign(head.path);
     if (!head.query.empty()) DecodeQuery(head.query, &request.query);
     request.body.assign(head.body);
+    request.authorization.assign(head.authorization);
     request.client = client_;
     const bool keep_alive = head.keep_alive;
     const bool is_head = head.method == "HEAD";

@@ -4,10 +4,14 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+#include <cstring>
 #include <exception>
+#include <string_view>
 #include <vector>
 
 #include "api/cluster_view.h"
+#include "api/request_metrics.h"
 #include "api/request_parser.h"
 #include "crdt/pn_counter.h"
 #include "proto/wire.h"
@@ -70,21 +74,6 @@ std::string_view TrimSpace(std::string_view text) {
   if (begin == std::string_view::npos) return {};
   const size_t end = text.find_last_not_of(kSpace);
   return text.substr(begin, end - begin + 1);
-}
-
-// Splits "/a/b/c" into {"a","b","c"}; "/" gives {""}.
-std::vector<std::string> SplitPath(const std::string& path) {
-  std::vector<std::string> segments;
-  size_t start = 1;
-  for (;;) {
-    const size_t slash = path.find('/', start);
-    if (slash == std::string::npos) {
-      segments.push_back(path.substr(start));
-      return segments;
-    }
-    segments.push_back(path.substr(start, slash - start));
-    start = slash + 1;
-  }
 }
 
 // Reads an unsigned query parameter; `fallback` when absent.
@@ -199,10 +188,30 @@ void ReplyStatus(const Status& status, ApiReply* reply) {
 
 Api::Api(const ApiOptions& options, CounterStore* store, ClusterView* cluster,
          Metrics* metrics)
-    : options_(options), store_(store), cluster_(cluster), metrics_(metrics) {
+    : options_(options),
+      store_(store),
+      cluster_(cluster),
+      metrics_(metrics),
+      request_metrics_(std::make_unique<RequestMetrics>(metrics)) {
   if (metrics_ != nullptr) {
     metrics_->Describe("dist_counter_http_requests_total", "counter",
                        "HTTP requests answered, by route and status.");
+  }
+  if (!options_.auth.token.empty()) {
+    auth_ = std::make_unique<Authenticator>(options_.auth);
+    if (metrics_ != nullptr) {
+      metrics_->Describe("dist_counter_http_unauthorized_total", "counter",
+                         "Requests refused with 401 for want of the token, "
+                         "by reason.");
+      const AuthResult reasons[] = {AuthResult::kMissing,
+                                    AuthResult::kNotBearer,
+                                    AuthResult::kWrongToken};
+      for (size_t i = 0; i < 3; ++i) {
+        unauthorized_metric_[i] = metrics_->Counter(
+            "dist_counter_http_unauthorized_total",
+            std::string("reason=\"") + AuthResultLabel(reasons[i]) + "\"");
+      }
+    }
   }
   if (cluster_ != nullptr) {
     consistent_pool_ = std::make_unique<WorkQueue>(
@@ -240,7 +249,8 @@ void Api::HandleAsync(const ApiRequest& request, ReplyCallback done) {
 
 void Api::Serve(const ApiRequest& request, ReplyCallback* later,
                 ApiReply* reply) {
-  Guard(request.method + " " + request.path, reply, [&] {
+  Guard(request.method.c_str(), request.path, reply, [&] {
+    if (!Authorized(request, reply)) return;
     if (request.body.size() > options_.max_body_bytes) {
       ReplyError(413, "PayloadTooLarge",
                  "request body larger than " +
@@ -252,90 +262,178 @@ void Api::Serve(const ApiRequest& request, ReplyCallback* later,
   });
 }
 
-void Api::Guard(const std::string& what, ApiReply* reply,
+bool Api::Authorized(const ApiRequest& request, ApiReply* reply) {
+  if (!auth_ || request.path == "/ping") return true;
+  const AuthResult result = auth_->Check(request.authorization);
+  if (result == AuthResult::kOk) return true;
+  reply->route = "unauthorized";
+  ReplyError(401, "Unauthorized", AuthResultMessage(result), reply);
+  reply->headers.emplace_back("WWW-Authenticate", "Bearer");
+  const size_t reason = result == AuthResult::kMissing     ? 0
+                        : result == AuthResult::kNotBearer ? 1
+                                                           : 2;
+  MetricAdd(unauthorized_metric_[reason]);
+  auth_->LogRefusal(request.client, request.method + " " + request.path,
+                    result);
+  return false;
+}
+
+void Api::Guard(const char* what, const std::string& detail, ApiReply* reply,
                 const std::function<void()>& body) {
   try {
     body();
   } catch (const std::exception& e) {
-    LOG(ERROR) << what << " failed: " << e.what();
+    LOG(ERROR) << what << " " << detail << " failed: " << e.what();
     ReplyError(500, "InternalError", "internal error", reply);
   } catch (...) {
-    LOG(ERROR) << what << " failed with an unknown exception";
+    LOG(ERROR) << what << " " << detail << " failed with an unknown exception";
     ReplyError(500, "InternalError", "internal error", reply);
   }
 }
 
 void Api::CountReply(const ApiReply& reply) {
-  if (metrics_ == nullptr) return;
-  metrics_
-      ->Counter("dist_counter_http_requests_total",
-                "route=\"" + reply.route + "\",status=\"" +
-                    std::to_string(reply.status) + "\"")
-      ->fetch_add(1, std::memory_order_relaxed);
+  request_metrics_->Count(reply.route, reply.status);
+}
+
+// One row of the routing table: a path pattern, the methods it answers,
+// its metric label and its handler. A pattern is a path whose segments
+// match themselves, except ":name", which matches any one segment: a
+// percent-encoded counter name, decoded (and checked) before the handler
+// runs.
+struct Api::Route {
+  const char* pattern;
+  unsigned methods;  // kGet | kPost ..., or kAnyMethod
+  const char* label;
+  void (*handle)(Api* api, const RouteCall& call);
+};
+
+// What a row's handler gets.
+struct Api::RouteCall {
+  const ApiRequest& request;
+  const std::string& name;  // the decoded ":name", if the pattern has one
+  ReplyCallback* later;     // as for Serve()
+  ApiReply* reply;
+};
+
+namespace {
+
+constexpr unsigned kGet = 1;
+constexpr unsigned kPost = 2;
+constexpr unsigned kOtherMethod = 4;  // any method but those above
+constexpr unsigned kAnyMethod = ~0u;
+
+// The bit of `method` in a Route's methods.
+unsigned MethodBit(const std::string& method) {
+  if (method == "GET") return kGet;
+  if (method == "POST") return kPost;
+  return kOtherMethod;
+}
+
+// True if `path` has the segments of `pattern` (see Api::Route). Stores
+// the segment matched by ":name" in *param. Allocates nothing.
+bool MatchPattern(std::string_view pattern, std::string_view path,
+                  std::string_view* param) {
+  size_t i = 0;
+  size_t j = 0;
+  for (;;) {
+    if (i == pattern.size() || j == path.size()) {
+      return i == pattern.size() && j == path.size();
+    }
+    if (pattern[i] != '/' || path[j] != '/') return false;
+    ++i;
+    ++j;
+    const size_t pattern_end = std::min(pattern.find('/', i), pattern.size());
+    const size_t path_end = std::min(path.find('/', j), path.size());
+    const std::string_view want = pattern.substr(i, pattern_end - i);
+    const std::string_view got = path.substr(j, path_end - j);
+    if (!want.empty() && want[0] == ':') {
+      *param = got;
+    } else if (want != got) {
+      return false;
+    }
+    i = pattern_end;
+    j = path_end;
+  }
+}
+
+}  // namespace
+
+const std::vector<Api::Route>& Api::Routes() {
+  // Captureless lambdas: plain function pointers that, being defined in a
+  // member of Api, may call its private handlers.
+  static const std::vector<Route> routes = {
+      {"/ping", kAnyMethod, "ping",
+       [](Api* api, const RouteCall& c) { ReplyPing(*api->store_, c.reply); }},
+      {"/config", kGet | kPost, "config",
+       [](Api* api, const RouteCall& c) {
+         api->HandleConfig(c.request, c.reply);
+       }},
+      {"/metrics", kGet, "metrics",
+       [](Api* api, const RouteCall& c) { api->HandleMetrics(c.reply); }},
+      {"/counters", kGet, "counters",
+       [](Api* api, const RouteCall& c) {
+         api->HandleList(c.request, c.reply);
+       }},
+      {"/counters", kPost, "counters",
+       [](Api* api, const RouteCall& c) {
+         api->HandleBatch(c.request.body, c.reply);
+       }},
+      {"/counter/:name", kPost, "counter",
+       [](Api* api, const RouteCall& c) {
+         api->HandleIncrement(c.name, c.request.body, c.later, c.reply);
+       }},
+      {"/counter/:name", kGet, "counter",
+       [](Api* api, const RouteCall& c) { api->HandleState(c.name, c.reply); }},
+      {"/counter/:name/value", kGet, "counter_value",
+       [](Api* api, const RouteCall& c) {
+         api->HandleValue(c.name, /*consistent=*/false, c.reply);
+       }},
+      {"/counter/:name/consistent_value", kGet, "counter_consistent_value",
+       [](Api* api, const RouteCall& c) {
+         api->HandleConsistent(c.name, c.later, c.reply);
+       }},
+      {"/internal/changes", kGet, "internal_changes",
+       [](Api* api, const RouteCall& c) {
+         api->HandleChanges(c.request, c.reply);
+       }},
+      {"/internal/counter/:name", kGet, "internal_counter",
+       [](Api* api, const RouteCall& c) {
+         api->HandleInternalCounter(c.name, c.reply);
+       }},
+  };
+  return routes;
 }
 
 void Api::Dispatch(const ApiRequest& request, ReplyCallback* later,
                    ApiReply* reply) {
-  const std::vector<std::string> seg = SplitPath(request.path);
-  const bool get = request.method == "GET";
-  const bool post = request.method == "POST";
-
-  if (seg.size() == 1 && seg[0] == "ping") {
-    reply->route = "ping";
-    return ReplyPing(*store_, reply);
-  }
-  if (seg.size() == 1 && seg[0] == "config") {
-    reply->route = "config";
-    HandleConfig(request, reply);
+  const unsigned method = MethodBit(request.method);
+  const Route* path_match = nullptr;  // a row whose path matched
+  std::string_view param;
+  for (const Route& route : Routes()) {
+    if (!MatchPattern(route.pattern, request.path, &param)) continue;
+    path_match = &route;
+    if ((route.methods & method) == 0) continue;
+    reply->route = route.label;
+    std::string name;
+    if (std::strchr(route.pattern, ':') != nullptr &&
+        !ParseCounterName(param, &name).ok()) {
+      return ReplyValidation(reply);
+    }
+    route.handle(this, RouteCall{request, name, later, reply});
     return;
   }
-  if (seg.size() == 1 && seg[0] == "metrics") {
-    reply->route = "metrics";
-    if (!get) return ReplyMethodNotAllowed(reply);
-    reply->status = 200;
-    reply->body = metrics_ != nullptr ? metrics_->Render() : std::string();
-    reply->content_type = "text/plain; version=0.0.4";
-    return;
-  }
-  if (seg.size() == 1 && seg[0] == "counters") {
-    reply->route = "counters";
-    if (get) return HandleList(request, reply);
-    if (post) return HandleBatch(request.body, reply);
+  if (path_match != nullptr) {
+    reply->route = path_match->label;
     return ReplyMethodNotAllowed(reply);
-  }
-  if ((seg.size() == 2 || seg.size() == 3) && seg[0] == "counter") {
-    std::string name;
-    const std::string action = seg.size() == 3 ? seg[2] : "";
-    if (action != "" && action != "value" && action != "consistent_value") {
-      reply->route = "unknown";
-      ReplyError(404, "NotFound", "no such route", reply);
-      return;
-    }
-    reply->route = action.empty() ? "counter" : "counter_" + action;
-    if (!ParseCounterName(seg[1], &name).ok()) {
-      const bool known_method = action.empty() ? (get || post) : get;
-      if (!known_method) return ReplyMethodNotAllowed(reply);
-      return ReplyValidation(reply);
-    }
-    HandleCounter(request, name, action, later, reply);
-    return;
-  }
-  if (seg.size() == 2 && seg[0] == "internal" && seg[1] == "changes") {
-    reply->route = "internal_changes";
-    if (!get) return ReplyMethodNotAllowed(reply);
-    return HandleChanges(request, reply);
-  }
-  if (seg.size() == 3 && seg[0] == "internal" && seg[1] == "counter") {
-    reply->route = "internal_counter";
-    if (!get) return ReplyMethodNotAllowed(reply);
-    std::string name;
-    if (!ParseCounterName(seg[2], &name).ok()) {
-      return ReplyValidation(reply);
-    }
-    return HandleInternalCounter(name, reply);
   }
   reply->route = "unknown";
   ReplyError(404, "NotFound", "no such route: " + request.path, reply);
+}
+
+void Api::HandleMetrics(ApiReply* reply) {
+  reply->status = 200;
+  reply->body = metrics_ != nullptr ? metrics_->Render() : std::string();
+  reply->content_type = "text/plain; version=0.0.4";
 }
 
 void Api::HandleConfig(const ApiRequest& request, ApiReply* reply) {
@@ -384,21 +482,6 @@ void Api::HandleConfig(const ApiRequest& request, ApiReply* reply) {
   ReplyNoContent(reply);
 }
 
-void Api::HandleCounter(const ApiRequest& request, const std::string& name,
-                        const std::string& action, ReplyCallback* later,
-                        ApiReply* reply) {
-  if (action.empty()) {
-    if (request.method == "POST") {
-      return HandleIncrement(name, request.body, later, reply);
-    }
-    if (request.method == "GET") return HandleState(name, reply);
-    return ReplyMethodNotAllowed(reply);
-  }
-  if (request.method != "GET") return ReplyMethodNotAllowed(reply);
-  if (action == "consistent_value") return HandleConsistent(name, later, reply);
-  HandleValue(name, /*consistent=*/false, reply);
-}
-
 void Api::HandleIncrement(const std::string& name, const std::string& body,
                           ReplyCallback* later, ApiReply* reply) {
   int64_t delta = 0;
@@ -430,11 +513,11 @@ void Api::HandleConsistent(const std::string& name, ReplyCallback* later,
   // with a 503 if Stop() finds the read still queued.
   auto done = std::make_shared<ReplyCallback>(std::move(*later));
   *later = nullptr;
-  const std::string route = reply->route;
+  const char* const route = reply->route;
   auto run = [this, name, route, done] {
     ApiReply async_reply;
     async_reply.route = route;
-    Guard("consistent read of " + name, &async_reply,
+    Guard("consistent read of", name, &async_reply,
           [&] { HandleValue(name, /*consistent=*/true, &async_reply); });
     CountReply(async_reply);
     (*done)(async_reply);

@@ -18,6 +18,13 @@
 //   GET    /internal/changes?instance=&since=&limit=   peer delta sync
 //   GET    /internal/counter/<name>           one counter's state, for peers
 //
+// With a token (ApiOptions::auth), every route but /ping first needs
+// "Authorization: Bearer <token>"; a request without it, or with another
+// token, gets 401 {"message":"...","type":"Unauthorized"} with the header
+// "WWW-Authenticate: Bearer", is counted in
+// dist_counter_http_unauthorized_total{reason} and is logged at WARNING,
+// at most once per 10 s per client address (api/auth.h).
+//
 // Thread-safe: Handle() may run on many threads at once. The Api holds no
 // lock of its own: its options and pointers are fixed at construction and
 // stopping_ is atomic. Consistent reads run on a WorkQueue with its own
@@ -37,6 +44,7 @@
 #include <utility>
 #include <vector>
 
+#include "api/auth.h"
 #include "util/status.h"
 
 namespace dist_counter {
@@ -44,6 +52,7 @@ namespace dist_counter {
 class ClusterView;
 class CounterStore;
 class Metrics;
+class RequestMetrics;
 class WorkQueue;
 
 // One request, as the server read it.
@@ -55,6 +64,8 @@ struct ApiRequest {
   // The caller's IP address as the server saw it; empty if unknown. For
   // logs (and, later, access control).
   std::string client;
+  // The value of the Authorization header as sent; empty if there was none.
+  std::string authorization;
 };
 
 // One reply, for the server to send.
@@ -62,7 +73,9 @@ struct ApiReply {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
-  std::string route = "unknown";  // label for metrics, e.g. "counter_value"
+  // Label for metrics, e.g. "counter_value": a string literal (static
+  // storage), listed in request_metrics.cc so counting it takes no lock.
+  const char* route = "unknown";
   // Further headers to send as they are (name, value), e.g.
   // WWW-Authenticate. The server adds Content-Type, X-SFN-CRC32 and
   // Connection itself; these must not repeat them.
@@ -79,6 +92,8 @@ struct ApiOptions {
   // waiting (more get 503).
   int consistent_threads = 4;
   size_t max_queued_consistent = 256;
+  // Token authentication; an empty auth.token leaves every route open.
+  AuthOptions auth;
 };
 
 class Api {
@@ -124,21 +139,32 @@ class Api {
   // Fills *reply for `request`. With `later` (HandleAsync), a slow route
   // may instead move *later out, leaving it empty, and call it when done.
   void Serve(const ApiRequest& request, ReplyCallback* later, ApiReply* reply);
+  struct Route;      // a row of the routing table (routes.cc)
+  struct RouteCall;  // what a row's handler gets
+  // The routing table: pattern, methods, metric label, handler, matched in
+  // order by Dispatch().
+  static const std::vector<Route>& Routes();
+  // Finds the row for `request` and runs it: 405 when only the method
+  // differs, 400 for a ":name" that is not a valid counter name, 404 when
+  // no pattern matches.
   void Dispatch(const ApiRequest& request, ReplyCallback* later,
                 ApiReply* reply);
+  void HandleMetrics(ApiReply* reply);
+  // True if `request` may proceed: no token is required, the route is
+  // /ping, or it carries the token. Otherwise fills *reply with the 401,
+  // counts and (rate limited) logs the refusal, and returns false.
+  bool Authorized(const ApiRequest& request, ApiReply* reply);
   // Runs `body`; an exception from it becomes a JSON 500 in *reply, logged
-  // with `what`.
-  static void Guard(const std::string& what, ApiReply* reply,
-                    const std::function<void()>& body);
+  // with `what` and `detail` (joined only then, so the usual path builds no
+  // string).
+  static void Guard(const char* what, const std::string& detail,
+                    ApiReply* reply, const std::function<void()>& body);
   // Counts `reply` in the request metrics.
   void CountReply(const ApiReply& reply);
   // Fills *reply for an increment's store result.
   static void ReplyIncrement(const std::string& name, const Status& status,
                              ApiReply* reply);
   void HandleConfig(const ApiRequest& request, ApiReply* reply);
-  void HandleCounter(const ApiRequest& request, const std::string& name,
-                     const std::string& action, ReplyCallback* later,
-                     ApiReply* reply);
   void HandleIncrement(const std::string& name, const std::string& body,
                        ReplyCallback* later, ApiReply* reply);
   void HandleConsistent(const std::string& name, ReplyCallback* later,
@@ -160,7 +186,14 @@ class Api {
   CounterStore* const store_;
   ClusterView* const cluster_;
   Metrics* const metrics_;
+  // dist_counter_http_requests_total, counted without a lock.
+  std::unique_ptr<RequestMetrics> request_metrics_;
   std::atomic<bool> stopping_{false};  // Stop() began: no new consistent read
+  // Null without a token (options.auth.token empty).
+  std::unique_ptr<Authenticator> auth_;
+  // dist_counter_http_unauthorized_total by reason: missing, not_bearer,
+  // wrong_token (null without metrics or without a token).
+  std::atomic<uint64_t>* unauthorized_metric_[3] = {nullptr, nullptr, nullptr};
   // Runs consistent reads (null without a cluster). Last, so it is stopped
   // while everything above is still alive.
   std::unique_ptr<WorkQueue> consistent_pool_;

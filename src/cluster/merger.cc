@@ -411,6 +411,7 @@ PeerClientOptions Merger::ClientOptions() const {
   client_options.limits.max_actors_per_counter =
       options_.max_actors_per_counter;
   client_options.limits.max_counter_bytes = options_.max_counter_bytes;
+  client_options.auth_token = options_.auth_token;
   return client_options;
 }
 

@@ -104,6 +104,8 @@ struct MergerOptions {
   std::string bind = "0.0.0.0";
   uint16_t port = 0;           // 0: unknown, only replies identify us
   Metrics* metrics = nullptr;  // not owned; may be null; must outlive us
+  // Sent to peers as "Authorization: Bearer <token>" when not empty.
+  std::string auth_token;
 };
 
 // What the merger knows about one peer, for tests and debugging.

@@ -60,10 +60,22 @@ PeerClient::PeerClient(const std::string& address,
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA,
                    const_cast<std::atomic<bool>*>(options_.abort));
   curl_easy_setopt(curl, CURLOPT_PRIVATE, this);
+  if (!options_.auth_token.empty()) {
+    const std::string header = "Authorization: Bearer " + options_.auth_token;
+    headers_ = curl_slist_append(nullptr, header.c_str());  // curl copies
+    // Without the list every request would go out without the token and be
+    // refused with 401, which Finish() reports.
+    if (headers_ != nullptr) {
+      curl_easy_setopt(curl, CURLOPT_HTTPHEADER,
+                       static_cast<curl_slist*>(headers_));
+    }
+  }
 }
 
 PeerClient::~PeerClient() {
   if (curl_ != nullptr) curl_easy_cleanup(Handle(curl_));
+  // After the handle, which points at the list.
+  curl_slist_free_all(static_cast<curl_slist*>(headers_));
 }
 
 size_t PeerClient::OnBody(char* data, size_t size, size_t count, void* self) {
@@ -152,6 +164,15 @@ Status PeerClient::Finish(int code) {
   if (http_status >= 500) {
     return Status::Unavailable(address_ + ": HTTP " +
                                std::to_string(http_status));
+  }
+  if (http_status == 401) {
+    return Status::Unavailable(
+        address_ + ": HTTP 401 Unauthorized: " +
+        (options_.auth_token.empty()
+             ? "the peer requires a token (--auth_token_file) and this node "
+               "has none"
+             : "the peer refused our token (do both nodes read the same "
+               "--auth_token_file?)"));
   }
   if (http_status != 200) {
     return Status::Corruption(address_ + ": unexpected HTTP " +

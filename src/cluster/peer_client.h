@@ -12,7 +12,12 @@
 // and none of it is returned; a malformed counter entry in a page (bad
 // name, state or actor id) is left out and named in ChangesPage::rejected.
 // The protocol itself (targets, envelopes, decoders) is proto/wire.h.
-// Transport failures (refused, timed out, reset, HTTP 5xx) are Unavailable.
+// Transport failures (refused, timed out, reset, HTTP 5xx) are Unavailable;
+// so is a 401 (the peer refused our token, or asked for one we lack).
+//
+// With options.auth_token set, every request carries
+// "Authorization: Bearer <token>". The token is never logged nor put in a
+// Status message.
 //
 // Connections are kept alive between requests (one curl handle per client).
 // InitPeerClients() must have been called before the first client is made.
@@ -54,6 +59,9 @@ struct PeerClientOptions {
   // (Unavailable) within a few milliseconds. Not owned; must outlive the
   // client.
   const std::atomic<bool>* abort = nullptr;
+  // Sent as "Authorization: Bearer <auth_token>" on every request when not
+  // empty: peers that require a token (--auth_token_file) take it.
+  std::string auth_token;
 };
 
 // Initializes libcurl for the whole process. Call once at startup, before
@@ -106,6 +114,8 @@ class PeerClient {
   const std::string address_;
   const PeerClientOptions options_;
   void* curl_ = nullptr;  // CURL*, owned
+  // curl_slist* of the request headers (Authorization), owned; may be null.
+  void* headers_ = nullptr;
   std::string url_;
   std::string body_;
   bool body_too_large_ = false;

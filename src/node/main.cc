@@ -13,7 +13,9 @@
 #include <limits>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "api/auth.h"
 #include "cluster/peer_client.h"
 #include "node/node.h"
 #include "util/peer_address.h"
@@ -106,6 +108,17 @@ DEFINE_uint64(max_page_bytes, 1024 * 1024,
 DEFINE_uint64(max_round_bytes, 16 * 1024 * 1024,
               "Bytes pulled from one peer per merge interval at most; the "
               "rest waits for the next interval.");
+
+// ---- Token authentication
+DEFINE_string(auth_token_file, "",
+              "File holding a token (visible ASCII; a trailing newline is "
+              "ignored). When set, every route but /ping needs the header "
+              "\"Authorization: Bearer <token>\" (others get 401), and this "
+              "node sends the same header when it pulls its peers: give "
+              "every node of a cluster the same file. Falls back to the "
+              "DIST_COUNTER_AUTH_TOKEN_FILE environment variable; empty: no "
+              "authentication. A missing, unreadable or empty file stops the "
+              "start; a file open to other users is warned about.");
 
 DECLARE_bool(help);
 DECLARE_bool(helpshort);
@@ -221,6 +234,26 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
   return true;
 }
 
+// Reads the token named by --auth_token_file (or its environment variable)
+// into options->api.auth. Returns false (after printing why) if the file
+// cannot serve; logs its warnings. Never prints the token.
+bool ReadAuthFlags(dist_counter::NodeOptions* options) {
+  const std::string path =
+      FlagOrEnv(FLAGS_auth_token_file, "DIST_COUNTER_AUTH_TOKEN_FILE", "");
+  if (path.empty()) return true;
+  std::vector<std::string> warnings;
+  dist_counter::Status s =
+      dist_counter::LoadAuthToken(path, &options->api.auth.token, &warnings);
+  if (!s.ok()) {
+    std::cerr << "--auth_token_file: " << s.message() << "\n";
+    return false;
+  }
+  for (const std::string& warning : warnings) LOG(WARNING) << warning;
+  LOG(INFO) << "token authentication on (token from " << path
+            << "): every route but /ping needs Authorization: Bearer";
+  return true;
+}
+
 // Raises the soft RLIMIT_NOFILE to the hard limit (logged once) and returns
 // the soft limit in force.
 rlim_t RaiseDescriptorLimit() {
@@ -309,6 +342,7 @@ int main(int argc, char** argv) {
 
   dist_counter::NodeOptions options;
   if (!ReadFlags(&options)) return 2;
+  if (!ReadAuthFlags(&options)) return 2;
   if (!SetMaxConnections(RaiseDescriptorLimit(), &options)) return 2;
 
   // libcurl (peer pulls) initializes once, before any thread exists.

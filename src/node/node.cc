@@ -52,6 +52,9 @@ Status Node::Start(const NodeOptions& options, std::unique_ptr<Node>* node) {
   merger_options.bind = options.http.bind;
   merger_options.port = options.http.port;
   merger_options.metrics = started->metrics_.get();
+  // Peers are asked with the token this node requires: one token per
+  // cluster.
+  merger_options.auth_token = options.api.auth.token;
   started->merger_ =
       std::make_unique<Merger>(merger_options, started->store_.get());
   started->cluster_view_ = std::make_unique<MergerView>(started->merger_.get());

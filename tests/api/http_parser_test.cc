@@ -73,6 +73,21 @@ TEST(HttpParserTest, KeepAliveFollowsTheVersionAndConnectionHeader) {
   }
 }
 
+TEST(HttpParserTest, AuthorizationIsKeptAsSent) {
+  HttpRequestHead head;
+  ASSERT_EQ(
+      Parse("GET / HTTP/1.1\r\nauthorization:  Bearer a b \r\n\r\n", &head),
+      HttpParseState::kComplete);
+  EXPECT_EQ(head.authorization, "Bearer a b");
+  ASSERT_EQ(Parse("GET / HTTP/1.1\r\n\r\n", &head), HttpParseState::kComplete);
+  EXPECT_EQ(head.authorization, "");
+  ASSERT_EQ(Parse("GET / HTTP/1.1\r\nAuthorization: Bearer a\r\n"
+                  "Authorization: Bearer b\r\n\r\n",
+                  &head),
+            HttpParseState::kError);
+  EXPECT_EQ(head.error_status, 400);
+}
+
 TEST(HttpParserTest, ExpectContinueIsSeen) {
   HttpRequestHead head;
   ASSERT_EQ(Parse("POST / HTTP/1.1\r\nExpect: 100-Continue\r\n"
