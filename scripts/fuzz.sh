@@ -20,12 +20,16 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
 
 readonly ALL_TARGETS=(decimal_fuzzer counter_name_fuzzer json_fuzzer
-                      batch_body_fuzzer config_body_fuzzer changes_page_fuzzer)
+                      batch_body_fuzzer config_body_fuzzer changes_page_fuzzer
+                      http_request_fuzzer)
 # Longest input per target: names fit in a URL, bodies in a few KB (deep
 # nesting needs length, but the depth bound is hit within a few bytes).
 declare -A MAX_LEN=([decimal_fuzzer]=64 [counter_name_fuzzer]=1024
                     [json_fuzzer]=8192 [batch_body_fuzzer]=8192
-                    [config_body_fuzzer]=8192 [changes_page_fuzzer]=8192)
+                    [config_body_fuzzer]=8192 [changes_page_fuzzer]=8192
+                    [http_request_fuzzer]=4096)
+# The dictionary per target (default fuzz/json.dict).
+declare -A DICT=([http_request_fuzzer]=fuzz/http.dict)
 
 usage() {
   awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
@@ -85,7 +89,7 @@ for target in "${targets[@]}"; do
   # The first corpus directory receives new inputs; the seeds are only read.
   if "${binary}" -max_total_time="${seconds}" -timeout=10 \
        -rss_limit_mb=2048 -max_len="${MAX_LEN[${target}]:-4096}" \
-       -dict=fuzz/json.dict -print_final_stats=1 \
+       -dict="${DICT[${target}]:-fuzz/json.dict}" -print_final_stats=1 \
        -artifact_prefix="${build_dir}/artifacts/${target}-" \
        "${work}" "${seeds}" >"${log}" 2>&1; then
     grep -E '^stat::number_of_executed_units|^Done ' "${log}" | tail -1 |

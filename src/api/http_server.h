@@ -1,7 +1,28 @@
-// HttpServer puts an Api on the wire with Pistache: it reads requests into
-// ApiRequests, sends ApiReplies with the Content-Type and X-SFN-CRC32
-// headers, keeps HTTP/1.1 connections alive unless the client asked to
-// close, and bounds request sizes and slow clients with timeouts.
+// HttpServer puts an Api on the wire: Pistache's TCP layer accepts
+// connections and runs the epoll reactors; HTTP/1.1 is ours
+// (api/http_parser.h reads requests). It turns requests into ApiRequests
+// and sends ApiReplies with the Content-Type and X-SFN-CRC32 headers (and
+// the reply's own headers), keeps HTTP/1.1 connections alive unless the
+// client asked to close, and bounds request sizes and slow clients with
+// timeouts.
+//
+// Pipelining: every request a connection sends is answered, in the order
+// sent, even when a later request's reply is ready before an earlier one
+// (a durable increment waiting for its sync, a consistent read waiting on
+// peers). At most 64 requests per connection are in flight; further ones
+// stay buffered until replies drain. A client that shuts its write side
+// down after its requests still gets their replies, then the connection
+// closes.
+//
+// Requests that never reach the Api get our JSON error
+// {"message":...,"type":...} with Content-Type and X-SFN-CRC32, then the
+// connection closes: 400 (unparseable), 408 (headers not sent within
+// header_timeout_ms of their first byte, or the body within
+// body_timeout_ms of the headers), 411 (Transfer-Encoding), 413 (a body
+// over max_body_bytes), 431 (request line and headers over 16 KiB), 501
+// (unknown method), 505 (HTTP version). An idle keep-alive connection (or
+// a new one that sends nothing within header_timeout_ms) closes silently
+// after keepalive_timeout_ms.
 //
 // Connections: at most `max_connections` client connections are open at
 // once. One beyond that is accepted and closed at once, after a canned 503
@@ -16,9 +37,9 @@
 // already owed are still sent; Shutdown() waits for those replies and
 // returns once the server's threads are gone. Thread-safe.
 //
-// Lock order: mu_ (held by Shutdown() throughout) before the locks of the
-// replies-owed count (http_server.cc's PendingReplies). Shutdown() waits
-// for replies sent by other threads, which take only the latter.
+// Lock order (http_server.cc): mu_ (held by Shutdown() throughout), then a
+// connection's lock, then the server-wide locks (the connection registry,
+// the replies-owed count), which are leaves.
 
 #ifndef DIST_COUNTER_API_HTTP_SERVER_H_
 #define DIST_COUNTER_API_HTTP_SERVER_H_
@@ -26,14 +47,15 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "util/mutex.h"
 #include "util/status.h"
 #include "util/thread_annotations.h"
 
 namespace Pistache {
-namespace Http {
-class Endpoint;
+namespace Tcp {
+class Listener;
 }
 }  // namespace Pistache
 
@@ -41,14 +63,13 @@ namespace dist_counter {
 
 class Api;
 class Metrics;
-struct ConnectionLimit;
-class PendingReplies;
+struct ServerShared;
 
 struct HttpServerOptions {
   std::string bind = "0.0.0.0";       // address to listen on
   uint16_t port = 7777;               // 0 picks a free port (see port())
-  int threads = 2;                    // Pistache worker threads
-  size_t max_body_bytes = 64 * 1024;  // the Api's 413 limit, for sizing
+  int threads = 2;                    // Pistache reactor threads
+  size_t max_body_bytes = 64 * 1024;  // larger bodies get 413
   int header_timeout_ms = 10000;      // a client must send headers within this
   int body_timeout_ms = 30000;        // ... and its body within this
   int keepalive_timeout_ms = 60000;   // idle keep-alive connections close
@@ -79,21 +100,22 @@ class HttpServer {
   // took are still answered when it calls back. Idempotent.
   void StopAccepting();
 
-  // StopAccepting(), then waits (up to 10 s) until every reply owed by
-  // another thread is sent, then stops the endpoint and joins the server
-  // threads. A reply owed past that wait is dropped, never written through
-  // the destroyed transport. Idempotent.
+  // StopAccepting(), then waits (up to 10 s) until every reply owed is
+  // sent, then closes every connection, stops the listener and joins the
+  // server threads. A reply owed past that wait is dropped, never written
+  // to a closed connection. Idempotent.
   void Shutdown() EXCLUDES(mu_);
 
  private:
   HttpServer();
 
   Mutex mu_;  // serializes Shutdown()
-  std::unique_ptr<Pistache::Http::Endpoint> endpoint_ GUARDED_BY(mu_);
+  std::unique_ptr<Pistache::Tcp::Listener> listener_ GUARDED_BY(mu_);
+  std::thread sweeper_ GUARDED_BY(mu_);  // timeouts, resumed connections
   // Set before the server is shared, then constant: read unlocked.
   uint16_t port_ = 0;
-  std::shared_ptr<PendingReplies> pending_;  // replies owed by other threads
-  std::shared_ptr<ConnectionLimit> connections_;  // open connections, cap
+  // What the handler's copies, the connections and the sweeper share.
+  std::shared_ptr<ServerShared> shared_;
 };
 
 }  // namespace dist_counter
