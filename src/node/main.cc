@@ -74,8 +74,10 @@ DEFINE_int32(threads, 2, "HTTP worker threads.");
 DEFINE_uint64(max_connections, 0,
               "Most client connections open at once; one more is closed at "
               "once after a 503. 0 picks min(10000, descriptor limit - "
-              "reserve), the reserve (256, or half of a limit below 512) "
-              "being left for RocksDB and peer pulls. At start the soft "
+              "reserve), the reserve (RocksDB's open files, the pull threads, "
+              "consistent-read threads x --max_peers, and a margin: 488 by "
+              "default; at least 256, at most half the limit) being left for "
+              "RocksDB and peers. At start the soft "
               "descriptor limit (ulimit -n) is raised to the hard one; a "
               "value above limit - reserve is refused.");
 DEFINE_uint64(max_body_bytes, 64 * 1024,
@@ -377,12 +379,29 @@ rlim_t RaiseDescriptorLimit() {
   return limit.rlim_cur;
 }
 
+// The descriptors the node needs besides its client connections, at most:
+// RocksDB's open files (its table cache, plus WAL, MANIFEST, LOCK and
+// directories), one connection per pull thread, one per peer for each
+// consistent-read thread (a read asks every peer at once), and a margin for
+// the rest (DNS, backups, logs, the signal and reactor descriptors). At
+// least 256. Pistache's accept loop retries at once when accept() fails
+// for want of a descriptor, so none of these may ever run short.
+uint64_t DescriptorReserve(const dist_counter::NodeOptions& options) {
+  const uint64_t rocksdb =
+      static_cast<uint64_t>(std::max(options.store.max_open_files, 20)) + 32;
+  const uint64_t pulls = static_cast<uint64_t>(options.pull_threads);
+  const uint64_t reads = static_cast<uint64_t>(options.api.consistent_threads) *
+                         options.api.max_peers;
+  return std::max<uint64_t>(256, rocksdb + pulls + reads + 64);
+}
+
 // Sets options->http.max_connections from --max_connections and the
 // descriptor limit `descriptors`. Returns false (after printing why) if the
 // flag leaves too few descriptors for RocksDB and peers.
 bool SetMaxConnections(rlim_t descriptors, dist_counter::NodeOptions* options) {
   const uint64_t limit = descriptors;
-  const uint64_t reserve = std::min<uint64_t>(256, limit / 2);
+  const uint64_t reserve =
+      std::min<uint64_t>(DescriptorReserve(*options), limit / 2);
   const uint64_t most = limit - reserve;
   uint64_t max = FLAGS_max_connections;
   if (max == 0) max = std::min<uint64_t>(10000, most);

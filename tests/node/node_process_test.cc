@@ -792,6 +792,44 @@ TEST(NodeProcessTest, ConnectionsBeyondTheCapAreClosedWithoutSpinning) {
   EXPECT_EQ(node.Stop(), 0) << node.ReadLog();
 }
 
+// The descriptors left beside client connections cover what the node may
+// hold at once with its flags: RocksDB's files, the pull threads and a
+// connection per peer for each consistent-read thread (4 x --max_peers).
+TEST(NodeProcessTest, ConnectionCapLeavesDescriptorsForWhatTheFlagsNeed) {
+  TempDir tmp;
+  struct Case {
+    std::vector<std::string> flags;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      // 128 + 32 (RocksDB) + 8 (pulls) + 4 x 64 (reads) + 64 = 488.
+      {{}, "accepting at most 1560 client connections"},
+      // 4 x 200 peers: 1032, capped at half the limit.
+      {{"--max_peers=200"}, "accepting at most 1024 client connections"},
+      {{"--max_peers=1", "--pull_threads=1"},
+       "accepting at most 1792 client connections"},  // at least 256
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.expected);
+    std::vector<std::string> flags = {"--challenge_id=1"};
+    flags.insert(flags.end(), c.flags.begin(), c.flags.end());
+    NodeProcessOptions options = Options(tmp, "node", flags);
+    options.max_open_files = 2048;
+    NodeProcess node(options);
+    ASSERT_TRUE(node.StartAndWait()) << node.ReadLog();
+    EXPECT_NE(node.ReadLog().find(c.expected), std::string::npos)
+        << node.ReadLog();
+    EXPECT_EQ(node.Stop(), 0) << node.ReadLog();
+  }
+  // A cap that eats into the reserve is refused at start.
+  NodeProcessOptions options =
+      Options(tmp, "node", {"--challenge_id=1", "--max_connections=1600"});
+  options.max_open_files = 2048;
+  NodeProcess refused(options);
+  ASSERT_TRUE(refused.Start());
+  EXPECT_EQ(refused.Wait(), 2) << refused.ReadLog();
+}
+
 TEST(NodeProcessTest, DescriptorLimitIsRaisedToTheHardLimitAtStart) {
   TempDir tmp;
   // The child inherits a soft limit below the hard one.
