@@ -400,8 +400,16 @@ uint64_t DescriptorReserve(const dist_counter::NodeOptions& options) {
 // flag leaves too few descriptors for RocksDB and peers.
 bool SetMaxConnections(rlim_t descriptors, dist_counter::NodeOptions* options) {
   const uint64_t limit = descriptors;
-  const uint64_t reserve =
-      std::min<uint64_t>(DescriptorReserve(*options), limit / 2);
+  const uint64_t needed = DescriptorReserve(*options);
+  const uint64_t reserve = std::min<uint64_t>(needed, limit / 2);
+  if (reserve < needed) {
+    LOG(WARNING) << "the descriptor limit (" << limit << ") leaves only "
+                 << reserve << " descriptors beside "
+                 << "client connections where the flags may need " << needed
+                 << " (RocksDB, pull threads, consistent reads x "
+                 << "--max_peers): raise the hard limit (ulimit -Hn) to at "
+                 << "least " << 2 * needed << ", or lower --max_peers";
+  }
   const uint64_t most = limit - reserve;
   uint64_t max = FLAGS_max_connections;
   if (max == 0) max = std::min<uint64_t>(10000, most);

@@ -806,6 +806,8 @@ TEST(NodeProcessTest, ConnectionCapLeavesDescriptorsForWhatTheFlagsNeed) {
       {{}, "accepting at most 1560 client connections"},
       // 4 x 200 peers: 1032, capped at half the limit.
       {{"--max_peers=200"}, "accepting at most 1024 client connections"},
+      {{"--max_peers=200"},
+       "raise the hard limit (ulimit -Hn) to at least 2064"},
       {{"--max_peers=1", "--pull_threads=1"},
        "accepting at most 1792 client connections"},  // at least 256
   };
