@@ -1,6 +1,5 @@
 #include "api/request_metrics.h"
 
-#include <cstring>
 #include <string>
 
 #include "util/metrics.h"
@@ -33,9 +32,9 @@ constexpr int kStatuses[] = {200, 204, 400, 401, 404, 405, 408, 409,
 constexpr int kRouteCount = sizeof(kRoutes) / sizeof(kRoutes[0]);
 constexpr int kStatusCount = sizeof(kStatuses) / sizeof(kStatuses[0]);
 
-int RouteIndex(const char* route) {
+int RouteIndex(std::string_view route) {
   for (int i = 0; i < kRouteCount; ++i) {
-    if (std::strcmp(kRoutes[i], route) == 0) return i;
+    if (route == kRoutes[i]) return i;
   }
   return -1;
 }
@@ -47,8 +46,8 @@ int StatusIndex(int status) {
   return -1;
 }
 
-std::string Labels(const char* route, int status) {
-  return std::string("route=\"") + route + "\",status=\"" +
+std::string Labels(std::string_view route, int status) {
+  return std::string("route=\"").append(route) + "\",status=\"" +
          std::to_string(status) + "\"";
 }
 
@@ -65,7 +64,7 @@ RequestMetrics::RequestMetrics(Metrics* metrics)
 
 RequestMetrics::~RequestMetrics() = default;
 
-void RequestMetrics::Count(const char* route, int status) {
+void RequestMetrics::Count(std::string_view route, int status) {
   if (metrics_ == nullptr) return;
   const int r = RouteIndex(route);
   const int s = StatusIndex(status);
@@ -81,7 +80,8 @@ void RequestMetrics::Count(const char* route, int status) {
 
 std::atomic<uint64_t>* RequestMetrics::Resolve(int route_index,
                                                int status_index,
-                                               const char* route, int status) {
+                                               std::string_view route,
+                                               int status) {
   // Two threads may resolve the same pair at once: Metrics hands both the
   // same series, so either store is right.
   std::atomic<uint64_t>* series =

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 namespace dist_counter {
 
@@ -32,12 +33,12 @@ class RequestMetrics {
 
   // Adds one to the series of `route` (a metric label such as
   // "counter_value") and HTTP `status`.
-  void Count(const char* route, int status);
+  void Count(std::string_view route, int status);
 
  private:
   // The series of (route, status), resolved and remembered in its slot.
   std::atomic<uint64_t>* Resolve(int route_index, int status_index,
-                                 const char* route, int status);
+                                 std::string_view route, int status);
 
   Metrics* const metrics_;
   // [route_index * kStatusCount + status_index], null until first seen.

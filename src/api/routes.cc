@@ -529,7 +529,7 @@ void Api::HandleConsistent(const std::string& name, ReplyCallback* later,
   // with a 503 if Stop() finds the read still queued.
   auto done = std::make_shared<ReplyCallback>(std::move(*later));
   *later = nullptr;
-  const char* const route = reply->route;
+  const std::string_view route = reply->route;
   auto run = [this, name, route, done] {
     ApiReply async_reply;
     async_reply.route = route;

@@ -44,6 +44,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -76,9 +77,10 @@ struct ApiReply {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
-  // Label for metrics, e.g. "counter_value": a string literal (static
-  // storage), listed in request_metrics.cc so counting it takes no lock.
-  const char* route = "unknown";
+  // Label for metrics, e.g. "counter_value": always a string literal
+  // (static storage, so the view never dangles), listed in
+  // request_metrics.cc so counting it takes no lock. Compares by content.
+  std::string_view route = "unknown";
   // Further headers to send as they are (name, value), e.g.
   // WWW-Authenticate. The server adds Content-Type, X-SFN-CRC32 and
   // Connection itself; these must not repeat them.
