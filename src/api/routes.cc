@@ -383,6 +383,9 @@ const std::vector<Api::Route>& Api::Routes() {
        }},
       {"/counter/:name", kPost, "counter",
        [](Api* api, const RouteCall& c) {
+         if (c.request.has_idempotency_key) {
+           return api->HandleIncrementOnce(c.name, c.request, c.reply);
+         }
          api->HandleIncrement(c.name, c.request.body, c.later, c.reply);
        }},
       {"/counter/:name", kGet, "counter",
@@ -516,6 +519,32 @@ void Api::HandleIncrement(const std::string& name, const std::string& body,
                            done(async_reply);
                          });
   *later = nullptr;
+}
+
+void Api::HandleIncrementOnce(const std::string& name,
+                              const ApiRequest& request, ApiReply* reply) {
+  Status s = ValidateIdempotencyKey(request.idempotency_key);
+  if (!s.ok()) return ReplyError(400, kValidationType, s.message(), reply);
+  int64_t delta = 0;
+  if (!ParseInt64(TrimSpace(request.body), &delta).ok()) {
+    return ReplyValidation(reply);
+  }
+  // The route, the name and the body as sent: a retry must repeat them.
+  const std::string fingerprint =
+      FingerprintRequest("POST /counter/" + name + "\n" + request.body);
+  IdempotentOutcome outcome = IdempotentOutcome::kApplied;
+  int recorded = 0;
+  s = store_->IncrementOnce(request.idempotency_key, fingerprint, 204, name,
+                            delta, &outcome, &recorded);
+  if (!s.ok()) return ReplyIncrement(name, s, reply);
+  if (outcome == IdempotentOutcome::kKeyReused) {
+    return ReplyError(422, "IdempotencyKeyReused",
+                      "this Idempotency-Key was used with another request",
+                      reply);
+  }
+  // The reply the first request got (204 is all that is recorded today).
+  ReplyNoContent(reply);
+  reply->status = recorded;
 }
 
 void Api::HandleConsistent(const std::string& name, ReplyCallback* later,

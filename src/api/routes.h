@@ -10,6 +10,7 @@
 //   POST   /config                            204; replaces the peer list
 //                                             (409 when it follows DNS)
 //   POST   /counter/<name>                    204; body a decimal delta
+//                                             (once per Idempotency-Key)
 //   GET    /counter/<name>                    full per-actor state
 //   GET    /counter/<name>/value              the value, as decimal text
 //   GET    /counter/<name>/consistent_value   the value after a peer refresh
@@ -69,6 +70,9 @@ struct ApiRequest {
   std::string client;
   // The value of the Authorization header as sent; empty if there was none.
   std::string authorization;
+  // Whether an Idempotency-Key header was sent, and its value.
+  bool has_idempotency_key = false;
+  std::string idempotency_key;
 };
 
 // One reply, for the server to send.
@@ -173,6 +177,12 @@ class Api {
   void HandleConfig(const ApiRequest& request, ApiReply* reply);
   void HandleIncrement(const std::string& name, const std::string& body,
                        ReplyCallback* later, ApiReply* reply);
+  // POST /counter/<name> with an Idempotency-Key
+  // (CounterStore::IncrementOnce): 204 when applied or replayed, 400 for a
+  // bad key, 422 {"type":"IdempotencyKeyReused"} when the key came with
+  // another request. Waits for a durable sync on the calling thread.
+  void HandleIncrementOnce(const std::string& name, const ApiRequest& request,
+                           ApiReply* reply);
   void HandleConsistent(const std::string& name, ReplyCallback* later,
                         ApiReply* reply);
   void HandleValue(const std::string& name, bool consistent, ApiReply* reply);

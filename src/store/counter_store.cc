@@ -174,36 +174,39 @@ Status CounterStore::ApplyIncrement(const std::string& name, int64_t delta,
                                     uint64_t* ticket) {
   Status s = ValidateCounterName(name);
   if (!s.ok()) return s;
-  {
-    MutexLock lock(&mu_);
-    if (closed_) return Status::IOError("store is closed");
-    s = CheckWritableLocked(ExistsLocked(name) ? 0 : 1);
-    if (!s.ok()) {
-      CountRefusal(s, 1);
-      return s;
-    }
-    if (options_.durable) {
-      // Staged: invisible until its synced write succeeded.
-      PnCounter own;
-      own.SetActor(actor_id_, OwnCountsLocked(name));
-      s = own.Add(actor_id_, delta);
-      if (!s.ok()) return s;
-      staged_[name] = own.actors().at(actor_id_);
-      *ticket = ++ticket_;
-      return Status::OK();
-    }
-    auto [it, inserted] = counters_.try_emplace(name);
-    s = it->second.state.Add(actor_id_, delta);
-    if (!s.ok()) {
-      if (inserted) counters_.erase(it);
-      return s;
-    }
-    KeepCreated(&it->second.state);
-    MarkChangedLocked(name, &it->second);
-    *ticket = ticket_;
-    if (inserted)
-      MetricSet(counters_metric_, static_cast<int64_t>(counters_.size()));
+  MutexLock lock(&mu_);
+  return ApplyIncrementLocked(name, delta, ticket);
+}
+
+Status CounterStore::ApplyIncrementLocked(const std::string& name,
+                                          int64_t delta, uint64_t* ticket) {
+  if (closed_) return Status::IOError("store is closed");
+  Status s = CheckWritableLocked(ExistsLocked(name) ? 0 : 1);
+  if (!s.ok()) {
+    CountRefusal(s, 1);
+    return s;
   }
+  if (options_.durable) {
+    // Staged: invisible until its synced write succeeded.
+    PnCounter own;
+    own.SetActor(actor_id_, OwnCountsLocked(name));
+    s = own.Add(actor_id_, delta);
+    if (!s.ok()) return s;
+    staged_[name] = own.actors().at(actor_id_);
+    *ticket = ++ticket_;
+    return Status::OK();
+  }
+  auto [it, inserted] = counters_.try_emplace(name);
+  s = it->second.state.Add(actor_id_, delta);
+  if (!s.ok()) {
+    if (inserted) counters_.erase(it);
+    return s;
+  }
+  KeepCreated(&it->second.state);
+  MarkChangedLocked(name, &it->second);
+  *ticket = ticket_;
+  if (inserted)
+    MetricSet(counters_metric_, static_cast<int64_t>(counters_.size()));
   MetricAdd(increments_metric_);
   return Status::OK();
 }
