@@ -88,6 +88,27 @@ TEST(HttpParserTest, AuthorizationIsKeptAsSent) {
   EXPECT_EQ(head.error_status, 400);
 }
 
+TEST(HttpParserTest, IdempotencyKeyIsKeptAndMayBeEmpty) {
+  HttpRequestHead head;
+  ASSERT_EQ(Parse("POST /counter/c HTTP/1.1\r\nidempotency-KEY:  k-1 \r\n"
+                  "Content-Length: 1\r\n\r\n5",
+                  &head),
+            HttpParseState::kComplete);
+  EXPECT_TRUE(head.has_idempotency_key);
+  EXPECT_EQ(head.idempotency_key, "k-1");
+  ASSERT_EQ(Parse("POST / HTTP/1.1\r\nIdempotency-Key:\r\n\r\n", &head),
+            HttpParseState::kComplete);
+  EXPECT_TRUE(head.has_idempotency_key);  // the Api refuses it
+  EXPECT_EQ(head.idempotency_key, "");
+  ASSERT_EQ(Parse("GET / HTTP/1.1\r\n\r\n", &head), HttpParseState::kComplete);
+  EXPECT_FALSE(head.has_idempotency_key);
+  ASSERT_EQ(Parse("POST / HTTP/1.1\r\nIdempotency-Key: a\r\n"
+                  "Idempotency-Key: a\r\n\r\n",
+                  &head),
+            HttpParseState::kError);
+  EXPECT_EQ(head.error_status, 400);
+}
+
 TEST(HttpParserTest, ExpectContinueIsSeen) {
   HttpRequestHead head;
   ASSERT_EQ(Parse("POST / HTTP/1.1\r\nExpect: 100-Continue\r\n"
