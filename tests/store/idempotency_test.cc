@@ -166,12 +166,16 @@ TEST_F(IdempotencyTest, ConcurrentRetriesOfOneKeyApplyOnce) {
     options.data_dir = dir.Sub("db");
     auto store = MustOpen(options);
     constexpr int kThreads = 8;
-    constexpr int kKeys = 50;
+    constexpr int kKeys = 2000;
     std::atomic<int> applied{0};
+    // Every thread sends key k at once: they meet at a barrier per key.
+    std::atomic<int> arrived{0};
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&] {
         for (int k = 0; k < kKeys; ++k) {
+          ++arrived;
+          while (arrived.load() < (k + 1) * kThreads) std::this_thread::yield();
           if (Once(store.get(), "key" + std::to_string(k), "1") ==
               IdempotentOutcome::kApplied) {
             ++applied;
