@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "store/counter_store.h"
+#include "store/fault_file_system.h"
 #include "store/store_test_util.h"
 #include "testing/http_client.h"
 #include "testing/node_process.h"
@@ -261,6 +262,43 @@ TEST_F(IdempotencyTest, MemoryStaysBoundedUnderAMillionKeys) {
       store->IncrementOnce("k0", "f", 204, "c", 1, &outcome, &reply).ok());
   EXPECT_EQ(outcome, IdempotentOutcome::kReplayed);
   EXPECT_EQ(ValueOf(*store, "c"), std::to_string(kKeys));
+}
+
+// A durable increment whose sync fails is not acknowledged, and neither is
+// its key: once the store recovers, the retry is applied (once), and the
+// unsynced record never comes back from the WAL on its own.
+TEST_F(IdempotencyTest, FailedDurableSyncForgetsTheKeyWithTheIncrement) {
+  FaultEnv faults;
+  StoreOptions options = Options(/*durable=*/true);
+  options.close_retry_ms = 0;
+  options.TEST_env = faults.env();
+  auto store = MustOpen(options);
+  EXPECT_EQ(Once(store.get(), "other", "1", "o"), IdempotentOutcome::kApplied);
+  faults.fs()->SetFault(Fault::kSync);
+  IdempotentOutcome outcome;
+  int reply = 0;
+  Status s = store->IncrementOnce("k", FingerprintRequest("c7"), 204, "c", 7,
+                                  &outcome, &reply);
+  EXPECT_TRUE(s.IsStorageUnavailable()) << s.ToString();
+  faults.fs()->SetFault(Fault::kNone);
+  ASSERT_TRUE(test::WaitUntil([&] { return store->Flush(true).ok(); }));
+  EXPECT_EQ(ValueOf(*store, "c"), "absent");
+  // Neither the record nor the increment is on disk (both may have reached
+  // the WAL unsynced).
+  ASSERT_TRUE(store->Close().ok());
+  store.reset();
+  EXPECT_EQ(OnDisk("k"), "");
+  store = MustOpen(options);
+  EXPECT_EQ(ValueOf(*store, "c"), "absent");
+  EXPECT_EQ(Once(store.get(), "k", "7"), IdempotentOutcome::kApplied);
+  EXPECT_EQ(Once(store.get(), "k", "7"), IdempotentOutcome::kReplayed);
+  EXPECT_EQ(Once(store.get(), "other", "1", "o"), IdempotentOutcome::kReplayed);
+  ASSERT_TRUE(store->Close().ok());
+  store.reset();
+  options.TEST_env = nullptr;
+  store = MustOpen(options);
+  EXPECT_EQ(ValueOf(*store, "c"), "7");
+  EXPECT_EQ(Once(store.get(), "k", "7"), IdempotentOutcome::kReplayed);
 }
 
 // A durable node acknowledges a keyed increment only once the key is
