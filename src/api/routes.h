@@ -16,6 +16,7 @@
 //   GET    /counter/<name>/consistent_value   the value after a peer refresh
 //   GET    /counters?prefix=&start_after=&limit=   names, paginated
 //   POST   /counters                          {"name": delta, ...}, one batch
+//                                             (once per Idempotency-Key)
 //   GET    /metrics                           Prometheus text
 //   GET    /internal/changes?instance=&since=&limit=   peer delta sync
 //   GET    /internal/counter/<name>           one counter's state, for peers
@@ -198,7 +199,9 @@ class Api {
   // stay valid JSON. Scans past such names, so a page still fills up.
   void ListValidNames(const std::string& prefix, const std::string& start_after,
                       size_t limit, std::vector<std::string>* names) const;
-  void HandleBatch(const std::string& body, ApiReply* reply);
+  // POST /counters; with an Idempotency-Key, once per key
+  // (CounterStore::IncrementBatchOnce), replies as HandleIncrementOnce().
+  void HandleBatch(const ApiRequest& request, ApiReply* reply);
   void HandleChanges(const ApiRequest& request, ApiReply* reply);
   void HandleInternalCounter(const std::string& name, ApiReply* reply);
   // POST /admin/backup: 200 {"backup":"<name>","counters":N}; 503 when

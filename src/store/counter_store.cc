@@ -250,55 +250,60 @@ Status CounterStore::IncrementBatch(
   uint64_t ticket = 0;
   {
     MutexLock lock(&mu_);
-    if (closed_) return Status::IOError("store is closed");
-    // Check on copies first, so a failure leaves everything untouched even
-    // when a name repeats. Durable mode stages this actor's totals only.
-    std::map<std::string, PnCounter> trial;
-    size_t fresh = 0;
-    for (const auto& [name, delta] : deltas) {
-      auto [slot, first] = trial.try_emplace(name);
-      if (!first) continue;
-      if (!ExistsLocked(name)) {
-        ++fresh;
-      } else if (options_.durable) {
-        slot->second.SetActor(actor_id_, OwnCountsLocked(name));
-      } else {
-        slot->second = counters_.at(name).state;
-      }
-    }
-    Status s = CheckWritableLocked(fresh);
-    if (!s.ok()) {
-      CountRefusal(s, deltas.size());
-      return s;
-    }
-    for (const auto& [name, delta] : deltas) {
-      s = trial[name].Add(actor_id_, delta);
-      if (!s.ok()) return Status::InvalidArgument(name + ": " + s.message());
-    }
-    for (auto& [name, state] : trial) {
-      if (options_.durable) {
-        auto own = state.actors().find(actor_id_);
-        staged_[name] =
-            own == state.actors().end() ? ActorCounts{} : own->second;
-        continue;
-      }
-      Entry& entry = counters_[name];
-      entry.state = std::move(state);
-      KeepCreated(&entry.state);
-      MarkChangedLocked(name, &entry);
-    }
-    if (options_.durable) ++ticket_;
-    ticket = ticket_;
-    MetricSet(counters_metric_, static_cast<int64_t>(counters_.size()));
+    Status s = ApplyBatchLocked(deltas, &ticket);
+    if (!s.ok()) return s;
   }
-  if (!options_.durable) {
-    MetricAdd(increments_metric_, deltas.size());
-    return Status::OK();
-  }
+  if (!options_.durable) return Status::OK();
   if (deltas.empty()) return Status::OK();
   Status s = CommitThrough(ticket);
   if (s.ok()) MetricAdd(increments_metric_, deltas.size());
   return s;
+}
+
+Status CounterStore::ApplyBatchLocked(
+    const std::vector<std::pair<std::string, int64_t>>& deltas,
+    uint64_t* ticket) {
+  if (closed_) return Status::IOError("store is closed");
+  // Check on copies first, so a failure leaves everything untouched even
+  // when a name repeats. Durable mode stages this actor's totals only.
+  std::map<std::string, PnCounter> trial;
+  size_t fresh = 0;
+  for (const auto& [name, delta] : deltas) {
+    auto [slot, first] = trial.try_emplace(name);
+    if (!first) continue;
+    if (!ExistsLocked(name)) {
+      ++fresh;
+    } else if (options_.durable) {
+      slot->second.SetActor(actor_id_, OwnCountsLocked(name));
+    } else {
+      slot->second = counters_.at(name).state;
+    }
+  }
+  Status s = CheckWritableLocked(fresh);
+  if (!s.ok()) {
+    CountRefusal(s, deltas.size());
+    return s;
+  }
+  for (const auto& [name, delta] : deltas) {
+    s = trial[name].Add(actor_id_, delta);
+    if (!s.ok()) return Status::InvalidArgument(name + ": " + s.message());
+  }
+  for (auto& [name, state] : trial) {
+    if (options_.durable) {
+      auto own = state.actors().find(actor_id_);
+      staged_[name] = own == state.actors().end() ? ActorCounts{} : own->second;
+      continue;
+    }
+    Entry& entry = counters_[name];
+    entry.state = std::move(state);
+    KeepCreated(&entry.state);
+    MarkChangedLocked(name, &entry);
+  }
+  if (options_.durable) ++ticket_;
+  *ticket = ticket_;
+  MetricSet(counters_metric_, static_cast<int64_t>(counters_.size()));
+  if (!options_.durable) MetricAdd(increments_metric_, deltas.size());
+  return Status::OK();
 }
 
 Status CounterStore::FindResettableLocked(const std::string& name,

@@ -247,6 +247,13 @@ class CounterStore {
                        IdempotentOutcome* outcome, int* recorded_reply)
       EXCLUDES(write_mu_, mu_);
 
+  // IncrementBatch() at most once per `key`, as IncrementOnce() is for
+  // Increment(): the key's record goes in the same write as the batch.
+  Status IncrementBatchOnce(
+      const std::string& key, const std::string& fingerprint, int reply,
+      const std::vector<std::pair<std::string, int64_t>>& deltas,
+      IdempotentOutcome* outcome, int* recorded_reply) EXCLUDES(write_mu_, mu_);
+
   // Idempotency records held in memory: the bounded cache plus those not
   // yet written. For tests and metrics.
   size_t IdempotencyRecordsInMemory() const EXCLUDES(mu_);
@@ -455,6 +462,19 @@ class CounterStore {
   // ApplyIncrement() after the name check, with mu_ held.
   Status ApplyIncrementLocked(const std::string& name, int64_t delta,
                               uint64_t* ticket) REQUIRES(mu_);
+  // IncrementBatch()'s work after the name checks, with mu_ held: applies
+  // (or stages) every delta or none, and stores the ticket.
+  Status ApplyBatchLocked(
+      const std::vector<std::pair<std::string, int64_t>>& deltas,
+      uint64_t* ticket) REQUIRES(mu_);
+  // IncrementOnce() and IncrementBatchOnce() after their checks: `deltas`
+  // is applied as IncrementBatch() if `batch`, else its one item as
+  // Increment().
+  Status ApplyOnce(const std::string& key, const std::string& fingerprint,
+                   int reply,
+                   const std::vector<std::pair<std::string, int64_t>>& deltas,
+                   bool batch, IdempotentOutcome* outcome, int* recorded_reply)
+      EXCLUDES(write_mu_, mu_);
   // An idempotency record not yet on disk.
   struct UnwrittenRecord {
     IdempotencyRecord record;

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "store/codec.h"
 #include "store/counter_store.h"
@@ -81,6 +83,29 @@ Status CounterStore::IncrementOnce(const std::string& key,
   if (!s.ok()) return s;
   s = ValidateCounterName(name);
   if (!s.ok()) return s;
+  return ApplyOnce(key, fingerprint, reply, {{name, delta}}, /*batch=*/false,
+                   outcome, recorded_reply);
+}
+
+Status CounterStore::IncrementBatchOnce(
+    const std::string& key, const std::string& fingerprint, int reply,
+    const std::vector<std::pair<std::string, int64_t>>& deltas,
+    IdempotentOutcome* outcome, int* recorded_reply) {
+  Status s = ValidateIdempotencyKey(key);
+  if (!s.ok()) return s;
+  for (const auto& [name, delta] : deltas) {
+    s = ValidateCounterName(name);
+    if (!s.ok()) return Status::InvalidArgument(name + ": " + s.message());
+  }
+  return ApplyOnce(key, fingerprint, reply, deltas, /*batch=*/true, outcome,
+                   recorded_reply);
+}
+
+Status CounterStore::ApplyOnce(
+    const std::string& key, const std::string& fingerprint, int reply,
+    const std::vector<std::pair<std::string, int64_t>>& deltas, bool batch,
+    IdempotentOutcome* outcome, int* recorded_reply) {
+  Status s;
   const int64_t now = UnixNowSeconds();
   IdempotencyRecord record;
   uint64_t wait_ticket = 0;
@@ -120,7 +145,9 @@ Status CounterStore::IncrementOnce(const std::string& key,
       found = true;
     }
     if (!found) {
-      s = ApplyIncrementLocked(name, delta, &ticket);
+      s = batch ? ApplyBatchLocked(deltas, &ticket)
+                : ApplyIncrementLocked(deltas[0].first, deltas[0].second,
+                                       &ticket);
       if (!s.ok()) return s;
       UnwrittenRecord& unwritten = idem_unwritten_[key];
       unwritten.record = IdempotencyRecord{
@@ -148,7 +175,7 @@ Status CounterStore::IncrementOnce(const std::string& key,
   if (options_.durable) {
     s = CommitThrough(ticket);
     if (!s.ok()) return s;
-    MetricAdd(increments_metric_);
+    MetricAdd(increments_metric_, deltas.size());
   }
   *outcome = IdempotentOutcome::kApplied;
   *recorded_reply = reply;

@@ -30,13 +30,13 @@ class RoutesIdempotencyTest : public ::testing::TestWithParam<bool> {
         std::make_unique<Api>(ApiOptions(), store_.get(), nullptr, &metrics_);
   }
 
-  // POST /counter/<name> with `body` and, if `key` is not null, the key;
-  // through HandleAsync().
+  // POST /counter/<name> (POST /counters if `name` is empty) with `body` and,
+  // if `key` is not null, the key; through HandleAsync().
   ApiReply Post(const std::string& name, const std::string& body,
                 const char* key) {
     ApiRequest request;
     request.method = "POST";
-    request.path = "/counter/" + name;
+    request.path = name.empty() ? "/counters" : "/counter/" + name;
     request.body = body;
     if (key != nullptr) {
       request.has_idempotency_key = true;
@@ -105,6 +105,24 @@ TEST_P(RoutesIdempotencyTest, BadKeysAre400AndCountNothing) {
   EXPECT_EQ(Post("c", "x", "fresh").status, 400);
   EXPECT_EQ(Post("c", "1", "fresh").status, 204);
   EXPECT_EQ(Value("c"), "6");
+}
+
+TEST_P(RoutesIdempotencyTest, BatchWithAKeyIsAppliedOnce) {
+  const std::string body = R"({"a":2,"b":3})";
+  EXPECT_EQ(Post("", body, "batch-1").status, 204);
+  ApiReply r = Post("", body, "batch-1");
+  EXPECT_EQ(r.status, 204) << r.body;
+  EXPECT_EQ(Value("a"), "2");
+  EXPECT_EQ(Value("b"), "3");
+  r = Post("", R"({"a":2})", "batch-1");
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_NE(r.body.find("IdempotencyKeyReused"), std::string::npos);
+  // The same key on the other route is another request too.
+  EXPECT_EQ(Post("a", "2", "batch-1").status, 422);
+  EXPECT_EQ(Post("", body, "").status, 400);
+  EXPECT_EQ(Post("", "[]", "batch-2").status, 400);
+  EXPECT_EQ(Post("", body, nullptr).status, 204);  // no key: counted
+  EXPECT_EQ(Value("a"), "4");
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, RoutesIdempotencyTest, ::testing::Bool(),

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "store/counter_store.h"
@@ -111,6 +112,52 @@ TEST_F(IdempotencyTest, FirstIsAppliedRetryIsNotDifferentBodyIsReused) {
   EXPECT_EQ(ValueOf(*store, "c"), "5");
   EXPECT_EQ(Once(store.get(), "k2", "5"), IdempotentOutcome::kApplied);
   EXPECT_EQ(ValueOf(*store, "c"), "10");
+}
+
+TEST_F(IdempotencyTest, BatchIsAppliedOncePerKey) {
+  for (bool durable : {false, true}) {
+    SCOPED_TRACE(durable ? "durable" : "default");
+    test::TempDir dir;
+    StoreOptions options = Options(durable);
+    options.data_dir = dir.Sub("db");
+    const std::vector<std::pair<std::string, int64_t>> deltas = {{"a", 2},
+                                                                 {"b", -1}};
+    IdempotentOutcome outcome;
+    int reply = 0;
+    {
+      auto store = MustOpen(options);
+      ASSERT_TRUE(
+          store->IncrementBatchOnce("k", "f1", 204, deltas, &outcome, &reply)
+              .ok());
+      EXPECT_EQ(outcome, IdempotentOutcome::kApplied);
+      ASSERT_TRUE(
+          store->IncrementBatchOnce("k", "f1", 204, deltas, &outcome, &reply)
+              .ok());
+      EXPECT_EQ(outcome, IdempotentOutcome::kReplayed);
+      ASSERT_TRUE(
+          store->IncrementBatchOnce("k", "f2", 204, deltas, &outcome, &reply)
+              .ok());
+      EXPECT_EQ(outcome, IdempotentOutcome::kKeyReused);
+      // One bad name: nothing applied, nothing recorded.
+      EXPECT_TRUE(store
+                      ->IncrementBatchOnce("k2", "f3", 204,
+                                           {{"a", 1}, {"bad/name", 1}},
+                                           &outcome, &reply)
+                      .IsInvalidArgument());
+      ASSERT_TRUE(store
+                      ->IncrementBatchOnce("k2", "f3", 204, {{"a", 1}},
+                                           &outcome, &reply)
+                      .ok());
+      EXPECT_EQ(outcome, IdempotentOutcome::kApplied);
+    }
+    auto store = MustOpen(options);
+    ASSERT_TRUE(
+        store->IncrementBatchOnce("k", "f1", 204, deltas, &outcome, &reply)
+            .ok());
+    EXPECT_EQ(outcome, IdempotentOutcome::kReplayed);
+    EXPECT_EQ(ValueOf(*store, "a"), "3");
+    EXPECT_EQ(ValueOf(*store, "b"), "-1");
+  }
 }
 
 TEST_F(IdempotencyTest, RefusedIncrementLeavesTheKeyUnknown) {
