@@ -255,6 +255,15 @@ HttpParseState ParseHttpRequest(std::string_view input,
           out->authorization = value;
         }
         break;
+      case 15:
+        if (EqualsIgnoreCase(name, "idempotency-key")) {
+          if (out->has_idempotency_key) {
+            return BadRequest("Idempotency-Key given twice", out);
+          }
+          out->has_idempotency_key = true;
+          out->idempotency_key = value;
+        }
+        break;
       case 14:
         if (EqualsIgnoreCase(name, "content-length")) {
           size_t length = 0;

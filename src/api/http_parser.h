@@ -12,6 +12,7 @@
 //   400  a malformed request line, header field, or Content-Length; both
 //        Content-Length and Transfer-Encoding (request smuggling);
 //        Authorization given twice
+//        Idempotency-Key given twice
 //   411  Transfer-Encoding (chunked bodies are not supported: the Api's
 //        bodies are small and every client we know sends a length)
 //   413  a Content-Length over the body limit
@@ -54,8 +55,10 @@ struct HttpRequestHead {
   // Whether the connection stays open after the reply: HTTP/1.1 unless
   // "Connection: close", HTTP/1.0 only with "Connection: keep-alive".
   bool keep_alive = true;
-  bool expect_continue = false;    // "Expect: 100-continue"
-  std::string_view authorization;  // the Authorization value; empty if none
+  bool expect_continue = false;      // "Expect: 100-continue"
+  std::string_view authorization;    // the Authorization value; empty if none
+  bool has_idempotency_key = false;  // an Idempotency-Key header was sent
+  std::string_view idempotency_key;  // its value
   size_t content_length = 0;
   std::string_view body;  // content_length bytes, once kComplete
   size_t size = 0;        // bytes of the whole request, once kComplete

@@ -514,6 +514,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (!head.query.empty()) DecodeQuery(head.query, &request.query);
     request.body.assign(head.body);
     request.authorization.assign(head.authorization);
+    request.has_idempotency_key = head.has_idempotency_key;
+    request.idempotency_key.assign(head.idempotency_key);
     request.client = client_;
     const bool keep_alive = head.keep_alive;
     const bool is_head = head.method == "HEAD";

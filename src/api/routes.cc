@@ -379,10 +379,13 @@ const std::vector<Api::Route>& Api::Routes() {
        }},
       {"/counters", kPost, "counters",
        [](Api* api, const RouteCall& c) {
-         api->HandleBatch(c.request.body, c.reply);
+         api->HandleBatch(c.request, c.reply);
        }},
       {"/counter/:name", kPost, "counter",
        [](Api* api, const RouteCall& c) {
+         if (c.request.has_idempotency_key) {
+           return api->HandleIncrementOnce(c.name, c.request, c.reply);
+         }
          api->HandleIncrement(c.name, c.request.body, c.later, c.reply);
        }},
       {"/counter/:name", kGet, "counter",
@@ -516,6 +519,32 @@ void Api::HandleIncrement(const std::string& name, const std::string& body,
                            done(async_reply);
                          });
   *later = nullptr;
+}
+
+void Api::HandleIncrementOnce(const std::string& name,
+                              const ApiRequest& request, ApiReply* reply) {
+  Status s = ValidateIdempotencyKey(request.idempotency_key);
+  if (!s.ok()) return ReplyError(400, kValidationType, s.message(), reply);
+  int64_t delta = 0;
+  if (!ParseInt64(TrimSpace(request.body), &delta).ok()) {
+    return ReplyValidation(reply);
+  }
+  // The route, the name and the body as sent: a retry must repeat them.
+  const std::string fingerprint =
+      FingerprintRequest("POST /counter/" + name + "\n" + request.body);
+  IdempotentOutcome outcome = IdempotentOutcome::kApplied;
+  int recorded = 0;
+  s = store_->IncrementOnce(request.idempotency_key, fingerprint, 204, name,
+                            delta, &outcome, &recorded);
+  if (!s.ok()) return ReplyIncrement(name, s, reply);
+  if (outcome == IdempotentOutcome::kKeyReused) {
+    return ReplyError(422, "IdempotencyKeyReused",
+                      "this Idempotency-Key was used with another request",
+                      reply);
+  }
+  // The reply the first request got (204 is all that is recorded today).
+  ReplyNoContent(reply);
+  reply->status = recorded;
 }
 
 void Api::HandleConsistent(const std::string& name, ReplyCallback* later,
@@ -679,10 +708,27 @@ void Api::ListValidNames(const std::string& prefix,
   }
 }
 
-void Api::HandleBatch(const std::string& body, ApiReply* reply) {
+void Api::HandleBatch(const ApiRequest& request, ApiReply* reply) {
+  const std::string& body = request.body;
+  if (request.has_idempotency_key) {
+    Status s = ValidateIdempotencyKey(request.idempotency_key);
+    if (!s.ok()) return ReplyError(400, kValidationType, s.message(), reply);
+  }
   CounterDeltas deltas;
   if (!ParseBatchBody(body, &deltas).ok()) return ReplyValidation(reply);
-  Status s = store_->IncrementBatch(deltas);
+  IdempotentOutcome outcome = IdempotentOutcome::kApplied;
+  int recorded = 204;
+  Status s = request.has_idempotency_key
+                 ? store_->IncrementBatchOnce(
+                       request.idempotency_key,
+                       FingerprintRequest("POST /counters\n" + body), 204,
+                       deltas, &outcome, &recorded)
+                 : store_->IncrementBatch(deltas);
+  if (s.ok() && outcome == IdempotentOutcome::kKeyReused) {
+    return ReplyError(422, "IdempotencyKeyReused",
+                      "this Idempotency-Key was used with another request",
+                      reply);
+  }
   if (s.IsInvalidArgument()) return ReplyValidation(reply);
   if (!s.ok()) {
     if (!IsWriteRefusal(s)) {
@@ -691,6 +737,7 @@ void Api::HandleBatch(const std::string& body, ApiReply* reply) {
     return ReplyStatus(s, reply);  // 503 StorageUnavailable, 507, 500
   }
   ReplyNoContent(reply);
+  reply->status = recorded;  // a replay gets the first request's reply
 }
 
 void Api::HandleChanges(const ApiRequest& request, ApiReply* reply) {

@@ -10,11 +10,13 @@
 //   POST   /config                            204; replaces the peer list
 //                                             (409 when it follows DNS)
 //   POST   /counter/<name>                    204; body a decimal delta
+//                                             (once per Idempotency-Key)
 //   GET    /counter/<name>                    full per-actor state
 //   GET    /counter/<name>/value              the value, as decimal text
 //   GET    /counter/<name>/consistent_value   the value after a peer refresh
 //   GET    /counters?prefix=&start_after=&limit=   names, paginated
 //   POST   /counters                          {"name": delta, ...}, one batch
+//                                             (once per Idempotency-Key)
 //   GET    /metrics                           Prometheus text
 //   GET    /internal/changes?instance=&since=&limit=   peer delta sync
 //   GET    /internal/counter/<name>           one counter's state, for peers
@@ -70,6 +72,9 @@ struct ApiRequest {
   std::string client;
   // The value of the Authorization header as sent; empty if there was none.
   std::string authorization;
+  // Whether an Idempotency-Key header was sent, and its value.
+  bool has_idempotency_key = false;
+  std::string idempotency_key;
 };
 
 // One reply, for the server to send.
@@ -175,6 +180,12 @@ class Api {
   void HandleConfig(const ApiRequest& request, ApiReply* reply);
   void HandleIncrement(const std::string& name, const std::string& body,
                        ReplyCallback* later, ApiReply* reply);
+  // POST /counter/<name> with an Idempotency-Key
+  // (CounterStore::IncrementOnce): 204 when applied or replayed, 400 for a
+  // bad key, 422 {"type":"IdempotencyKeyReused"} when the key came with
+  // another request. Waits for a durable sync on the calling thread.
+  void HandleIncrementOnce(const std::string& name, const ApiRequest& request,
+                           ApiReply* reply);
   void HandleConsistent(const std::string& name, ReplyCallback* later,
                         ApiReply* reply);
   void HandleValue(const std::string& name, bool consistent, ApiReply* reply);
@@ -190,7 +201,9 @@ class Api {
   // stay valid JSON. Scans past such names, so a page still fills up.
   void ListValidNames(const std::string& prefix, const std::string& start_after,
                       size_t limit, std::vector<std::string>* names) const;
-  void HandleBatch(const std::string& body, ApiReply* reply);
+  // POST /counters; with an Idempotency-Key, once per key
+  // (CounterStore::IncrementBatchOnce), replies as HandleIncrementOnce().
+  void HandleBatch(const ApiRequest& request, ApiReply* reply);
   void HandleChanges(const ApiRequest& request, ApiReply* reply);
   void HandleInternalCounter(const std::string& name, ApiReply* reply);
   // POST /admin/backup: 200 {"backup":"<name>","counters":N}; 503 when

@@ -160,6 +160,14 @@ DEFINE_string(restore_from, "",
               "incarnation, so none of its new increments can be hidden by "
               "the larger totals peers hold for its old actors.");
 
+// Exactly-once increments (Idempotency-Key).
+DEFINE_int64(idempotency_window_s, 86400,
+             "How long (seconds) a POST /counter/<name> with an "
+             "Idempotency-Key is remembered: a retry with the same key and "
+             "body within it is answered again without counting twice; "
+             "after it the key is forgotten (compaction drops it from disk). "
+             "Must be positive.");
+
 DECLARE_bool(help);
 DECLARE_bool(helpshort);
 
@@ -260,6 +268,11 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
   options->store.max_peer_counters = FLAGS_max_peer_counters;
   options->store.backup_dir = FLAGS_backup_dir;
   options->store.backups_to_keep = FLAGS_backups_to_keep;
+  options->store.idempotency_window_s = FLAGS_idempotency_window_s;
+  if (FLAGS_idempotency_window_s <= 0) {
+    std::cerr << "--idempotency_window_s must be positive\n";
+    return false;
+  }
   if (FLAGS_backups_to_keep == 0) {
     std::cerr << "--backups_to_keep must be positive\n";
     return false;

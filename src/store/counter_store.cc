@@ -174,36 +174,39 @@ Status CounterStore::ApplyIncrement(const std::string& name, int64_t delta,
                                     uint64_t* ticket) {
   Status s = ValidateCounterName(name);
   if (!s.ok()) return s;
-  {
-    MutexLock lock(&mu_);
-    if (closed_) return Status::IOError("store is closed");
-    s = CheckWritableLocked(ExistsLocked(name) ? 0 : 1);
-    if (!s.ok()) {
-      CountRefusal(s, 1);
-      return s;
-    }
-    if (options_.durable) {
-      // Staged: invisible until its synced write succeeded.
-      PnCounter own;
-      own.SetActor(actor_id_, OwnCountsLocked(name));
-      s = own.Add(actor_id_, delta);
-      if (!s.ok()) return s;
-      staged_[name] = own.actors().at(actor_id_);
-      *ticket = ++ticket_;
-      return Status::OK();
-    }
-    auto [it, inserted] = counters_.try_emplace(name);
-    s = it->second.state.Add(actor_id_, delta);
-    if (!s.ok()) {
-      if (inserted) counters_.erase(it);
-      return s;
-    }
-    KeepCreated(&it->second.state);
-    MarkChangedLocked(name, &it->second);
-    *ticket = ticket_;
-    if (inserted)
-      MetricSet(counters_metric_, static_cast<int64_t>(counters_.size()));
+  MutexLock lock(&mu_);
+  return ApplyIncrementLocked(name, delta, ticket);
+}
+
+Status CounterStore::ApplyIncrementLocked(const std::string& name,
+                                          int64_t delta, uint64_t* ticket) {
+  if (closed_) return Status::IOError("store is closed");
+  Status s = CheckWritableLocked(ExistsLocked(name) ? 0 : 1);
+  if (!s.ok()) {
+    CountRefusal(s, 1);
+    return s;
   }
+  if (options_.durable) {
+    // Staged: invisible until its synced write succeeded.
+    PnCounter own;
+    own.SetActor(actor_id_, OwnCountsLocked(name));
+    s = own.Add(actor_id_, delta);
+    if (!s.ok()) return s;
+    staged_[name] = own.actors().at(actor_id_);
+    *ticket = ++ticket_;
+    return Status::OK();
+  }
+  auto [it, inserted] = counters_.try_emplace(name);
+  s = it->second.state.Add(actor_id_, delta);
+  if (!s.ok()) {
+    if (inserted) counters_.erase(it);
+    return s;
+  }
+  KeepCreated(&it->second.state);
+  MarkChangedLocked(name, &it->second);
+  *ticket = ticket_;
+  if (inserted)
+    MetricSet(counters_metric_, static_cast<int64_t>(counters_.size()));
   MetricAdd(increments_metric_);
   return Status::OK();
 }
@@ -247,55 +250,60 @@ Status CounterStore::IncrementBatch(
   uint64_t ticket = 0;
   {
     MutexLock lock(&mu_);
-    if (closed_) return Status::IOError("store is closed");
-    // Check on copies first, so a failure leaves everything untouched even
-    // when a name repeats. Durable mode stages this actor's totals only.
-    std::map<std::string, PnCounter> trial;
-    size_t fresh = 0;
-    for (const auto& [name, delta] : deltas) {
-      auto [slot, first] = trial.try_emplace(name);
-      if (!first) continue;
-      if (!ExistsLocked(name)) {
-        ++fresh;
-      } else if (options_.durable) {
-        slot->second.SetActor(actor_id_, OwnCountsLocked(name));
-      } else {
-        slot->second = counters_.at(name).state;
-      }
-    }
-    Status s = CheckWritableLocked(fresh);
-    if (!s.ok()) {
-      CountRefusal(s, deltas.size());
-      return s;
-    }
-    for (const auto& [name, delta] : deltas) {
-      s = trial[name].Add(actor_id_, delta);
-      if (!s.ok()) return Status::InvalidArgument(name + ": " + s.message());
-    }
-    for (auto& [name, state] : trial) {
-      if (options_.durable) {
-        auto own = state.actors().find(actor_id_);
-        staged_[name] =
-            own == state.actors().end() ? ActorCounts{} : own->second;
-        continue;
-      }
-      Entry& entry = counters_[name];
-      entry.state = std::move(state);
-      KeepCreated(&entry.state);
-      MarkChangedLocked(name, &entry);
-    }
-    if (options_.durable) ++ticket_;
-    ticket = ticket_;
-    MetricSet(counters_metric_, static_cast<int64_t>(counters_.size()));
+    Status s = ApplyBatchLocked(deltas, &ticket);
+    if (!s.ok()) return s;
   }
-  if (!options_.durable) {
-    MetricAdd(increments_metric_, deltas.size());
-    return Status::OK();
-  }
+  if (!options_.durable) return Status::OK();
   if (deltas.empty()) return Status::OK();
   Status s = CommitThrough(ticket);
   if (s.ok()) MetricAdd(increments_metric_, deltas.size());
   return s;
+}
+
+Status CounterStore::ApplyBatchLocked(
+    const std::vector<std::pair<std::string, int64_t>>& deltas,
+    uint64_t* ticket) {
+  if (closed_) return Status::IOError("store is closed");
+  // Check on copies first, so a failure leaves everything untouched even
+  // when a name repeats. Durable mode stages this actor's totals only.
+  std::map<std::string, PnCounter> trial;
+  size_t fresh = 0;
+  for (const auto& [name, delta] : deltas) {
+    auto [slot, first] = trial.try_emplace(name);
+    if (!first) continue;
+    if (!ExistsLocked(name)) {
+      ++fresh;
+    } else if (options_.durable) {
+      slot->second.SetActor(actor_id_, OwnCountsLocked(name));
+    } else {
+      slot->second = counters_.at(name).state;
+    }
+  }
+  Status s = CheckWritableLocked(fresh);
+  if (!s.ok()) {
+    CountRefusal(s, deltas.size());
+    return s;
+  }
+  for (const auto& [name, delta] : deltas) {
+    s = trial[name].Add(actor_id_, delta);
+    if (!s.ok()) return Status::InvalidArgument(name + ": " + s.message());
+  }
+  for (auto& [name, state] : trial) {
+    if (options_.durable) {
+      auto own = state.actors().find(actor_id_);
+      staged_[name] = own == state.actors().end() ? ActorCounts{} : own->second;
+      continue;
+    }
+    Entry& entry = counters_[name];
+    entry.state = std::move(state);
+    KeepCreated(&entry.state);
+    MarkChangedLocked(name, &entry);
+  }
+  if (options_.durable) ++ticket_;
+  *ticket = ticket_;
+  MetricSet(counters_metric_, static_cast<int64_t>(counters_.size()));
+  if (!options_.durable) MetricAdd(increments_metric_, deltas.size());
+  return Status::OK();
 }
 
 Status CounterStore::FindResettableLocked(const std::string& name,

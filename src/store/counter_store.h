@@ -64,10 +64,12 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "crdt/pn_counter.h"
+#include "store/idempotency.h"
 #include "util/mutex.h"
 #include "util/status.h"
 #include "util/thread_annotations.h"
@@ -75,6 +77,7 @@
 namespace rocksdb {
 class DB;
 class Env;
+class WriteBatch;
 }  // namespace rocksdb
 
 namespace dist_counter {
@@ -120,6 +123,13 @@ struct StoreOptions {
   // CreateBackup() removes the oldest backups beyond this many (at least
   // 1 is kept).
   size_t backups_to_keep = 7;
+  // IncrementOnce(): a key's record is kept this long after its first use
+  // (then it is unknown again, and compaction drops it from disk).
+  int64_t idempotency_window_s = 86400;
+  // IncrementOnce(): at most this many records are cached in memory (the
+  // oldest go first); the others are read from RocksDB when asked for.
+  // Records not yet written (until the next flush) are held besides.
+  size_t idempotency_cache_keys = 100000;
   Metrics* metrics = nullptr;  // not owned; may be null; must outlive store
   // Test-only: RocksDB uses this Env (e.g. one that injects write faults)
   // instead of the default. Not owned; must outlive the store.
@@ -134,6 +144,13 @@ struct CounterChange {
   // Set by ChangesSince() for a state larger than the byte budget: `state`
   // is then left empty and `bytes` says how large the state is.
   bool omitted = false;
+};
+
+// What IncrementOnce() did.
+enum class IdempotentOutcome {
+  kApplied,    // the key was new: the increment was applied and recorded
+  kReplayed,   // the key is known with the same request: nothing applied
+  kKeyReused,  // the key is known with another request: nothing applied
 };
 
 class CounterStore {
@@ -207,6 +224,42 @@ class CounterStore {
   Status IncrementBatch(
       const std::vector<std::pair<std::string, int64_t>>& deltas)
       EXCLUDES(write_mu_, mu_);
+
+  // Increment() at most once per `key` (an Idempotency-Key, see
+  // ValidateIdempotencyKey() in store/idempotency.h) within
+  // options.idempotency_window_s. `fingerprint` identifies the request
+  // (FingerprintRequest()) and `reply` is what the caller answers it with;
+  // the store keeps both, opaque, in the key's record (idem/<key>).
+  // If the key is unknown (or expired), applies the increment as
+  // Increment() does and, if that succeeded, records the key in the same
+  // write as the increment (the same WriteBatch when flushed, the same
+  // synced write in durable mode): the record is on disk exactly when the
+  // increment is. Sets *outcome to kApplied and *reply to `reply`.
+  // If the key is known with the same fingerprint, sets kReplayed and the
+  // recorded reply; with another fingerprint, kKeyReused; either way
+  // nothing is applied. A retry that arrives while the first request of its
+  // key awaits its durable sync waits for that sync and gets its result.
+  // Returns what Increment() would (the key stays unknown then), or
+  // InvalidArgument for an invalid key, or StorageUnavailable if the
+  // record could not be read. Blocks for the sync in durable mode.
+  Status IncrementOnce(const std::string& key, const std::string& fingerprint,
+                       int reply, const std::string& name, int64_t delta,
+                       IdempotentOutcome* outcome, int* recorded_reply)
+      EXCLUDES(write_mu_, mu_);
+
+  // IncrementBatch() at most once per `key`, as IncrementOnce() is for
+  // Increment(): the key's record goes in the same write as the batch.
+  Status IncrementBatchOnce(
+      const std::string& key, const std::string& fingerprint, int reply,
+      const std::vector<std::pair<std::string, int64_t>>& deltas,
+      IdempotentOutcome* outcome, int* recorded_reply) EXCLUDES(write_mu_, mu_);
+
+  // Idempotency records held in memory: the bounded cache plus those not
+  // yet written. For tests and metrics.
+  size_t IdempotencyRecordsInMemory() const EXCLUDES(mu_);
+  // Test-only: compacts the whole database (so expired idempotency records
+  // are dropped now).
+  Status TEST_CompactAll() EXCLUDES(write_mu_);
 
   // Resets counter `name` to zero as this node sees it (PnCounter::Reset():
   // every actor's baseline rises to its totals; increments this node has
@@ -406,6 +459,43 @@ class CounterStore {
   // increment; stores its ticket.
   Status ApplyIncrement(const std::string& name, int64_t delta,
                         uint64_t* ticket) EXCLUDES(mu_);
+  // ApplyIncrement() after the name check, with mu_ held.
+  Status ApplyIncrementLocked(const std::string& name, int64_t delta,
+                              uint64_t* ticket) REQUIRES(mu_);
+  // IncrementBatch()'s work after the name checks, with mu_ held: applies
+  // (or stages) every delta or none, and stores the ticket.
+  Status ApplyBatchLocked(
+      const std::vector<std::pair<std::string, int64_t>>& deltas,
+      uint64_t* ticket) REQUIRES(mu_);
+  // IncrementOnce() and IncrementBatchOnce() after their checks: `deltas`
+  // is applied as IncrementBatch() if `batch`, else its one item as
+  // Increment().
+  Status ApplyOnce(const std::string& key, const std::string& fingerprint,
+                   int reply,
+                   const std::vector<std::pair<std::string, int64_t>>& deltas,
+                   bool batch, IdempotentOutcome* outcome, int* recorded_reply)
+      EXCLUDES(write_mu_, mu_);
+  // An idempotency record not yet on disk.
+  struct UnwrittenRecord {
+    IdempotencyRecord record;
+    uint64_t ticket = 0;   // durable mode: the increment it guards
+    bool writing = false;  // in the batch WriteLocked() is writing
+  };
+  // The record of `key` held in memory (unwritten or cached) in *record
+  // and, if it awaits a durable sync, its ticket in *ticket (else 0).
+  // False if none is held or it expired before `now`.
+  bool FindRecordLocked(const std::string& key, int64_t now,
+                        IdempotencyRecord* record, uint64_t* ticket) const
+      REQUIRES(mu_);
+  // Adds `record` of `key` to the bounded cache, evicting the oldest.
+  void CacheRecordLocked(const std::string& key,
+                         const IdempotencyRecord& record) REQUIRES(mu_);
+  // WriteLocked()'s part: adds unwritten records and pending deletions to
+  // `batch`, marking them as being written.
+  void AddRecordsToBatchLocked(rocksdb::WriteBatch* batch) REQUIRES(mu_);
+  // After WriteLocked()'s write: on success forgets what it wrote from the
+  // unwritten set; on failure keeps it for the next write.
+  void RecordsWrittenLocked(bool ok) REQUIRES(mu_);
   // The entry of `name` that Reset() may change, in *entry; NotFound,
   // IOError or StorageUnavailable as Reset() says.
   Status FindResettableLocked(const std::string& name, Entry** entry)
@@ -488,6 +578,15 @@ class CounterStore {
   uint64_t next_seq_ GUARDED_BY(mu_) = 0;  // last seq handed out
   uint64_t ticket_ GUARDED_BY(mu_) = 0;    // changes made, ever
   std::vector<std::string> peers_ GUARDED_BY(mu_);
+  // Idempotency records: the bounded cache (insertion order in
+  // idem_order_, which may repeat a key), those not yet on disk, and keys
+  // whose record must be deleted (its durable sync failed).
+  std::unordered_map<std::string, IdempotencyRecord> idem_cache_
+      GUARDED_BY(mu_);
+  std::deque<std::string> idem_order_ GUARDED_BY(mu_);
+  std::map<std::string, UnwrittenRecord> idem_unwritten_ GUARDED_BY(mu_);
+  std::set<std::string> idem_deletes_ GUARDED_BY(mu_);
+  std::set<std::string> idem_deleting_ GUARDED_BY(mu_);
   bool closed_ GUARDED_BY(mu_) = false;
   // Why writes are refused; empty if they are not.
   std::string unavailable_ GUARDED_BY(mu_);

@@ -21,6 +21,7 @@
 #include "store/codec.h"
 #include "store/counter_store.h"
 #include "store/glog_logger.h"
+#include "store/idempotency.h"
 #include "store/rocks_status.h"
 #include "util/decimal.h"
 
@@ -141,6 +142,8 @@ Status CounterStore::OpenDb(bool create) {
   db_options.max_open_files = options_.max_open_files;
   // Not RocksDB's LOG file: it aborts the process on a full disk.
   db_options.info_log = std::make_shared<GlogLogger>();
+  // Expired idempotency records are dropped by compaction, not by a scan.
+  db_options.compaction_filter = IdempotencyCompactionFilter();
   if (options_.TEST_env != nullptr) db_options.env = options_.TEST_env;
   rocksdb::DB* db = nullptr;
   rocksdb::Status rs = rocksdb::DB::Open(db_options, options_.data_dir, &db);

@@ -130,6 +130,8 @@ Status CounterStore::WriteLocked(bool sync) {
     for (const auto& [name, own] : inflight_) {
       batch.Put(CounterKey(name), EncodeCounter(StagedStateLocked(name, own)));
     }
+    // Idempotency records go with the increments they guard.
+    AddRecordsToBatchLocked(&batch);
   }
   const size_t records = batch.Count();
   if (records == 0) {
@@ -152,6 +154,7 @@ Status CounterStore::WriteLocked(bool sync) {
     {
       MutexLock lock(&mu_);
       dirty_.insert(names.begin(), names.end());
+      RecordsWrittenLocked(/*ok=*/false);
       SetUnavailableLocked(why, dir_lost);
     }
     FailStagedLocked(failure);
@@ -170,6 +173,7 @@ Status CounterStore::WriteLocked(bool sync) {
       MetricSet(counters_metric_, static_cast<int64_t>(counters_.size()));
     }
     inflight_.clear();
+    RecordsWrittenLocked(/*ok=*/true);
     last_flush_ok_ = start;
   }
   resolved_through_ = through;
@@ -191,6 +195,16 @@ void CounterStore::FailStagedLocked(const Status& status) {
   for (const auto& [name, own] : inflight_) dirty_.insert(name);
   staged_.clear();
   inflight_.clear();
+  // Their keys' records may be in the WAL too: they go with them.
+  for (auto it = idem_unwritten_.begin(); it != idem_unwritten_.end();) {
+    if (it->second.ticket == 0) {
+      ++it;
+      continue;
+    }
+    idem_cache_.erase(it->first);
+    idem_deletes_.insert(it->first);
+    it = idem_unwritten_.erase(it);
+  }
   if (ticket_ > resolved_through_) {
     failed_tickets_.push_back(
         FailedTickets{resolved_through_ + 1, ticket_, status});

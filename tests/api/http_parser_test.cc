@@ -88,6 +88,29 @@ TEST(HttpParserTest, AuthorizationIsKeptAsSent) {
   EXPECT_EQ(head.error_status, 400);
 }
 
+TEST(HttpParserTest, IdempotencyKeyIsKeptAndMayBeEmpty) {
+  // The head's views point into the input: each input outlives its checks.
+  HttpRequestHead head;
+  const std::string keyed =
+      "POST /counter/c HTTP/1.1\r\nidempotency-KEY:  k-1 \r\n"
+      "Content-Length: 1\r\n\r\n5";
+  ASSERT_EQ(Parse(keyed, &head), HttpParseState::kComplete);
+  EXPECT_TRUE(head.has_idempotency_key);
+  EXPECT_EQ(head.idempotency_key, "k-1");
+  const std::string empty = "POST / HTTP/1.1\r\nIdempotency-Key:\r\n\r\n";
+  ASSERT_EQ(Parse(empty, &head), HttpParseState::kComplete);
+  EXPECT_TRUE(head.has_idempotency_key);  // the Api refuses it
+  EXPECT_EQ(head.idempotency_key, "");
+  const std::string none = "GET / HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(Parse(none, &head), HttpParseState::kComplete);
+  EXPECT_FALSE(head.has_idempotency_key);
+  const std::string twice =
+      "POST / HTTP/1.1\r\nIdempotency-Key: a\r\n"
+      "Idempotency-Key: a\r\n\r\n";
+  ASSERT_EQ(Parse(twice, &head), HttpParseState::kError);
+  EXPECT_EQ(head.error_status, 400);
+}
+
 TEST(HttpParserTest, ExpectContinueIsSeen) {
   HttpRequestHead head;
   ASSERT_EQ(Parse("POST / HTTP/1.1\r\nExpect: 100-Continue\r\n"
