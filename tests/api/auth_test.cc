@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "testing/node_process.h"
+#include "testing/warning_collector.h"
 
 namespace dist_counter {
 namespace {
@@ -212,31 +213,7 @@ TEST_F(TokenFileTest, OpenFilesAndShortTokensAreWarnedAbout) {
 
 // ---- LogRefusal
 
-// Collects the WARNING (and worse) lines glog writes while it lives.
-class WarningCollector : public google::LogSink {
- public:
-  WarningCollector() { google::AddLogSink(this); }
-  ~WarningCollector() override { google::RemoveLogSink(this); }
-
-  using google::LogSink::send;
-  void send(google::LogSeverity severity, const char* /*full_filename*/,
-            const char* /*base_filename*/, int /*line*/,
-            const std::tm* /*time*/, const char* message,
-            size_t message_len) override {
-    if (severity < google::GLOG_WARNING) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    lines_.emplace_back(message, message_len);
-  }
-
-  std::vector<std::string> Lines() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return lines_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<std::string> lines_;
-};
+using test::WarningCollector;
 
 // An Authenticator on a clock the test moves.
 class RefusalLogTest : public ::testing::Test {

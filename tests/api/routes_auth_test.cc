@@ -15,6 +15,7 @@
 #include "api/routes.h"
 #include "store/counter_store.h"
 #include "testing/node_process.h"
+#include "testing/warning_collector.h"
 #include "util/metrics.h"
 
 namespace dist_counter {
@@ -53,31 +54,7 @@ const std::vector<Route>& Routes() {
   return *routes;
 }
 
-// Collects the WARNING (and worse) lines glog writes while it lives.
-class WarningCollector : public google::LogSink {
- public:
-  WarningCollector() { google::AddLogSink(this); }
-  ~WarningCollector() override { google::RemoveLogSink(this); }
-
-  using google::LogSink::send;
-  void send(google::LogSeverity severity, const char* /*full_filename*/,
-            const char* /*base_filename*/, int /*line*/,
-            const std::tm* /*time*/, const char* message,
-            size_t message_len) override {
-    if (severity < google::GLOG_WARNING) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    lines_.emplace_back(message, message_len);
-  }
-
-  std::vector<std::string> Lines() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return lines_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<std::string> lines_;
-};
+using test::WarningCollector;
 
 class RoutesAuthTest : public ::testing::Test {
  protected:

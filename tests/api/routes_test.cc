@@ -24,6 +24,7 @@
 #include "store/fault_file_system.h"
 #include "testing/gated_cluster_view.h"
 #include "testing/node_process.h"
+#include "testing/warning_collector.h"
 #include "util/metrics.h"
 #include "util/url.h"
 
@@ -1255,31 +1256,7 @@ TEST_F(RoutesTest, PostConfigRefusesDuplicatePeers) {
             204);
 }
 
-// Collects the WARNING (and worse) lines glog writes while it lives.
-class WarningCollector : public google::LogSink {
- public:
-  WarningCollector() { google::AddLogSink(this); }
-  ~WarningCollector() override { google::RemoveLogSink(this); }
-
-  using google::LogSink::send;
-  void send(google::LogSeverity severity, const char* /*full_filename*/,
-            const char* /*base_filename*/, int /*line*/,
-            const std::tm* /*time*/, const char* message,
-            size_t message_len) override {
-    if (severity < google::GLOG_WARNING) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    lines_.emplace_back(message, message_len);
-  }
-
-  std::vector<std::string> Lines() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return lines_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<std::string> lines_;
-};
+using test::WarningCollector;
 
 TEST_F(RoutesTest, PostConfigIsLoggedWithTheCallerAndBothLists) {
   ASSERT_EQ(Call("POST", "/config", "{\"actors\":[\"old:1\"]}").status, 204);
