@@ -5,18 +5,14 @@
 //
 // Timings are never asserted; deadlines only bound a failing test.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <rapidjson/document.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <functional>
 #include <iostream>
 #include <memory>
-#include <random>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -42,26 +38,6 @@ bool WaitUntil(const std::function<bool()>& done) {
   return test::WaitUntil(done, kConvergeMs, /*poll_ms=*/50);
 }
 
-// A loopback port below the ephemeral range, free a moment ago, so that a
-// node stopped and started again on it finds it free.
-uint16_t PickPort() {
-  static std::mt19937 rng(std::random_device{}());
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    const uint16_t port = static_cast<uint16_t>(20000 + rng() % 12000);
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) break;
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    const bool free =
-        bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    close(fd);
-    if (free) return port;
-  }
-  return test::FreePort();
-}
-
 // Three nodes, challenge ids 1..3, each with every node as a peer; node 1
 // (index 0) backs up into <dir>/backups.
 class BackupCluster {
@@ -69,7 +45,7 @@ class BackupCluster {
   BackupCluster() {
     std::string actors = "[";
     for (int i = 0; i < 3; ++i) {
-      ports_.push_back(PickPort());
+      ports_.push_back(test::StablePort());
       actors += "\"127.0.0.1:" + std::to_string(ports_.back()) + "\",";
     }
     actors.back() = ']';

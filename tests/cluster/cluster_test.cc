@@ -10,11 +10,8 @@
 // Timings are never asserted; deadlines are generous and only bound a
 // failing test.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <rapidjson/document.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -69,28 +66,6 @@ bool ParseValue(const std::string& text, int64_t* value) {
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, *value);
   return ec == std::errc() && ptr == end;
-}
-
-// A loopback port below the ephemeral range (where FreePort() and every
-// outgoing connection take theirs), free a moment ago. Other test suites
-// running at the same time then do not grab it, and a node restarted after
-// kill -9 gets it back.
-uint16_t PickPort() {
-  static std::mt19937 rng(std::random_device{}());
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    const uint16_t port = static_cast<uint16_t>(20000 + rng() % 12000);
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) break;
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    const bool free =
-        bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    close(fd);
-    if (free) return port;
-  }
-  return test::FreePort();
 }
 
 // N nodes on free loopback ports, challenge ids 1..N, every node told about
@@ -193,7 +168,7 @@ class Cluster {
     nodes_.clear();
     std::vector<uint16_t> ports;
     while (static_cast<int>(ports.size()) < n_) {
-      const uint16_t port = PickPort();
+      const uint16_t port = test::StablePort();
       if (std::find(ports.begin(), ports.end(), port) == ports.end()) {
         ports.push_back(port);
       }

@@ -45,6 +45,13 @@ class TempDir {
 // port and closes the socket. Returns 0 on failure.
 uint16_t FreePort();
 
+// A loopback port below the ephemeral range (where FreePort() and every
+// outgoing connection take theirs), free a moment ago. Test suites running
+// at the same time then do not grab it, and a node stopped (or killed) and
+// started again on it gets it back. Falls back to FreePort(). Not
+// thread-safe (one random sequence per process).
+uint16_t StablePort();
+
 // The whole content of file `path` ("" if it cannot be read).
 std::string ReadFileOrEmpty(const std::string& path);
 
