@@ -249,6 +249,8 @@ start_dockerd() {
 
 # Prints the bookworm mirror this machine's apt uses: $DEBIAN_MIRROR, else
 # the URI of the first deb822 stanza or sources.list line for suite bookworm.
+# Prints nothing when apt names no bookworm mirror: the project names no
+# package host of its own, so the caller fails with a message instead.
 debian_mirror() {
   if [[ -n "${DEBIAN_MIRROR:-}" ]]; then
     echo "${DEBIAN_MIRROR}"
@@ -278,7 +280,7 @@ debian_mirror() {
                               if ($(i + 1) == "bookworm") { print $i; exit } }' \
            /etc/apt/sources.list)"
   fi
-  echo "${url:-http://deb.debian.org/debian}"
+  echo "${url}"
 }
 
 # Makes debian:bookworm-slim with debootstrap unless the engine has it.
@@ -290,6 +292,8 @@ ensure_base_image() {
   [[ "$(id -u)" -eq 0 ]] || die "${BASE_IMAGE} is missing and debootstrap needs root"
   local mirror rootfs="${work}/rootfs"
   mirror="$(debian_mirror)"
+  [[ -n "${mirror}" ]] || die "no bookworm mirror in /etc/apt/sources.list{,.d/*.sources}:" \
+    "set DEBIAN_MIRROR=<url of a Debian bookworm mirror> or add one to apt's sources"
   log "making ${BASE_IMAGE} with debootstrap from ${mirror}"
   if ! debootstrap --variant=minbase bookworm "${rootfs}" "${mirror}" \
       >"${work}/debootstrap.log" 2>&1; then
