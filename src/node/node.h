@@ -1,11 +1,13 @@
 // Node builds one dist_counter node from its options and wires the modules:
-// the store, the metrics, the HTTP API and server, and (when peers are
-// configured) the cluster merger. main.cc only reads flags and signals.
+// the store, the metrics, the HTTP API and server, and the cluster merger
+// (always built; with no peers it pulls nothing until POST /config or
+// --peers_dns gives it some). main.cc only reads flags and signals.
 //
 // Start() returns a serving node; Stop() stops it cleanly, tearing down in
 // reverse dependency order so that nothing a thread may still call is gone:
 // new connections and requests are refused (503), queued consistent reads
-// answered 503, running ones finished (bounded by the peer timeout), owed
+// answered 503, running ones cancelled (they end within milliseconds,
+// whatever the peer timeout), owed
 // replies sent, the HTTP threads joined, then the DNS peer resolver and the
 // merger stopped, then every counter flushed and RocksDB closed.
 // Thread-safe.
@@ -82,8 +84,9 @@ class Node {
   uint16_t port() const;
   CounterStore* store() const { return store_.get(); }
 
-  // Stops the node as described above; takes about one peer timeout plus
-  // one flush. Returns the store's final flush status. Idempotent.
+  // Stops the node as described above; takes about the time owed replies
+  // need to go out plus one flush (a pull in progress is abandoned within
+  // milliseconds). Returns the store's final flush status. Idempotent.
   Status Stop() EXCLUDES(mu_);
 
  private:
