@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -21,6 +22,7 @@
 #include <thread>
 
 #include "testing/http_client.h"
+#include "testing/netns.h"
 
 extern char** environ;
 
@@ -144,7 +146,7 @@ bool NodeProcess::Reap(int timeout_ms) {
 
 bool NodeProcess::Start() {
   if (running()) return false;
-  std::vector<std::string> args = {options_.binary, "--bind=127.0.0.1",
+  std::vector<std::string> args = {options_.binary, "--bind=" + options_.host,
                                    "--port=" + std::to_string(options_.port),
                                    "--data_dir=" + options_.data_dir};
   args.insert(args.end(), options_.flags.begin(), options_.flags.end());
@@ -171,6 +173,15 @@ bool NodeProcess::Start() {
   for (const std::string& a : args) command += a + " ";
   AppendToLog(log_path_, "=== starting: " + command);
 
+  int netns_fd = -1;
+  if (!options_.netns.empty()) {
+    const std::string netns_path = "/run/netns/" + options_.netns;
+    netns_fd = open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (netns_fd < 0) {
+      AppendToLog(log_path_, netns_path + ": " + std::strerror(errno));
+      return false;
+    }
+  }
   const int log_fd =
       open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -180,6 +191,7 @@ bool NodeProcess::Start() {
     AppendToLog(log_path_, std::string("fork: ") + std::strerror(errno));
     if (log_fd >= 0) close(log_fd);
     if (null_fd >= 0) close(null_fd);
+    if (netns_fd >= 0) close(netns_fd);
     return false;
   }
   if (pid == 0) {
@@ -201,11 +213,13 @@ bool NodeProcess::Start() {
       const rlimit limit{options_.max_open_files, options_.max_open_files};
       if (setrlimit(RLIMIT_NOFILE, &limit) != 0) _exit(125);
     }
+    if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) != 0) _exit(124);
     execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
   if (log_fd >= 0) close(log_fd);
   if (null_fd >= 0) close(null_fd);
+  if (netns_fd >= 0) close(netns_fd);
   pid_ = pid;
   exit_status_ = -1;
   return true;
@@ -216,7 +230,15 @@ bool NodeProcess::WaitReady(int timeout_ms) {
   const std::string url = Url("/ping");
   while (Clock::now() < deadline) {
     if (!running()) return false;
-    HttpResponse r = HttpRequest("GET", url, "", {}, 1000);
+    HttpResponse r;
+    auto ping = [&] { r = HttpRequest("GET", url, "", {}, 1000); };
+    std::string error;
+    if (options_.netns.empty()) {
+      ping();
+    } else if (!RunInNetns(options_.netns, ping, &error)) {
+      AppendToLog(log_path_, "WaitReady: " + error);
+      return false;
+    }
     if (r.ok() && r.status == 200) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -291,7 +313,7 @@ std::string NodeProcess::Url(const std::string& path) const {
 }
 
 std::string NodeProcess::Address() const {
-  return "127.0.0.1:" + std::to_string(options_.port);
+  return options_.host + ":" + std::to_string(options_.port);
 }
 
 }  // namespace test

@@ -4,10 +4,12 @@
 //
 // The binary's path comes from the compile definition DIST_COUNTER_BINARY
 // (set by the dc_testing CMake target). A NodeProcess always passes
-// --bind=127.0.0.1 --port=<port> --data_dir=<data_dir>, then the extra
-// flags; its stdout and stderr are appended to "<data_dir>.log" next to
-// the data directory. The child gets the parent's environment minus
-// CHALLENGE_ID and ACTORS, plus NodeProcessOptions::env.
+// --bind=<host> --port=<port> --data_dir=<data_dir> (host 127.0.0.1 unless
+// set), then the extra flags; its stdout and stderr are appended to
+// "<data_dir>.log" next to the data directory. The child gets the parent's
+// environment minus CHALLENGE_ID and ACTORS, plus NodeProcessOptions::env. With
+// NodeProcessOptions::netns the child runs in that network namespace, and
+// WaitReady() asks it from a thread inside the same namespace.
 //
 // Not thread-safe: use a NodeProcess from one thread.
 
@@ -64,6 +66,12 @@ struct NodeProcessOptions {
   // If not 0, the child's soft and hard RLIMIT_NOFILE, set before exec (a
   // failure shows as the child exiting with status 125).
   uint64_t max_open_files = 0;
+  // The address to bind and to reach the node at (Url(), Address()).
+  std::string host = "127.0.0.1";
+  // If not empty, the child joins network namespace /run/netns/<netns>
+  // before exec (see testing/netns.h; a failure shows as the child exiting
+  // with status 124). `host` is then an address of that namespace.
+  std::string netns;
 };
 
 class NodeProcess {
@@ -81,6 +89,7 @@ class NodeProcess {
 
   // Polls GET /ping until it answers 200 or `timeout_ms` passes. Returns
   // false on timeout or if the child exited meanwhile (see exit_status()).
+  // With a netns, the pings are sent from inside it.
   bool WaitReady(int timeout_ms = 30000);
 
   // Start() then WaitReady().
@@ -112,9 +121,9 @@ class NodeProcess {
   pid_t pid() const { return pid_; }
   uint16_t port() const { return options_.port; }
   const std::string& data_dir() const { return options_.data_dir; }
-  // "http://127.0.0.1:<port>" + path.
+  // "http://<host>:<port>" + path.
   std::string Url(const std::string& path) const;
-  // "127.0.0.1:<port>", as a peer address for /config.
+  // "<host>:<port>", as a peer address for /config.
   std::string Address() const;
   const std::string& log_path() const { return log_path_; }
   std::string ReadLog() const { return ReadFileOrEmpty(log_path_); }
