@@ -1,0 +1,494 @@
+// Real network faults against real nodes: three dist_counter processes, each
+// in its own network namespace behind one bridge (tests/testing/
+// netns_cluster.h), in durable mode with a short merge interval.
+//
+// A Jepsen-style run: client threads increment counters on every node while
+// a nemesis, from a seeded schedule, cuts links both ways and one way,
+// isolates a node, drops 30 % of a node's packets, delays them by 200 ms,
+// pauses a node (SIGSTOP) and kills one (kill -9) before starting it again.
+// Each increment is acknowledged (204), failed (an error reply: applied
+// nowhere) or unknown (no reply: maybe applied). After the faults are healed
+// every node must read the same value for each counter, within
+// [acknowledged, acknowledged + unknown]: durable mode loses nothing it
+// acknowledged, and nothing is counted that was not sent.
+//
+// The seed is printed; DIST_COUNTER_NEMESIS_SEED=<seed> replays a schedule
+// and DIST_COUNTER_NEMESIS_SECONDS sets the length of the faulty phase
+// (default 60). Needs root and iproute2/iptables; skipped, saying what is
+// missing, without them. Timings are logged, never asserted: deadlines only
+// bound a failing test.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "testing/http_client.h"
+#include "testing/netns.h"
+#include "testing/netns_cluster.h"
+#include "testing/wait_until.h"
+
+namespace dist_counter {
+namespace {
+
+using test::HttpClient;
+using test::HttpClientOptions;
+using test::HttpResponse;
+using test::NetnsCluster;
+using test::NetnsClusterOptions;
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kMergeIntervalMs = 200;
+constexpr int kConvergeMs = 60000;  // bounds a failing wait only
+const char* const kCounters[] = {"k0", "k1", "k2", "k3"};
+constexpr int kNumCounters = sizeof(kCounters) / sizeof(kCounters[0]);
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void SleepMs(int64_t ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
+// The value of environment variable `name` as a number, or `fallback`.
+uint64_t EnvNumber(const char* name, uint64_t fallback) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return fallback;
+  uint64_t value = 0;
+  const char* end = text + std::char_traits<char>::length(text);
+  auto [ptr, ec] = std::from_chars(text, end, value);
+  return ec == std::errc() && ptr == end ? value : fallback;
+}
+
+bool ParseValue(const std::string& text, int64_t* value) {
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, *value);
+  return ec == std::errc() && ptr == end;
+}
+
+NetnsClusterOptions DurableCluster() {
+  NetnsClusterOptions options;
+  options.nodes = 3;
+  options.flags = {"--durable",
+                   "--merge_interval_ms=" + std::to_string(kMergeIntervalMs),
+                   "--flush_interval_ms=500", "--peer_timeout_ms=1000"};
+  return options;
+}
+
+class PartitionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string missing = NetnsCluster::MissingPrerequisites();
+    if (!missing.empty()) {
+      GTEST_SKIP() << "network namespaces unavailable: " << missing;
+    }
+    cluster_ = std::make_unique<NetnsCluster>(DurableCluster());
+    ASSERT_TRUE(cluster_->Create()) << cluster_->error();
+    ASSERT_TRUE(cluster_->StartAll()) << cluster_->error();
+  }
+
+  void TearDown() override {
+    if (cluster_ != nullptr && HasFailure()) {
+      std::cerr << cluster_->LogTails();
+    }
+    cluster_.reset();
+  }
+
+  // Node i's /value of `name` (the caller is in the client namespace), or
+  // "?" if it did not answer.
+  std::string Value(int i, const std::string& name) {
+    HttpResponse r = test::HttpRequest(
+        "GET", cluster_->Url(i, "/counter/" + name + "/value"), "", {}, 2000);
+    return r.ok() && r.status == 200 ? r.body : "?";
+  }
+
+  std::unique_ptr<NetnsCluster> cluster_;
+};
+
+// ---- what the clients saw
+
+// One counter's increments, by outcome.
+struct Tally {
+  int64_t acked = 0;    // sum of deltas answered 204
+  int64_t unknown = 0;  // sum of deltas with no reply (maybe applied)
+  int acked_ops = 0;
+  int unknown_ops = 0;
+  int failed_ops = 0;  // error replies: applied nowhere
+
+  void Add(const Tally& other) {
+    acked += other.acked;
+    unknown += other.unknown;
+    acked_ops += other.acked_ops;
+    unknown_ops += other.unknown_ops;
+    failed_ops += other.failed_ops;
+  }
+};
+
+// Client threads, each incrementing random counters on one node from the
+// client namespace until Stop().
+class Clients {
+ public:
+  Clients(NetnsCluster* cluster, int threads, uint64_t seed)
+      : tallies_(threads, std::vector<Tally>(kNumCounters)) {
+    for (int t = 0; t < threads; ++t) {
+      threads_.emplace_back(
+          [this, cluster, t, seed] { Run(cluster, t, seed + 1000 + t); });
+    }
+  }
+
+  ~Clients() { Stop(); }
+
+  // Stops and joins the threads.
+  void Stop() {
+    stop_ = true;
+    for (std::thread& thread : threads_) thread.join();
+    threads_.clear();
+  }
+
+  Tally Of(int counter) const {
+    Tally total;
+    for (const auto& tally : tallies_) total.Add(tally[counter]);
+    return total;
+  }
+
+  std::string Errors() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string text;
+    for (const auto& [what, count] : errors_) {
+      text += std::to_string(count) + " x " + what + "; ";
+    }
+    return text;
+  }
+
+ private:
+  void Run(NetnsCluster* cluster, int t, uint64_t seed) {
+    std::string error;
+    if (!test::EnterNetns(cluster->client_netns(), &error)) {
+      Count("cannot enter the client namespace: " + error);
+      return;
+    }
+    std::mt19937_64 rng(seed);
+    HttpClientOptions options;
+    options.reuse_connection = true;
+    HttpClient client(options);
+    const int node = t % cluster->size();
+    std::vector<Tally>& tally = tallies_[t];
+    while (!stop_) {
+      const int counter = static_cast<int>(rng() % kNumCounters);
+      const int64_t delta = 1 + static_cast<int64_t>(rng() % 5);
+      HttpResponse r = client.Request(
+          "POST",
+          cluster->Url(node, std::string("/counter/") + kCounters[counter]),
+          std::to_string(delta), {}, /*timeout_ms=*/1500);
+      if (r.ok() && r.status == 204) {
+        tally[counter].acked += delta;
+        ++tally[counter].acked_ops;
+      } else if (r.ok()) {
+        ++tally[counter].failed_ops;
+        Count(std::to_string(r.status) + " " + r.body);
+      } else {
+        tally[counter].unknown += delta;
+        ++tally[counter].unknown_ops;
+        Count(r.error.substr(0, 40));
+      }
+      SleepMs(20);  // a few hundred increments a second in all
+    }
+  }
+
+  void Count(const std::string& what) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++errors_[what];
+  }
+
+  std::atomic<bool> stop_{false};
+  // tallies_[t] is written by thread t only, read after Stop().
+  std::vector<std::vector<Tally>> tallies_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;                      // guards errors_
+  std::map<std::string, int> errors_;  // what failed and unknown ops got
+};
+
+// ---- the nemesis
+
+// Applies one fault from a seeded schedule, waits, and undoes it. Every
+// step is logged with its time since the start.
+class Nemesis {
+ public:
+  Nemesis(NetnsCluster* cluster, uint64_t seed)
+      : cluster_(cluster), rng_(seed), start_(Clock::now()) {}
+
+  // Runs steps until `seconds` have passed. Returns false (with a failure
+  // added) if a fault could not be applied or undone.
+  bool RunFor(int seconds) {
+    const auto end = start_ + std::chrono::seconds(seconds);
+    while (Clock::now() < end) {
+      if (!Step()) return false;
+      SleepMs(Between(300, 1000));  // a quiet moment between faults
+    }
+    return true;
+  }
+
+  // Heals the network, resumes paused nodes and starts killed ones.
+  bool HealAll() {
+    Log("heal everything");
+    bool ok = cluster_->HealNetwork();
+    for (int i = 0; i < cluster_->size(); ++i) {
+      cluster_->node(i).Resume();
+      if (!cluster_->node(i).running()) {
+        ok = cluster_->node(i).StartAndWait() && ok;
+      }
+    }
+    if (!ok) ADD_FAILURE() << "heal: " << cluster_->error();
+    return ok;
+  }
+
+  std::string Summary() const {
+    std::string text;
+    for (const auto& [what, count] : steps_) {
+      text += what + " x" + std::to_string(count) + " ";
+    }
+    return text;
+  }
+
+ private:
+  int64_t Between(int64_t low, int64_t high) {
+    return low + static_cast<int64_t>(rng_() % (high - low + 1));
+  }
+
+  int OtherThan(int a) {
+    return (a + 1 + static_cast<int>(rng_() % (cluster_->size() - 1))) %
+           cluster_->size();
+  }
+
+  void Log(const std::string& what) {
+    std::cout << "[nemesis " << std::fixed << std::setprecision(1)
+              << SecondsSince(start_) << " s] " << what << std::endl;
+  }
+
+  bool Check(bool ok) {
+    if (!ok) ADD_FAILURE() << "nemesis: " << cluster_->error();
+    return ok;
+  }
+
+  bool Step() {
+    const int a = static_cast<int>(rng_() % cluster_->size());
+    const int b = OtherThan(a);
+    const int64_t hold_ms = Between(1000, 4000);
+    const std::string span = " for " + std::to_string(hold_ms) + " ms";
+    const std::string na = "n" + std::to_string(a + 1);
+    const std::string nb = "n" + std::to_string(b + 1);
+    bool ok = true;
+    std::string kind;
+    switch (rng_() % 7) {
+      case 0:
+        kind = "cut two-way";
+        Log(kind + " " + na + " <-> " + nb + span);
+        ok = cluster_->CutTwoWay(a, b);
+        break;
+      case 1:
+        kind = "cut one-way";
+        Log(kind + " " + na + " -> " + nb + span);
+        ok = cluster_->CutOneWay(a, b);
+        break;
+      case 2:
+        kind = "isolate";
+        Log(kind + " " + na + " from both peers" + span);
+        for (int i = 0; i < cluster_->size() && ok; ++i) {
+          if (i != a) ok = cluster_->CutTwoWay(a, i);
+        }
+        break;
+      case 3:
+        kind = "loss 30%";
+        Log(kind + " on " + na + "'s link" + span);
+        ok = cluster_->Loss(a, 30);
+        break;
+      case 4:
+        if (cluster_->netem_available()) {
+          kind = "delay 200ms";
+          Log(kind + " on " + na + "'s link" + span);
+          ok = cluster_->Delay(a, 200);
+        } else {
+          kind = "throttle 64kbit";
+          Log(kind + " on " + na + "'s link (no netem in this kernel)" + span);
+          ok = cluster_->Throttle(a, 64);
+        }
+        break;
+      case 5:
+        kind = "pause";
+        Log(kind + " " + na + " (SIGSTOP)" + span);
+        cluster_->node(a).Pause();
+        break;
+      default:
+        kind = "kill -9";
+        Log(kind + " " + na + ", down" + span);
+        cluster_->node(a).Kill9();
+        break;
+    }
+    ++steps_[kind];
+    if (!Check(ok)) return false;
+    SleepMs(hold_ms);
+    if (kind == "pause") {
+      cluster_->node(a).Resume();
+    } else if (kind == "kill -9") {
+      const auto restart = Clock::now();
+      if (!cluster_->node(a).StartAndWait()) {
+        ADD_FAILURE() << na
+                      << " did not restart: " << cluster_->node(a).ReadLog();
+        return false;
+      }
+      Log(na + " serves again after " +
+          std::to_string(static_cast<int>(SecondsSince(restart) * 1000)) +
+          " ms");
+      return true;
+    } else {
+      return Check(cluster_->HealNetwork());
+    }
+    return true;
+  }
+
+  NetnsCluster* const cluster_;
+  std::mt19937_64 rng_;
+  const Clock::time_point start_;
+  std::map<std::string, int> steps_;  // kind -> times applied
+};
+
+TEST_F(PartitionTest, AcknowledgedIncrementsSurviveNetworkFaultsAndConverge) {
+  const uint64_t seed =
+      EnvNumber("DIST_COUNTER_NEMESIS_SEED", std::random_device{}());
+  const int seconds =
+      static_cast<int>(EnvNumber("DIST_COUNTER_NEMESIS_SECONDS", 60));
+  SCOPED_TRACE(
+      "seed " + std::to_string(seed) +
+      ": replay with DIST_COUNTER_NEMESIS_SEED=" + std::to_string(seed));
+  std::cout << "nemesis seed " << seed << ", " << seconds << " s of faults"
+            << (cluster_->netem_available() ? ""
+                                            : " (no netem: throttling "
+                                              "instead of delay)")
+            << std::endl;
+
+  Clients clients(cluster_.get(), /*threads=*/6, seed);
+  Nemesis nemesis(cluster_.get(), seed);
+  const bool schedule_ok = nemesis.RunFor(seconds);
+  const bool healed = nemesis.HealAll();
+  SleepMs(1000);  // clients keep going on the healed cluster for a moment
+  clients.Stop();
+  ASSERT_TRUE(schedule_ok && healed);
+
+  // Every node reads the same value for every counter.
+  const auto heal_time = Clock::now();
+  std::vector<std::vector<std::string>> values(kNumCounters);
+  bool converged = false;
+  std::string error;
+  ASSERT_TRUE(test::RunInNetns(
+      cluster_->client_netns(),
+      [&] {
+        converged = test::WaitUntil(
+            [&] {
+              for (int c = 0; c < kNumCounters; ++c) {
+                values[c].clear();
+                for (int i = 0; i < cluster_->size(); ++i) {
+                  values[c].push_back(Value(i, kCounters[c]));
+                }
+                for (const std::string& v : values[c]) {
+                  if (v == "?" || v != values[c][0]) return false;
+                }
+              }
+              return true;
+            },
+            kConvergeMs, /*poll_ms=*/100);
+      },
+      &error))
+      << error;
+  const double converge_s = SecondsSince(heal_time);
+
+  int64_t acked_ops = 0, unknown_ops = 0, failed_ops = 0;
+  for (int c = 0; c < kNumCounters; ++c) {
+    const Tally tally = clients.Of(c);
+    acked_ops += tally.acked_ops;
+    unknown_ops += tally.unknown_ops;
+    failed_ops += tally.failed_ops;
+    std::string seen;
+    for (const std::string& v : values[c]) seen += v + " ";
+    std::cout << kCounters[c] << ": nodes read " << seen << "; acknowledged "
+              << tally.acked << " (" << tally.acked_ops << " ops), unknown "
+              << tally.unknown << " (" << tally.unknown_ops << " ops), failed "
+              << tally.failed_ops << " ops" << std::endl;
+    int64_t value = 0;
+    ASSERT_TRUE(converged && ParseValue(values[c][0], &value))
+        << kCounters[c] << ": the nodes read " << seen << "after "
+        << kConvergeMs << " ms";
+    EXPECT_GE(value, tally.acked)
+        << kCounters[c] << ": acknowledged increments were lost";
+    EXPECT_LE(value, tally.acked + tally.unknown)
+        << kCounters[c] << ": counts increments that were never sent or "
+        << "were refused; errors: " << clients.Errors();
+  }
+  std::cout << "faults: " << nemesis.Summary() << "\nops: " << acked_ops
+            << " acknowledged, " << unknown_ops << " unknown, " << failed_ops
+            << " failed; converged " << converge_s
+            << " s after the heal\nwhat clients got: " << clients.Errors()
+            << std::endl;
+  EXPECT_GT(acked_ops, 100);
+  RecordProperty("acknowledged_ops", static_cast<int>(acked_ops));
+  RecordProperty("unknown_ops", static_cast<int>(unknown_ops));
+}
+
+TEST_F(PartitionTest, AnIncrementCrossesAThirdNodeWhenTwoNodesAreCutApart) {
+  ASSERT_TRUE(cluster_->CutTwoWay(0, 2)) << cluster_->error();
+  std::string error;
+  HttpResponse across, around;
+  ASSERT_TRUE(test::RunInNetns(
+      cluster_->node_netns(0),
+      [&] {
+        across =
+            test::HttpRequest("GET", cluster_->Url(2, "/ping"), "", {}, 1000);
+        around =
+            test::HttpRequest("GET", cluster_->Url(1, "/ping"), "", {}, 1000);
+      },
+      &error))
+      << error;
+  ASSERT_FALSE(across.ok()) << "n1 still reaches n3: " << across.status;
+  ASSERT_TRUE(around.ok() && around.status == 200) << around.error;
+
+  // n1 -> n2 -> n3 and back, each within a generous bound.
+  for (const auto& [from, to] : {std::pair<int, int>{0, 2}, {2, 0}}) {
+    const std::string name = "relay" + std::to_string(from + 1);
+    HttpResponse r =
+        cluster_->Request("POST", cluster_->Url(from, "/counter/" + name), "7");
+    ASSERT_TRUE(r.ok() && r.status == 204) << r.error << r.status << r.body;
+    const auto start = Clock::now();
+    std::string seen;
+    ASSERT_TRUE(test::RunInNetns(
+        cluster_->client_netns(),
+        [&] {
+          test::WaitUntil([&] { return (seen = Value(to, name)) == "7"; },
+                          /*timeout_ms=*/30000, /*poll_ms=*/50);
+        },
+        &error))
+        << error;
+    EXPECT_EQ(seen, "7") << "n" << to + 1 << " never saw n" << from + 1
+                         << "'s increment";
+    std::cout << "n" << from + 1 << " -> n2 -> n" << to + 1 << ": "
+              << static_cast<int>(SecondsSince(start) * 1000) << " ms ("
+              << kMergeIntervalMs << " ms merge interval)" << std::endl;
+  }
+}
+
+}  // namespace
+}  // namespace dist_counter
