@@ -20,6 +20,7 @@ readonly BUILD_PACKAGES=(
   clang libclang-rt-14-dev  # check_thread_safety.sh; fuzz.sh (libFuzzer)
   dnsmasq-base  # peers_dns_test: a real DNS server on loopback
   python3-yaml  # scripts/check_kubernetes.py (deploy/kubernetes/)
+  iproute2 iptables  # partition_test: nodes in network namespaces, faults
 )
 readonly BENCH_PACKAGES=(wrk redis-server redis-tools nginx-light strace)
 
