@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -114,6 +115,10 @@ int RunCommand(const std::string& netns, const std::vector<std::string>& argv,
       *output += std::string("waitpid: ") + std::strerror(errno);
       return -1;
     }
+  }
+  while (!output->empty() &&
+         std::isspace(static_cast<unsigned char>(output->back()))) {
+    output->pop_back();
   }
   if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
   *output += "killed by signal " + std::to_string(WTERMSIG(wstatus));

@@ -28,7 +28,8 @@ std::string FindProgram(const std::string& name);
 
 // Runs `argv` (argv[0] a program name or path) and waits for it. With a
 // non-empty `netns` the child first joins namespace /run/netns/<netns>.
-// Stores its stdout and stderr, interleaved, in *output. Returns its exit
+// Stores its stdout and stderr, interleaved and without trailing
+// whitespace, in *output. Returns its exit
 // code; 127 if the program was not found or could not be executed, 124 if
 // the namespace could not be joined, -1 if it could not be started or was
 // killed by a signal (then *output says so).
