@@ -205,10 +205,19 @@ class Clients {
       } else {
         tally[counter].unknown += delta;
         ++tally[counter].unknown_ops;
-        Count(r.error.substr(0, 40));
+        Count(Kind(r.error));
       }
       SleepMs(20);  // a few hundred increments a second in all
     }
+  }
+
+  // A transport error without its varying parts (times, ports).
+  static std::string Kind(const std::string& error) {
+    if (error.find("timed out") != std::string::npos) return "timed out";
+    if (error.rfind("Failed to connect to ", 0) == 0) {
+      return error.substr(0, error.find(" port "));
+    }
+    return error.substr(0, 60);
   }
 
   void Count(const std::string& what) {
@@ -226,8 +235,20 @@ class Clients {
 
 // ---- the nemesis
 
-// Applies one fault from a seeded schedule, waits, and undoes it. Every
-// step is logged with its time since the start.
+enum class Fault {
+  kCutTwoWay,  // a <-> b
+  kCutOneWay,  // a -> b
+  kIsolate,    // a from every other node, both ways
+  kLoss,       // 30 % of a's packets
+  kDelay,      // a's packets wait 200 ms (a slow link without netem)
+  kPause,      // SIGSTOP a, SIGCONT after the hold
+  kKill,       // kill -9 a, start it again after the hold
+  kCount
+};
+
+// Applies faults from a seeded schedule, one at a time: a fault, a hold of
+// 1-4 s, its undoing, a quiet moment. Every step is logged with its time
+// since the start.
 class Nemesis {
  public:
   Nemesis(NetnsCluster* cluster, uint64_t seed)
@@ -238,8 +259,19 @@ class Nemesis {
   bool RunFor(int seconds) {
     const auto end = start_ + std::chrono::seconds(seconds);
     while (Clock::now() < end) {
-      if (!Step()) return false;
-      SleepMs(Between(300, 1000));  // a quiet moment between faults
+      const auto fault =
+          static_cast<Fault>(rng_() % static_cast<uint64_t>(Fault::kCount));
+      const int a = static_cast<int>(rng_() % cluster_->size());
+      const int b =
+          (a + 1 + static_cast<int>(rng_() % (cluster_->size() - 1))) %
+          cluster_->size();
+      const int64_t hold_ms = Between(1000, 4000);
+      Log(Describe(fault, a, b) + " for " + std::to_string(hold_ms) + " ms");
+      ++applied_[Name(fault)];
+      if (!Apply(fault, a, b)) return false;
+      SleepMs(hold_ms);
+      if (!Undo(fault, a)) return false;
+      SleepMs(Between(300, 1000));
     }
     return true;
   }
@@ -258,114 +290,122 @@ class Nemesis {
     return ok;
   }
 
+  // "cut two-way x3 kill -9 x2 ...": how often each fault was applied.
   std::string Summary() const {
     std::string text;
-    for (const auto& [what, count] : steps_) {
-      text += what + " x" + std::to_string(count) + " ";
+    for (const auto& [name, count] : applied_) {
+      text += name + " x" + std::to_string(count) + " ";
     }
     return text;
   }
 
  private:
-  int64_t Between(int64_t low, int64_t high) {
-    return low + static_cast<int64_t>(rng_() % (high - low + 1));
+  std::string Name(Fault fault) const {
+    switch (fault) {
+      case Fault::kCutTwoWay:
+        return "cut two-way";
+      case Fault::kCutOneWay:
+        return "cut one-way";
+      case Fault::kIsolate:
+        return "isolate";
+      case Fault::kLoss:
+        return "loss 30%";
+      case Fault::kDelay:
+        return cluster_->netem_available() ? "delay 200ms" : "throttle 64kbit";
+      case Fault::kPause:
+        return "pause";
+      default:
+        return "kill -9";
+    }
   }
 
-  int OtherThan(int a) {
-    return (a + 1 + static_cast<int>(rng_() % (cluster_->size() - 1))) %
-           cluster_->size();
-  }
-
-  void Log(const std::string& what) {
-    std::cout << "[nemesis " << std::fixed << std::setprecision(1)
-              << SecondsSince(start_) << " s] " << what << std::endl;
-  }
-
-  bool Check(bool ok) {
-    if (!ok) ADD_FAILURE() << "nemesis: " << cluster_->error();
-    return ok;
-  }
-
-  bool Step() {
-    const int a = static_cast<int>(rng_() % cluster_->size());
-    const int b = OtherThan(a);
-    const int64_t hold_ms = Between(1000, 4000);
-    const std::string span = " for " + std::to_string(hold_ms) + " ms";
+  std::string Describe(Fault fault, int a, int b) const {
     const std::string na = "n" + std::to_string(a + 1);
     const std::string nb = "n" + std::to_string(b + 1);
+    switch (fault) {
+      case Fault::kCutTwoWay:
+        return Name(fault) + " " + na + " <-> " + nb;
+      case Fault::kCutOneWay:
+        return Name(fault) + " " + na + " -> " + nb;
+      case Fault::kIsolate:
+        return Name(fault) + " " + na + " from its peers";
+      case Fault::kLoss:
+      case Fault::kDelay:
+        return Name(fault) + " on " + na + "'s link";
+      case Fault::kPause:
+        return Name(fault) + " " + na + " (SIGSTOP)";
+      default:
+        return Name(fault) + " " + na + ", down";
+    }
+  }
+
+  bool Apply(Fault fault, int a, int b) {
     bool ok = true;
-    std::string kind;
-    switch (rng_() % 7) {
-      case 0:
-        kind = "cut two-way";
-        Log(kind + " " + na + " <-> " + nb + span);
+    switch (fault) {
+      case Fault::kCutTwoWay:
         ok = cluster_->CutTwoWay(a, b);
         break;
-      case 1:
-        kind = "cut one-way";
-        Log(kind + " " + na + " -> " + nb + span);
+      case Fault::kCutOneWay:
         ok = cluster_->CutOneWay(a, b);
         break;
-      case 2:
-        kind = "isolate";
-        Log(kind + " " + na + " from both peers" + span);
+      case Fault::kIsolate:
         for (int i = 0; i < cluster_->size() && ok; ++i) {
           if (i != a) ok = cluster_->CutTwoWay(a, i);
         }
         break;
-      case 3:
-        kind = "loss 30%";
-        Log(kind + " on " + na + "'s link" + span);
+      case Fault::kLoss:
         ok = cluster_->Loss(a, 30);
         break;
-      case 4:
-        if (cluster_->netem_available()) {
-          kind = "delay 200ms";
-          Log(kind + " on " + na + "'s link" + span);
-          ok = cluster_->Delay(a, 200);
-        } else {
-          kind = "throttle 64kbit";
-          Log(kind + " on " + na + "'s link (no netem in this kernel)" + span);
-          ok = cluster_->Throttle(a, 64);
-        }
+      case Fault::kDelay:
+        ok = cluster_->netem_available() ? cluster_->Delay(a, 200)
+                                         : cluster_->Throttle(a, 64);
         break;
-      case 5:
-        kind = "pause";
-        Log(kind + " " + na + " (SIGSTOP)" + span);
+      case Fault::kPause:
         cluster_->node(a).Pause();
         break;
       default:
-        kind = "kill -9";
-        Log(kind + " " + na + ", down" + span);
         cluster_->node(a).Kill9();
         break;
     }
-    ++steps_[kind];
-    if (!Check(ok)) return false;
-    SleepMs(hold_ms);
-    if (kind == "pause") {
+    if (!ok) ADD_FAILURE() << "nemesis: " << cluster_->error();
+    return ok;
+  }
+
+  bool Undo(Fault fault, int a) {
+    if (fault == Fault::kPause) {
       cluster_->node(a).Resume();
-    } else if (kind == "kill -9") {
+      return true;
+    }
+    if (fault == Fault::kKill) {
       const auto restart = Clock::now();
       if (!cluster_->node(a).StartAndWait()) {
-        ADD_FAILURE() << na
+        ADD_FAILURE() << "n" << a + 1
                       << " did not restart: " << cluster_->node(a).ReadLog();
         return false;
       }
-      Log(na + " serves again after " +
+      Log("n" + std::to_string(a + 1) + " serves again after " +
           std::to_string(static_cast<int>(SecondsSince(restart) * 1000)) +
           " ms");
       return true;
-    } else {
-      return Check(cluster_->HealNetwork());
     }
-    return true;
+    if (cluster_->HealNetwork()) return true;
+    ADD_FAILURE() << "nemesis: " << cluster_->error();
+    return false;
+  }
+
+  int64_t Between(int64_t low, int64_t high) {
+    return low + static_cast<int64_t>(rng_() % (high - low + 1));
+  }
+
+  void Log(const std::string& what) const {
+    std::cout << "[nemesis " << std::fixed << std::setprecision(1)
+              << SecondsSince(start_) << " s] " << what << std::endl;
   }
 
   NetnsCluster* const cluster_;
   std::mt19937_64 rng_;
   const Clock::time_point start_;
-  std::map<std::string, int> steps_;  // kind -> times applied
+  std::map<std::string, int> applied_;  // fault name -> times applied
 };
 
 TEST_F(PartitionTest, AcknowledgedIncrementsSurviveNetworkFaultsAndConverge) {
@@ -386,12 +426,12 @@ TEST_F(PartitionTest, AcknowledgedIncrementsSurviveNetworkFaultsAndConverge) {
   Nemesis nemesis(cluster_.get(), seed);
   const bool schedule_ok = nemesis.RunFor(seconds);
   const bool healed = nemesis.HealAll();
+  const auto heal_time = Clock::now();
   SleepMs(1000);  // clients keep going on the healed cluster for a moment
   clients.Stop();
   ASSERT_TRUE(schedule_ok && healed);
 
   // Every node reads the same value for every counter.
-  const auto heal_time = Clock::now();
   std::vector<std::vector<std::string>> values(kNumCounters);
   bool converged = false;
   std::string error;
@@ -442,8 +482,8 @@ TEST_F(PartitionTest, AcknowledgedIncrementsSurviveNetworkFaultsAndConverge) {
   std::cout << "faults: " << nemesis.Summary() << "\nops: " << acked_ops
             << " acknowledged, " << unknown_ops << " unknown, " << failed_ops
             << " failed; converged " << converge_s
-            << " s after the heal\nwhat clients got: " << clients.Errors()
-            << std::endl;
+            << " s after the heal (clients went on for 1 s)\nwhat clients "
+            << "got: " << clients.Errors() << std::endl;
   EXPECT_GT(acked_ops, 100);
   RecordProperty("acknowledged_ops", static_cast<int>(acked_ops));
   RecordProperty("unknown_ops", static_cast<int>(unknown_ops));
