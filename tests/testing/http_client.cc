@@ -144,6 +144,7 @@ HttpResponse HttpClient::Request(
   if (code != CURLE_OK) {
     response.error = error[0] != '\0' ? error : curl_easy_strerror(code);
     response.status = 0;
+    response.connect_failed = code == CURLE_COULDNT_CONNECT;
   } else {
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
   }

@@ -27,6 +27,11 @@ struct HttpResponse {
   std::map<std::string, std::string> headers;
   std::string error;      // empty on success, else curl's description
   long num_connects = 0;  // new connections opened for this request
+  // No connection could be made (refused, no route): curl's
+  // CURLE_COULDNT_CONNECT. Without reuse_connection the request was then
+  // not sent at all; with it, curl may have sent it on the kept connection
+  // before that one failed and the new one could not be made.
+  bool connect_failed = false;
 
   bool ok() const { return error.empty(); }
   // The value of header `name` (lowercase), or "" if absent.
