@@ -25,8 +25,9 @@
 // the kernel's netem queueing discipline (sch_netem), which some kernels
 // lack: see netem_available() and Throttle().
 //
-// Not thread-safe, except Request(), client_netns(), Address() and Url(),
-// which may be called from any thread: create it, start its nodes and
+// Not thread-safe, except Request() and the const accessors (size(),
+// client_netns(), node_netns(), Address(), Url()), which may be called
+// from any thread once Create() returned: create it, start its nodes and
 // inject its faults from one thread. That thread should live as long as
 // the cluster: a node process is killed when the thread that started it
 // exits (PR_SET_PDEATHSIG in NodeProcess).
@@ -46,7 +47,7 @@ namespace dist_counter {
 namespace test {
 
 struct NetnsClusterOptions {
-  int nodes = 3;
+  int nodes = 3;         // at most 99 (the client is host 100)
   uint16_t port = 7777;  // every node listens on it, in its own namespace
   // Extra flags for every node (each also gets --challenge_id=<i+1> and
   // --actors=<every node's address>).
@@ -57,7 +58,8 @@ class NetnsCluster {
  public:
   // "" if this process can build the namespaces. Otherwise a sentence
   // saying what is missing and how to get it, for GTEST_SKIP(). Makes and
-  // removes a probe namespace; also finds out whether netem is available.
+  // removes a probe namespace with a bridge, a veth pair, an iptables rule
+  // and a tbf queueing discipline.
   static std::string MissingPrerequisites();
 
   explicit NetnsCluster(const NetnsClusterOptions& options);
