@@ -102,10 +102,11 @@ class PartitionTest : public ::testing::Test {
     ASSERT_TRUE(cluster_->StartAll()) << cluster_->error();
   }
 
+  // Every node stops cleanly, with no sanitizer report in its log.
   void TearDown() override {
-    if (cluster_ != nullptr && HasFailure()) {
-      std::cerr << cluster_->LogTails();
-    }
+    if (cluster_ == nullptr) return;
+    EXPECT_TRUE(cluster_->StopAll()) << cluster_->error();
+    if (HasFailure()) std::cerr << cluster_->LogTails();
     cluster_.reset();
   }
 
@@ -279,17 +280,21 @@ class Nemesis {
     return true;
   }
 
-  // Heals the network, resumes paused nodes and starts killed ones.
+  // Heals the network and resumes paused nodes. Every node should be
+  // running (a killed one was started again): one that exited by itself is
+  // a failure.
   bool HealAll() {
     Log("heal everything");
     bool ok = cluster_->HealNetwork();
-    for (int i = 0; i < cluster_->size(); ++i) {
-      cluster_->node(i).Resume();
-      if (!cluster_->node(i).running()) {
-        ok = cluster_->node(i).StartAndWait() && ok;
-      }
-    }
     if (!ok) ADD_FAILURE() << "heal: " << cluster_->error();
+    for (int i = 0; i < cluster_->size(); ++i) {
+      test::NodeProcess& node = cluster_->node(i);
+      node.Resume();
+      if (node.running()) continue;
+      ADD_FAILURE() << "n" << i + 1 << " exited by itself, status "
+                    << node.exit_status() << "; log " << node.log_path();
+      ok = false;
+    }
     return ok;
   }
 

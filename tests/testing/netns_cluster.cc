@@ -227,6 +227,29 @@ bool NetnsCluster::StartAll(int timeout_ms) {
   return true;
 }
 
+bool NetnsCluster::StopAll(int timeout_ms) {
+  bool ok = true;
+  for (auto& node : nodes_) {
+    if (node->running()) {
+      const int status = node->Stop(timeout_ms);
+      if (status != 0) {
+        error_ = node->Address() + " exited " + std::to_string(status) +
+                 " on SIGTERM; log " + node->log_path();
+        ok = false;
+      }
+    }
+    const std::string log = node->ReadLog();
+    for (const char* report :
+         {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+          "runtime error:", "Check failed"}) {
+      if (log.find(report) == std::string::npos) continue;
+      error_ = std::string(report) + " in " + node->log_path();
+      ok = false;
+    }
+  }
+  return ok;
+}
+
 HttpResponse NetnsCluster::Request(const std::string& method,
                                    const std::string& url,
                                    const std::string& body, int timeout_ms) {

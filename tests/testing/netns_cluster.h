@@ -76,6 +76,12 @@ class NetnsCluster {
   // (see error()) if one does not.
   bool StartAll(int timeout_ms = 30000);
 
+  // Stops every running node cleanly (SIGTERM, after SIGCONT). Returns
+  // false (see error()) if one did not exit 0, or if a node's log holds a
+  // sanitizer report or a failed CHECK, from this run or an earlier one
+  // that ended in kill -9.
+  bool StopAll(int timeout_ms = 30000);
+
   int size() const { return static_cast<int>(nodes_.size()); }
   NodeProcess& node(int i) { return *nodes_[i]; }
   const std::string& client_netns() const { return client_ns_; }
