@@ -183,10 +183,9 @@ class PeersDnsTest : public ::testing::Test {
 
   void SetUp() override {
     const std::string binary = FindDnsmasq();
-    if (binary.empty()) {
-      GTEST_SKIP() << "dnsmasq is not installed (apt-get install "
-                      "dnsmasq-base; scripts/install_deps.sh does)";
-    }
+    ASSERT_FALSE(binary.empty()) << "dnsmasq is not installed: install it "
+                                    "(apt-get install dnsmasq-base; "
+                                    "scripts/install_deps.sh does)";
     port_ = PickPort(kIps);
     if (port_ == 0) GTEST_SKIP() << "cannot bind 127.0.0.2-4 on one port";
     dns_ = std::make_unique<Dnsmasq>(binary, dir_.path());
