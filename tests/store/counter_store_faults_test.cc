@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -22,6 +23,7 @@
 #include "store/store_test_util.h"
 #include "testing/metric_value.h"
 #include "testing/wait_until.h"
+#include "testing/warning_collector.h"
 #include "util/metrics.h"
 
 namespace dist_counter {
@@ -455,6 +457,105 @@ TEST_F(CounterStoreFaultsTest, ReplacedDataDirIsDetected) {
       << store->Health().ToString();
   EXPECT_TRUE(store->Increment("a", 1).IsStorageUnavailable());
   EXPECT_FALSE(store->Close().ok());
+}
+
+TEST_F(CounterStoreFaultsTest, MaxUnflushedIsNeverBelowThreeFlushIntervals) {
+  StoreOptions options = Options();
+  options.flush_interval_ms = 40;
+  options.max_unflushed_ms = 1;  // below 3 x 40 ms: 120 ms applies
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Increment("a", 1).ok());
+  SetFault(Fault::kStall);
+  ASSERT_TRUE(test::WaitUntil([&] {
+    return store->Health().message().find("no successful flush") !=
+           std::string::npos;
+  }));
+  EXPECT_NE(store->Health().message().find("(limit 120 ms)"), std::string::npos)
+      << store->Health().ToString();
+  SetFault(Fault::kNone);
+  ASSERT_TRUE(test::WaitUntil([&] { return store->Health().ok(); }));
+  EXPECT_TRUE(store->Close().ok());
+}
+
+TEST_F(CounterStoreFaultsTest, FlushSecondsCountTheTimeFlushesSpendWriting) {
+  using std::chrono::steady_clock;
+  Metrics metrics;
+  StoreOptions options = Options();
+  options.metrics = &metrics;
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store);
+  auto seconds = [&metrics] {
+    return test::MetricValue(metrics.Render(),
+                             "dist_counter_flush_seconds_total");
+  };
+  EXPECT_EQ(seconds(), 0);
+  ASSERT_TRUE(store->Increment("a", 1).ok());
+  // The flush's write hangs for at least 300 ms, which it must count.
+  SetFault(Fault::kStall);
+  std::thread flush([&store] { EXPECT_TRUE(store->Flush().ok()); });
+  ASSERT_TRUE(test::WaitUntil([&] { return faults_.fs()->stalled() > 0; }));
+  const steady_clock::time_point stalled_at = steady_clock::now();
+  test::WaitUntil([&] {
+    return steady_clock::now() - stalled_at >= std::chrono::milliseconds(300);
+  });
+  SetFault(Fault::kNone);
+  flush.join();
+  EXPECT_GE(seconds().value_or(0), 0.3) << metrics.Render();
+  EXPECT_EQ(test::MetricValue(metrics.Render(), "dist_counter_flushes_total"),
+            1);
+  EXPECT_TRUE(store->Close().ok());
+}
+
+TEST_F(CounterStoreFaultsTest, StorageErrorsAreLoggedAtMostEvery30Seconds) {
+  std::atomic<int> skipped_s{0};  // how far the store's log clock is ahead
+  test::WarningCollector log;
+  Metrics metrics;
+  StoreOptions options = Options();
+  options.metrics = &metrics;
+  options.TEST_now = [&skipped_s] {
+    return std::chrono::steady_clock::now() +
+           std::chrono::seconds(skipped_s.load());
+  };
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store);
+  auto lines = [&log](const std::string& text) {
+    int n = 0;
+    for (const std::string& line : log.Lines()) {
+      n += line.find(text) != std::string::npos;
+    }
+    return n;
+  };
+  auto errors = [&metrics] {
+    return test::MetricValue(metrics.Render(),
+                             "dist_counter_storage_errors_total")
+        .value_or(-1);
+  };
+  const char kFirst[] = "storage unavailable, refusing increments";
+  const char kAgain[] = "storage still unavailable";
+  ASSERT_TRUE(store->Increment("a", 1).ok());
+  SetFault(Fault::kIOError);
+  // Every failed flush is an error; only the first is logged at once.
+  for (int i = 0; i < 4; ++i) {
+    const double before = errors();
+    EXPECT_TRUE(store->Flush().IsStorageUnavailable());
+    EXPECT_GT(errors(), before);
+  }
+  EXPECT_EQ(lines(kFirst), 1);
+  EXPECT_EQ(lines(kAgain), 0);
+  skipped_s = 29;
+  EXPECT_TRUE(store->Flush().IsStorageUnavailable());
+  EXPECT_EQ(lines(kAgain), 0);
+  skipped_s = 31;  // 30 s after the first: logged again, once
+  EXPECT_TRUE(store->Flush().IsStorageUnavailable());
+  EXPECT_TRUE(store->Flush().IsStorageUnavailable());
+  EXPECT_EQ(lines(kAgain), 1);
+
+  SetFault(Fault::kNone);
+  ASSERT_TRUE(test::WaitUntil([&] { return store->Flush().ok(); }));
+  EXPECT_EQ(lines("storage available again after 31 s"), 1);
+  EXPECT_EQ(lines(kFirst), 1);
+  EXPECT_TRUE(store->Close().ok());
 }
 
 }  // namespace
