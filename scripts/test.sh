@@ -54,7 +54,7 @@ export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:sup
 
 # The suites whose code runs on several threads: ThreadSanitizer runs these
 # (ctest labels are the test binaries' names).
-readonly TSAN_LABELS='^(counter_store_test|counter_store_faults_test|counter_store_incarnation_test|backup_test|idempotency_test|routes_idempotency_test|mutex_test|work_queue_test|request_metrics_test|routes_test|routes_auth_test|http_server_test|http_server_auth_test|peer_resolver_test|peer_client_test|merger_test)$'
+readonly TSAN_LABELS='^(counter_store_test|counter_store_faults_test|counter_store_incarnation_test|backup_test|routes_backup_test|idempotency_test|routes_idempotency_test|mutex_test|work_queue_test|request_metrics_test|routes_test|routes_auth_test|http_server_test|http_server_auth_test|peer_resolver_test|peer_client_test|merger_test)$'
 
 ctest_timeout="${CTEST_TIMEOUT:-600}"
 log_dir="$(mktemp -d "${TMPDIR:-/tmp}/dist_counter_test.XXXXXX")"
