@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -32,6 +33,7 @@
 #include "cluster/peer_client.h"
 #include "cluster/peer_clients_environment.h"
 #include "testing/http_client.h"
+#include "testing/metric_value.h"
 #include "testing/node_process.h"
 #include "testing/wait_until.h"
 #include "util/decimal.h"
@@ -576,6 +578,29 @@ TEST(ClusterTest, APausedNodeIsReportedByConsistentValueAndCatchesUp) {
       return r.status == 200 && r.body == "8";
     })) << i;
   }
+}
+
+TEST(ClusterTest, APeersLastSuccessAgeGrowsWhileItIsPausedAndThenResets) {
+  Cluster cluster(2);
+  ASSERT_TRUE(cluster.Start());
+  std::string metrics;
+  auto age = [&](const std::string& peer) {
+    HttpResponse r =
+        HttpRequest("GET", cluster.node(0).Url("/metrics"), "", {}, 5000);
+    metrics = r.body;
+    return test::MetricValue(
+        metrics,
+        "dist_counter_peer_last_success_age_seconds{peer=\"" + peer + "\"}");
+  };
+  const std::string peer = cluster.node(1).Address();
+  // Pulled every 100 ms: a fresh success.
+  ASSERT_TRUE(WaitUntil([&] { return age(peer).value_or(99) < 1; })) << metrics;
+  EXPECT_EQ(age(cluster.node(0).Address()), std::nullopt)  // not a peer
+      << metrics;
+  cluster.node(1).Pause();
+  EXPECT_TRUE(WaitUntil([&] { return age(peer).value_or(0) >= 2; })) << metrics;
+  cluster.node(1).Resume();
+  EXPECT_TRUE(WaitUntil([&] { return age(peer).value_or(99) < 1; })) << metrics;
 }
 
 // ---- Jepsen-style counter check
