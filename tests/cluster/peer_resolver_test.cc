@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "testing/metric_value.h"
 #include "testing/wait_until.h"
 #include "util/metrics.h"
 
@@ -285,8 +286,8 @@ TEST(PeerResolverTest, CountsResolutionsAndPeersInMetrics) {
   PeerResolverOptions options = Options();
   options.metrics = &metrics;
   PeerResolver resolver(options, dns.Function(), got.Callback());
-  EXPECT_NE(metrics.Render().find("dist_counter_peers_dns_peers 0\n"),
-            std::string::npos);
+  EXPECT_EQ(test::MetricValue(metrics.Render(), "dist_counter_peers_dns_peers"),
+            0);
   resolver.Start({});
   ASSERT_TRUE(WaitUntil([&] { return got.count() == 1; }));
   dns.Fail(Status::Unavailable("no DNS"));
@@ -294,18 +295,16 @@ TEST(PeerResolverTest, CountsResolutionsAndPeersInMetrics) {
   resolver.Stop();
   const PeerResolverStats stats = resolver.Stats();
   const std::string text = metrics.Render();
-  EXPECT_NE(text.find("dist_counter_peers_dns_peers 2\n"), std::string::npos)
+  EXPECT_EQ(test::MetricValue(text, "dist_counter_peers_dns_peers"), 2) << text;
+  EXPECT_EQ(
+      test::MetricValue(
+          text, "dist_counter_peers_dns_resolutions_total{result=\"error\"}"),
+      stats.failures)
       << text;
-  EXPECT_NE(text.find("dist_counter_peers_dns_resolutions_total{result="
-                      "\"error\"} " +
-                      std::to_string(stats.failures) + "\n"),
-            std::string::npos)
-      << text;
-  EXPECT_NE(
-      text.find("dist_counter_peers_dns_resolutions_total{result="
-                "\"ok\"} " +
-                std::to_string(stats.resolutions - stats.failures) + "\n"),
-      std::string::npos)
+  EXPECT_EQ(
+      test::MetricValue(
+          text, "dist_counter_peers_dns_resolutions_total{result=\"ok\"}"),
+      stats.resolutions - stats.failures)
       << text;
 }
 
