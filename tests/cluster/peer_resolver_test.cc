@@ -273,7 +273,15 @@ TEST(PeerResolverTest, NothingRunsBeforeStartOrAfterStop) {
   const int calls = dns.calls();
   dns.Answer({"10.0.0.2"});
   resolver.Start({});  // no effect after Stop()
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // A running resolver beside it resolves five times meanwhile.
+  FakeDns running_dns;
+  running_dns.Answer({"10.0.0.3"});
+  Deliveries running_got;
+  PeerResolver running(Options(), running_dns.Function(),
+                       running_got.Callback());
+  running.Start({});
+  ASSERT_TRUE(WaitUntil([&] { return running_dns.calls() >= 5; }));
+  running.Stop();
   EXPECT_EQ(dns.calls(), calls);
   EXPECT_EQ(got.count(), 1u);
 }
