@@ -76,6 +76,15 @@ class CounterStoreFaultsTest : public ::testing::Test {
 
   void SetFault(Fault fault) { faults_.fs()->SetFault(fault); }
 
+  // Removes the data dir under a running store at once: renamed away
+  // first, so the store never sees it half removed (say, without CURRENT
+  // but still there), then deleted.
+  void RemoveDataDir() {
+    const std::string away = root_ + "/removed";
+    std::filesystem::rename(dir_, away);
+    std::filesystem::remove_all(away);
+  }
+
   FaultEnv faults_;  // outlives every store of the test
   std::string root_;
   std::string dir_;
@@ -394,7 +403,7 @@ TEST_F(CounterStoreFaultsTest, RemovedDataDirIsDetectedAndRefusesWrites) {
   auto store = MustOpen(options);
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->Increment("a", 1).ok());
-  std::filesystem::remove_all(dir_);
+  RemoveDataDir();
   ASSERT_TRUE(test::WaitUntil([&] { return !store->Health().ok(); }));
   Status s = store->Health();
   EXPECT_TRUE(s.IsStorageUnavailable());
@@ -413,7 +422,7 @@ TEST_F(CounterStoreFaultsTest, DurableIncrementIntoARemovedDataDirFails) {
   auto store = MustOpen(options);
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->Increment("a", 1).ok());
-  std::filesystem::remove_all(dir_);
+  RemoveDataDir();
   // The sync goes into files no longer on disk: it must not be
   // acknowledged, whether or not the periodic check has run yet.
   Status s = store->Increment("a", 1);
@@ -438,7 +447,7 @@ TEST_F(CounterStoreFaultsTest, StopRightAfterTheDataDirIsRemovedFails) {
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->Increment("a", 1).ok());
   ASSERT_TRUE(store->Flush(/*sync=*/true).ok());
-  std::filesystem::remove_all(dir_);
+  RemoveDataDir();
   // Nothing is left to flush, but nothing is on disk either.
   Status s = store->Close();
   EXPECT_TRUE(s.IsStorageUnavailable()) << s.ToString();
