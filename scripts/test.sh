@@ -6,9 +6,9 @@
 # work queue, API and HTTP server, peer client, merger), then builds and
 # runs the libFuzzer targets for a bounded time (scripts/fuzz.sh). Prints a
 # summary and exits nonzero if any build or test failed. The summary names
-# every test that was skipped (GTEST_SKIP, or a script's skip status); with
-# CI=true (.ci/run sets it) a skipped test fails the run unless it is listed
-# in tests/allowed_skips.txt.
+# every test that was skipped (GTEST_SKIP: ctest's "Skipped"), counted apart
+# from passes; with CI=true (.ci/run sets it) a skipped test fails the run
+# (and counts as failed too) unless tests/allowed_skips.txt lists it.
 #
 #   scripts/test.sh             every stage
 #   scripts/test.sh --no-asan   only build/ (quick check; the Docker test target)
