@@ -1,7 +1,7 @@
 // POST /admin/backup when the backup cannot be made: 503
 // StorageUnavailable while the node cannot persist, 500 when the backup
-// itself fails, and concurrent requests each answered with their own
-// backup (a second request waits for the first).
+// itself fails (its directory, its checkpoint), and concurrent requests each
+// answered with their own backup (a second request waits for the first).
 
 #include <gtest/gtest.h>
 
@@ -17,6 +17,7 @@
 #include "store/counter_store.h"
 #include "store/fault_file_system.h"
 #include "testing/node_process.h"
+#include "testing/wait_until.h"
 #include "util/metrics.h"
 
 namespace dist_counter {
@@ -88,6 +89,30 @@ TEST_F(RoutesBackupTest, BackupThatCannotBeMadeIs500) {
   EXPECT_EQ(Call("GET", "/ping").status, 200);
   EXPECT_EQ(Call("POST", "/counter/a", "1").status, 204);
   EXPECT_TRUE(store_->Close().ok());
+}
+
+TEST_F(RoutesBackupTest, ACheckpointThatFailsIs500) {
+  ASSERT_NO_FATAL_FAILURE(Open(dir_.Sub("backups")));
+  ASSERT_EQ(Call("POST", "/counter/a", "1").status, 204);
+  ASSERT_TRUE(store_->Flush(/*sync=*/true).ok());
+  // Nothing left to flush, so the backup gets as far as the checkpoint,
+  // whose files cannot be written.
+  faults_.fs()->SetFault(Fault::kIOError);
+  ApiReply r = Call("POST", "/admin/backup");
+  EXPECT_EQ(r.status, 500) << r.body;
+  EXPECT_NE(r.body.find("\"type\":\"InternalError\""), std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("checkpoint"), std::string::npos) << r.body;
+  // RocksDB's own flush failed with it, so the node says it cannot
+  // persist, and recovers once the disk works again.
+  EXPECT_EQ(Call("GET", "/ping").status, 503);
+  faults_.fs()->SetFault(Fault::kNone);
+  ASSERT_TRUE(test::WaitUntil([&] { return store_->Health().ok(); }));
+  EXPECT_EQ(Call("GET", "/ping").status, 200);
+  r = Call("POST", "/admin/backup");
+  EXPECT_EQ(r.status, 200) << r.body;
+  Status s = store_->Close();
+  EXPECT_TRUE(s.ok()) << s.ToString();
 }
 
 TEST_F(RoutesBackupTest, ConcurrentRequestsEachGetTheirOwnBackup) {
