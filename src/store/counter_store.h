@@ -134,6 +134,10 @@ struct StoreOptions {
   // Test-only: RocksDB uses this Env (e.g. one that injects write faults)
   // instead of the default. Not owned; must outlive the store.
   rocksdb::Env* TEST_env = nullptr;
+  // Test-only: the clock by which storage ERRORs repeat (at most every
+  // 30 s) and a recovery reports how long storage was unavailable. Empty:
+  // std::chrono::steady_clock::now. Called from any thread, under locks.
+  std::function<std::chrono::steady_clock::time_point()> TEST_now;
 };
 
 // One counter's state as returned by ChangesSince().
@@ -531,6 +535,9 @@ class CounterStore {
   // Waits until `wake` or until Close() stops the flush thread; true if
   // it did.
   bool SleepUntil(Clock::time_point wake) EXCLUDES(flush_mu_);
+  // options_.TEST_now() if set, else Clock::now(): the time of the storage
+  // error log's rate limit.
+  Clock::time_point LogNow() const;
   void FlushLoop() EXCLUDES(write_mu_, mu_, flush_mu_);
   // Durable mode: syncs queued changes and runs their callbacks.
   void CommitLoop() EXCLUDES(write_mu_, mu_, commit_mu_);

@@ -14,6 +14,7 @@
 
 #include "api/routes.h"
 #include "store/counter_store.h"
+#include "testing/metric_value.h"
 #include "testing/node_process.h"
 #include "testing/warning_collector.h"
 #include "util/metrics.h"
@@ -204,23 +205,26 @@ TEST_F(RoutesAuthTest, RefusalsAreCountedByReason) {
   Call(Routes()[0], "Bearer wrong");
   Call(Routes()[0], std::string("Bearer ") + kToken);
   const std::string text = metrics_.Render();
-  EXPECT_NE(
-      text.find("dist_counter_http_unauthorized_total{reason=\"missing\"} 2"),
-      std::string::npos)
+  EXPECT_EQ(
+      test::MetricValue(
+          text, "dist_counter_http_unauthorized_total{reason=\"missing\"}"),
+      2)
       << text;
-  EXPECT_NE(
-      text.find(
-          "dist_counter_http_unauthorized_total{reason=\"not_bearer\"} 1"),
-      std::string::npos)
+  EXPECT_EQ(
+      test::MetricValue(
+          text, "dist_counter_http_unauthorized_total{reason=\"not_bearer\"}"),
+      1)
       << text;
-  EXPECT_NE(
-      text.find(
-          "dist_counter_http_unauthorized_total{reason=\"wrong_token\"} 3"),
-      std::string::npos)
+  EXPECT_EQ(
+      test::MetricValue(
+          text, "dist_counter_http_unauthorized_total{reason=\"wrong_token\"}"),
+      3)
       << text;
-  EXPECT_NE(text.find("dist_counter_http_requests_total{route=\"unauthorized\","
-                      "status=\"401\"} 6"),
-            std::string::npos)
+  EXPECT_EQ(test::MetricValue(
+                text,
+                "dist_counter_http_requests_total{route=\"unauthorized\","
+                "status=\"401\"}"),
+            6)
       << text;
 }
 

@@ -1157,9 +1157,8 @@ TEST_F(RoutesTest, ListLeavesOutStoredNamesThatAreNotUtf8) {
   // them; put them in behind the Api's back.
   for (const std::string legacy :
        {"b\xFF", "b\xC3", "c\x80", "c\xED\xA0\x80"}) {
-    if (!store_->Increment(legacy, 1).ok()) {
-      GTEST_SKIP() << "the store itself refuses names that are not UTF-8";
-    }
+    ASSERT_TRUE(store_->Increment(legacy, 1).ok())  // the store's old rule
+        << "without such names this test checks nothing";
   }
   for (const std::string name : {"a", "b", "d"}) {
     ASSERT_EQ(Call("POST", "/counter/" + name, "1").status, 204);

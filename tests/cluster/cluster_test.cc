@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -32,6 +33,7 @@
 #include "cluster/peer_client.h"
 #include "cluster/peer_clients_environment.h"
 #include "testing/http_client.h"
+#include "testing/metric_value.h"
 #include "testing/node_process.h"
 #include "testing/wait_until.h"
 #include "util/decimal.h"
@@ -484,11 +486,17 @@ TEST(ClusterTest, DurableModeLosesNothingAcknowledgedToKill9) {
   ASSERT_TRUE(cluster.Start());
   Writers writers(&cluster, "durable");
   writers.Start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Phases of the load end on what was acknowledged, not on a clock: some
+  // before the kill, some while node 2 is down, some after its restart.
+  auto acked_more = [&writers](int64_t delta) {
+    const int64_t from = writers.acked();
+    return WaitUntil([&] { return writers.acked() >= from + delta; });
+  };
+  ASSERT_TRUE(acked_more(300));
   cluster.node(1).Kill9();
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE(acked_more(100));
   ASSERT_TRUE(cluster.Kill9AndRestart(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  ASSERT_TRUE(acked_more(200));
   writers.Stop();
 
   int64_t value = 0;
@@ -576,6 +584,29 @@ TEST(ClusterTest, APausedNodeIsReportedByConsistentValueAndCatchesUp) {
       return r.status == 200 && r.body == "8";
     })) << i;
   }
+}
+
+TEST(ClusterTest, APeersLastSuccessAgeGrowsWhileItIsPausedAndThenResets) {
+  Cluster cluster(2);
+  ASSERT_TRUE(cluster.Start());
+  std::string metrics;
+  auto age = [&](const std::string& peer) {
+    HttpResponse r =
+        HttpRequest("GET", cluster.node(0).Url("/metrics"), "", {}, 5000);
+    metrics = r.body;
+    return test::MetricValue(
+        metrics,
+        "dist_counter_peer_last_success_age_seconds{peer=\"" + peer + "\"}");
+  };
+  const std::string peer = cluster.node(1).Address();
+  // Pulled every 100 ms: a fresh success.
+  ASSERT_TRUE(WaitUntil([&] { return age(peer).value_or(99) < 1; })) << metrics;
+  EXPECT_EQ(age(cluster.node(0).Address()), std::nullopt)  // not a peer
+      << metrics;
+  cluster.node(1).Pause();
+  EXPECT_TRUE(WaitUntil([&] { return age(peer).value_or(0) >= 2; })) << metrics;
+  cluster.node(1).Resume();
+  EXPECT_TRUE(WaitUntil([&] { return age(peer).value_or(99) < 1; })) << metrics;
 }
 
 // ---- Jepsen-style counter check
@@ -724,12 +755,34 @@ TEST(ClusterTest, JepsenCounterReadsStayWithinBoundsAndConverge) {
       }
     });
   }
-  // Nemesis: pause a node for a while, then let it go.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Nemesis: pause a node for a while, then let it go. Each phase lasts
+  // until the clients finished 100 more operations, not for a set time.
+  auto ops_more = [&](size_t n) {
+    size_t from = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      from = ops.size();
+    }
+    return WaitUntil([&] {
+      std::lock_guard<std::mutex> lock(mu);
+      return ops.size() >= from + n;
+    });
+  };
+  // Waits until node 1 lists node 3 as connected (or, false, as not).
+  auto sees_node3 = [&](bool connected) {
+    return WaitUntil([&] {
+      const std::vector<std::string> nodes = ConnectedNodes(cluster.node(0));
+      return connected == (std::find(nodes.begin(), nodes.end(),
+                                     cluster.node(2).Address()) != nodes.end());
+    });
+  };
+  EXPECT_TRUE(ops_more(100));
   cluster.node(2).Pause();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_TRUE(sees_node3(false));  // the pause is felt
+  EXPECT_TRUE(ops_more(100));
   cluster.node(2).Resume();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_TRUE(sees_node3(true));
+  EXPECT_TRUE(ops_more(100));
   stop = true;
   for (auto& t : threads) t.join();
 
