@@ -58,8 +58,10 @@
 // Moving later instead (when the interval has passed) would protect
 // nothing the refusal does not, and raising our count to the claim would
 // count increments never made. After the interval a new claim moves again:
-// the bound on what a lying (configured) peer costs is one actor per
-// interval, and a genuine copy of the data directory still gets its move.
+// a lying (configured) peer costs at most one actor per interval, and a
+// claim made true by a clock set back still gets its move, at most one
+// interval late. Only the merger's pulls call CheckPeerOwnCount(); a
+// refresh for a consistent read never moves the node (cluster/merger.h).
 //
 // Backups (counter_store_backup.cc, store/backup.h): CreateBackup() flushes
 // and makes a RocksDB checkpoint under options.backup_dir, keeping the
