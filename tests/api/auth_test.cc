@@ -82,6 +82,24 @@ AuthOptions WithToken(const std::string& token) {
   return options;
 }
 
+TEST(IsLoopbackClientTest, LoopbackAddressesAreLoopback) {
+  for (const char* ip : {"127.0.0.1", "127.0.0.53", "127.255.255.254",
+                         "127.1.2.3", "::1", "[::1]", "0:0:0:0:0:0:0:1",
+                         "::ffff:127.0.0.1", "[::ffff:127.9.9.9]"}) {
+    EXPECT_TRUE(IsLoopbackClient(ip)) << ip;
+  }
+}
+
+TEST(IsLoopbackClientTest, OtherAddressesAndNonAddressesAreNot) {
+  for (const char* ip :
+       {"10.0.0.1", "126.255.255.255", "128.0.0.1", "0.0.0.0", "1.127.0.0",
+        "172.17.0.1", "192.168.1.1", "::", "::2", "fe80::1", "2001:db8::1",
+        "::ffff:10.0.0.1", "::127.0.0.1", "", "localhost", "127.0.0.1 ",
+        "127.0.0", "[127.0.0.1", "::1%lo", "127.0.0.1:7777"}) {
+    EXPECT_FALSE(IsLoopbackClient(ip)) << ip;
+  }
+}
+
 TEST(AuthenticatorTest, TheBearerTokenPasses) {
   Authenticator auth(WithToken(kToken));
   const std::string token = kToken;

@@ -4,8 +4,10 @@
 // acknowledged increment lost to kill -9 in durable mode, no increment made
 // after a restart ever hidden, partitions (SIGSTOP) answered by /value and
 // refused by /consistent_value, a Jepsen-style bounds check on every read,
-// a garbage peer in the actor list that changes nothing, and a hostile peer
-// that can neither pre-load a node's next identity nor stall the sync.
+// a garbage peer in the actor list that changes nothing, a hostile peer
+// that can neither pre-load a node's next identity nor stall the sync, and
+// one that claims more than a node holds for whatever actor it has now,
+// which moves the node at most once.
 //
 // Timings are never asserted; deadlines are generous and only bound a
 // failing test.
@@ -17,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <cstdlib>
 #include <chrono>
 #include <functional>
 #include <iostream>
@@ -32,6 +35,8 @@
 #include "cluster/fake_peer.h"
 #include "cluster/peer_client.h"
 #include "cluster/peer_clients_environment.h"
+#include "crdt/pn_counter.h"
+#include "proto/wire.h"
 #include "testing/http_client.h"
 #include "testing/metric_value.h"
 #include "testing/node_process.h"
@@ -1021,6 +1026,104 @@ TEST(ClusterTest, AHostilePeerCanNeitherPreloadANodesNextIdentityNorStall) {
   }
   EXPECT_TRUE(WaitUntil([&] { return cluster.Value(0, "x") == "6"; }))
       << cluster.Value(0, "x");
+}
+
+// The value of the un-labelled metric `name` in `node`'s /metrics; -1 if
+// it is not there.
+double MetricOf(NodeProcess& node, const std::string& name) {
+  HttpResponse r = HttpRequest("GET", node.Url("/metrics"), "", {}, 5000);
+  const std::string key = "\n" + name + " ";
+  const std::string text = "\n" + r.body;
+  const size_t at = text.find(key);
+  if (r.status != 200 || at == std::string::npos) return -1;
+  return std::strtod(text.c_str() + at + key.size(), nullptr);
+}
+
+TEST(ClusterTest, AFakePeerClaimingMoreForTheCurrentActorMovesANodeOnce) {
+  // The outsider's server: for counter "x" it claims 1000 more increments
+  // than node 1 holds under the actor node 1 uses now (the test reads it
+  // before every read, as the outsider would), in its changes and in its
+  // answer to a refresh.
+  std::mutex mu;
+  PnCounter claim;  // guarded by mu
+  FakePeer forger([&](const std::string& target) {
+    PeerIdentity identity;
+    identity.challenge_id = "9";
+    identity.node_id = "99999999";
+    identity.actor = "9.1.99999999";
+    identity.instance = 5;
+    CounterChange change;
+    change.name = "x";
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      change.state = claim;
+    }
+    if (target.rfind("/internal/changes", 0) == 0) {
+      return test::JsonReply(EncodeChangesPage(identity, /*reset=*/true, 1,
+                                               /*more=*/false, {change}));
+    }
+    return test::JsonReply(EncodeCounterReply(identity, "x", change.state));
+  });
+  ASSERT_TRUE(forger.Start());
+  Cluster cluster(2);
+  ASSERT_TRUE(cluster.Start());
+  // A node without a token takes POST /config from loopback only: here, as
+  // the outsider once did from anywhere, it adds the forger to node 1.
+  const std::string actors = "{\"actors\":[\"" + cluster.node(0).Address() +
+                             "\",\"" + cluster.node(1).Address() + "\",\"" +
+                             forger.Address() + "\"]}";
+  ASSERT_EQ(
+      HttpRequest("POST", cluster.node(0).Url("/config"), actors).status, 204);
+
+  HttpClient client;
+  int64_t acknowledged = 0;
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(Increment(&client, cluster.node(i % 3 == 0 ? 1 : 0), "x", 1)
+                  .status,
+              204);
+    ++acknowledged;
+    // Node 1's current actor and what it holds under it.
+    HttpResponse own =
+        client.Request("GET", cluster.node(0).Url("/internal/counter/x"), "",
+                       {}, 5000);
+    ASSERT_EQ(own.status, 200) << own.body;
+    PeerIdentity node;
+    PnCounter state;
+    ASSERT_TRUE(
+        DecodeCounterReply(own.body, "x", WireLimits(), &node, &state).ok())
+        << own.body;
+    const auto it = state.actors().find(node.actor);
+    const uint64_t held = it == state.actors().end() ? 0 : it->second.p;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      claim = PnCounter();
+      claim.SetActor(node.actor, ActorCounts{held + 1000, 0});
+    }
+    HttpResponse read = client.Request(
+        "GET", cluster.node(0).Url("/counter/x/consistent_value"), "", {},
+        5000);
+    ASSERT_TRUE(read.status == 200 || read.status == 503)
+        << read.status << " " << read.body;
+  }
+  // The pulls go on seeing a claim for the actor node 1 moved to: refused.
+  EXPECT_TRUE(WaitUntil([&] {
+    return MetricOf(cluster.node(0),
+                    "dist_counter_incarnation_moves_refused_total") >= 1;
+  }));
+  EXPECT_LE(MetricOf(cluster.node(0), "dist_counter_incarnation_moves_total"),
+            1);
+  // No acknowledged increment is hidden, and the honest node converges.
+  const std::string want = std::to_string(acknowledged);
+  EXPECT_TRUE(cluster.WaitAllEqual("x", want)) << Join(cluster.Values("x"));
+  HttpResponse r = HttpRequest("GET", cluster.node(1).Url("/counter/x"));
+  rapidjson::Document doc;
+  doc.Parse(r.body.c_str());
+  ASSERT_TRUE(doc.IsObject() && doc.HasMember("actors") &&
+              doc["actors"].IsObject())
+      << r.body;
+  EXPECT_LE(doc["actors"].MemberCount(), 3u) << r.body;
+  EXPECT_NE(cluster.node(0).ReadLog().find("forges this node's counts"),
+            std::string::npos);
 }
 
 }  // namespace
