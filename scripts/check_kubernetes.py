@@ -20,10 +20,13 @@ both jobs it can do alone:
 
 Then it breaks the manifests in memory in a few ways and requires each
 break to be reported, so the checks are known to fail when they should.
-With `kubectl` on the PATH it also renders the kustomization
-(`kubectl kustomize`, offline) and compares the objects.
+Last it renders the kustomization with `kubectl kustomize` (offline) and
+compares the objects. Without kubectl on the PATH that step fails, saying
+to install it (Debian: kubernetes-client; scripts/install_deps.sh does),
+after the checks above have run and reported; --no-kubectl leaves it out.
 
 Usage: check_kubernetes.py [--dir deploy/kubernetes] [--no-self-test]
+                           [--no-kubectl]
 Exit status 0 if everything holds, 1 otherwise (each problem printed).
 """
 
@@ -415,9 +418,9 @@ def check_with_kubectl(directory, manifests):
     """Renders the kustomization with kubectl (offline); returns problems."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        print("check_kubernetes.py: kubectl not found; `kubectl kustomize` "
-              "not run")
-        return []
+        return ["kubectl not found, so `kubectl kustomize` was not run: "
+                "install it (apt-get install kubernetes-client; "
+                "scripts/install_deps.sh does) or pass --no-kubectl"]
     try:
         out = subprocess.run([kubectl, "kustomize", directory], check=True,
                              capture_output=True, text=True, timeout=120)
@@ -449,15 +452,15 @@ def main():
     if not args.no_self_test and not problems:
         problems += [f"self-test: {what} was not reported"
                      for what in self_test(manifests, kustomization)]
-    if not args.no_kubectl and not problems:
+    if not problems:
+        print(f"check_kubernetes.py: {sum(map(len, manifests.values()))} "
+              f"objects in {len(manifests)} files OK; {len(BREAKS) + 1} "
+              "breaks reported")
+    if not args.no_kubectl:
         problems += check_with_kubectl(args.dir, manifests)
     for problem in problems:
         print(f"check_kubernetes.py: {problem}", file=sys.stderr)
-    if problems:
-        return 1
-    print(f"check_kubernetes.py: {sum(map(len, manifests.values()))} objects "
-          f"in {len(manifests)} files OK; {len(BREAKS) + 1} breaks reported")
-    return 0
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
 clangxx="${CLANGXX:-clang++}"
 if ! command -v "${clangxx}" >/dev/null 2>&1; then
-  echo "check_thread_safety.sh: ${clangxx} not found (scripts/install_deps.sh installs clang)" >&2
+  echo "check_thread_safety.sh: ${clangxx} not found: install clang (apt-get install clang; scripts/install_deps.sh does)" >&2
   exit 1
 fi
 flags=(-std=c++17 -fsyntax-only -Wthread-safety -Wthread-safety-beta

@@ -21,7 +21,12 @@ readonly BUILD_PACKAGES=(
   dnsmasq-base  # peers_dns_test: a real DNS server on loopback
   python3-yaml  # scripts/check_kubernetes.py (deploy/kubernetes/)
   iproute2 iptables  # partition_test: nodes in network namespaces, faults
+  kubernetes-client  # kubectl, for check_kubernetes.py's `kubectl kustomize`
 )
+# Packages whose command may come from another package: a kubectl from
+# Kubernetes' or Google's own apt repository is as good as Debian's (and
+# Debian's would clash with its /usr/bin/kubectl).
+declare -A COMMAND_OF=([kubernetes-client]=kubectl)
 readonly BENCH_PACKAGES=(wrk redis-server redis-tools nginx-light strace)
 
 usage() {
@@ -48,6 +53,10 @@ fi
 missing_packages() {
   local pkg status
   for pkg in "$@"; do
+    if [[ -n "${COMMAND_OF[${pkg}]:-}" ]] &&
+       command -v "${COMMAND_OF[${pkg}]}" >/dev/null 2>&1; then
+      continue
+    fi
     status="$(dpkg-query -W -f='${db:Status-Status}' "${pkg}" 2>/dev/null || true)"
     if [[ "${status}" != "installed" ]]; then
       echo "${pkg}"

@@ -5,7 +5,10 @@
 # build-tsan/ (ThreadSanitizer) and runs the threaded suites there (store,
 # work queue, API and HTTP server, peer client, merger), then builds and
 # runs the libFuzzer targets for a bounded time (scripts/fuzz.sh). Prints a
-# summary and exits nonzero if any build or test failed.
+# summary and exits nonzero if any build or test failed. The summary names
+# every test that was skipped (GTEST_SKIP: ctest's "Skipped"), counted apart
+# from passes; with CI=true (.ci/run sets it) a skipped test fails the run
+# (and counts as failed too) unless tests/allowed_skips.txt lists it.
 #
 #   scripts/test.sh             every stage
 #   scripts/test.sh --no-asan   only build/ (quick check; the Docker test target)
@@ -14,7 +17,8 @@
 #   scripts/test.sh --no-tsan   skip build-tsan/
 #   scripts/test.sh --no-fuzz   skip the fuzz stage
 #
-# Environment: JOBS (default 2), CTEST_TIMEOUT (seconds per test, default 600),
+# Environment: CI (true: unlisted skips fail), JOBS (default 2),
+# CTEST_TIMEOUT (seconds per test, default 600),
 # DIST_COUNTER_NEMESIS_SECONDS (partition_test's faulty phase; default 60,
 # 20 under ASan),
 # FUZZ_SECONDS (per fuzz target, default 20),
@@ -52,7 +56,7 @@ export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:sup
 
 # The suites whose code runs on several threads: ThreadSanitizer runs these
 # (ctest labels are the test binaries' names).
-readonly TSAN_LABELS='^(counter_store_test|counter_store_faults_test|counter_store_incarnation_test|backup_test|idempotency_test|routes_idempotency_test|mutex_test|work_queue_test|request_metrics_test|routes_test|routes_auth_test|http_server_test|http_server_auth_test|peer_resolver_test|peer_client_test|merger_test)$'
+readonly TSAN_LABELS='^(counter_store_test|counter_store_faults_test|counter_store_incarnation_test|backup_test|routes_backup_test|idempotency_test|routes_idempotency_test|mutex_test|work_queue_test|request_metrics_test|routes_test|routes_auth_test|http_server_test|http_server_auth_test|peer_resolver_test|peer_client_test|merger_test)$'
 
 ctest_timeout="${CTEST_TIMEOUT:-600}"
 log_dir="$(mktemp -d "${TMPDIR:-/tmp}/dist_counter_test.XXXXXX")"
@@ -61,12 +65,30 @@ trap 'rm -rf "${log_dir}"' EXIT
 summary=()
 total_passed=0
 total_failed=0
+total_skipped=0
+in_ci=0
+if [[ "${CI:-}" == "true" ]]; then in_ci=1; fi
+readonly ALLOWED_SKIPS="${ROOT}/tests/allowed_skips.txt"
 failed=0
 script_start=${SECONDS}
 
 # Formats a number of seconds as 1m05s.
 elapsed() {
   printf '%dm%02ds' $(( $1 / 60 )) $(( $1 % 60 ))
+}
+
+# Prints the names of the tests ctest's log $1 lists as not run because
+# they were skipped or disabled, one a line.
+skipped_tests() {
+  sed -n '/^The following tests did not run:/,/^$/p' "$1" |
+    sed -nE 's/^[[:space:]]*[0-9]+ - (.*) \((Skipped|Disabled)\)$/\1/p'
+}
+
+# True if test $1 is listed in tests/allowed_skips.txt.
+skip_allowed() {
+  [[ -f "${ALLOWED_SKIPS}" ]] &&
+    sed -e 's/#.*//' -e 's/[[:space:]]*$//' "${ALLOWED_SKIPS}" |
+      grep -qxF -- "$1"
 }
 
 # Builds one build directory and runs its tests. Arguments: a stage name, the
@@ -102,6 +124,20 @@ run_stage() {
     bad="${BASH_REMATCH[1]}"
     total="${BASH_REMATCH[2]}"
   fi
+  # ctest counts a skipped test as passed: take the skips out, and in CI
+  # count each one not allowed as a failure.
+  local skipped=() skip_lines=() test_name refused=0
+  mapfile -t skipped < <(skipped_tests "${log}")
+  for test_name in "${skipped[@]}"; do
+    if skip_allowed "${test_name}"; then
+      skip_lines+=("      skipped: ${test_name} (allowed)")
+    elif (( in_ci )); then
+      skip_lines+=("      skipped: ${test_name} (FAIL: CI=true and not in tests/allowed_skips.txt)")
+      refused=$(( refused + 1 ))
+    else
+      skip_lines+=("      skipped: ${test_name}")
+    fi
+  done
   local verdict="PASS"
   if (( rc != 0 )); then
     verdict="FAIL"
@@ -110,11 +146,20 @@ run_stage() {
     # one failure so the closing line never reads "0 failed" on a failure.
     if (( bad == 0 )); then bad=1; fi
   fi
-  total_passed=$(( total_passed + total - (bad > total ? total : bad) ))
+  local passed=$(( total - ${#skipped[@]} - bad ))
+  if (( passed < 0 )); then passed=0; fi
+  if (( refused > 0 )); then
+    verdict="FAIL"
+    failed=1
+    bad=$(( bad + refused ))
+  fi
+  total_passed=$(( total_passed + passed ))
   total_failed=$(( total_failed + bad ))
-  summary+=("$(printf '  %-7s %-13s %s  %d tests, %d failed (%s)' "${name}" \
-    "${dir}/" "${verdict}" "${total}" "${bad}" \
+  total_skipped=$(( total_skipped + ${#skipped[@]} ))
+  summary+=("$(printf '  %-7s %-13s %s  %d tests, %d failed, %d skipped (%s)' \
+    "${name}" "${dir}/" "${verdict}" "${total}" "${bad}" "${#skipped[@]}" \
     "$(elapsed $(( SECONDS - start )))")")
+  summary+=("${skip_lines[@]}")
   return 0
 }
 
@@ -170,5 +215,5 @@ if (( failed )); then
 else
   echo "  RESULT: OK"
 fi
-echo "tests: ${total_passed} passed, ${total_failed} failed"
+echo "tests: ${total_passed} passed, ${total_failed} failed, ${total_skipped} skipped"
 exit "${failed}"

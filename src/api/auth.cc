@@ -1,7 +1,9 @@
 #include "api/auth.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <glog/logging.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iterator>
+#include <string>
 
 namespace dist_counter {
 
@@ -247,6 +250,21 @@ void Authenticator::LogRefusal(const std::string& source,
 size_t Authenticator::TEST_TrackedSources() const {
   MutexLock lock(&mu_);
   return sources_.size();
+}
+
+bool IsLoopbackClient(std::string_view ip) {
+  if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') {
+    ip = ip.substr(1, ip.size() - 2);
+  }
+  const std::string text(ip);
+  in_addr v4{};
+  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, text.c_str(), &v6) != 1) return false;
+  if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+  return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
 }
 
 }  // namespace dist_counter

@@ -3,6 +3,12 @@
 // "Authorization: Bearer <token>"; the Api asks its Authenticator once,
 // before dispatch, and answers 401 otherwise (routes.h).
 //
+// Protected mode, for a node without a token: the routes that change what
+// the node is (POST /config re-points its peers, /admin/* backs it up) are
+// answered only to clients on a loopback address (IsLoopbackClient); the
+// Api answers others 403 (routes.h). Reads and increments stay open, as
+// they were.
+//
 // The token is compared in constant time (ConstantTimeEquals): the time
 // depends only on the length of the credential the client presented, so it
 // tells nothing of the token, not even the token's length.
@@ -42,6 +48,12 @@ bool ConstantTimeEquals(std::string_view secret, std::string_view presented);
 // the token.
 Status LoadAuthToken(const std::string& path, std::string* token,
                      std::vector<std::string>* warnings);
+
+// True if `ip`, a client's address as the server saw it ("127.0.0.1",
+// "::1", "::ffff:127.0.0.1", optionally in brackets), is a loopback address:
+// 127.0.0.0/8, ::1, or 127.0.0.0/8 mapped into IPv6. False for any other
+// address and for anything that is not an IP address ("", "localhost").
+bool IsLoopbackClient(std::string_view ip);
 
 // How a request's Authorization header compares with the token.
 enum class AuthResult {

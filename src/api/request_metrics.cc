@@ -27,7 +27,7 @@ constexpr const char* kRoutes[] = {
     "unauthorized",
     "unknown",
 };
-constexpr int kStatuses[] = {200, 204, 400, 401, 404, 405, 408, 409,
+constexpr int kStatuses[] = {200, 204, 400, 401, 403, 404, 405, 408, 409,
                              411, 413, 422, 429, 431, 500, 503, 507};
 constexpr int kRouteCount = sizeof(kRoutes) / sizeof(kRoutes[0]);
 constexpr int kStatusCount = sizeof(kStatuses) / sizeof(kStatuses[0]);

@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <string_view>
@@ -279,6 +280,38 @@ bool Api::Authorized(const ApiRequest& request, ApiReply* reply) {
   return false;
 }
 
+bool Api::LocalOrAllowed(const ApiRequest& request, ApiReply* reply) {
+  if (auth_ || !options_.protected_mode || IsLoopbackClient(request.client)) {
+    return true;
+  }
+  ReplyError(403, "Forbidden",
+             "protected mode: this node has no token, so " + request.method +
+                 " " + request.path +
+                 " is answered only to clients on loopback (127.0.0.1, "
+                 "::1). Give every node the same --auth_token_file and send "
+                 "Authorization: Bearer <token>, or start the node with "
+                 "--protected_mode=false to let anyone who reaches its port "
+                 "change it",
+             reply);
+  const uint64_t unlogged = forbidden_unlogged_.fetch_add(1) + 1;
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  int64_t last = last_forbidden_log_ms_.load();
+  constexpr int64_t kLogEveryMs = 10000;
+  if ((last == INT64_MIN || now - last >= kLogEveryMs) &&
+      last_forbidden_log_ms_.compare_exchange_strong(last, now)) {
+    forbidden_unlogged_.fetch_sub(unlogged);
+    LOG(WARNING) << "protected mode: refused " << request.method << " "
+                 << request.path.substr(0, 200) << " from "
+                 << (request.client.empty() ? "an unknown address"
+                                            : request.client)
+                 << " (not loopback, no --auth_token_file); " << unlogged
+                 << " such request(s) since the last such line";
+  }
+  return false;
+}
+
 void Api::Guard(const char* what, const std::string& detail, ApiReply* reply,
                 const std::function<void()>& body) {
   try {
@@ -306,6 +339,8 @@ struct Api::Route {
   unsigned methods;  // kGet | kPost ..., or kAnyMethod
   const char* label;
   void (*handle)(Api* api, const RouteCall& call);
+  // Of `methods`, those protected mode answers only to loopback clients.
+  unsigned local_methods = 0;
 };
 
 // What a row's handler gets.
@@ -370,7 +405,8 @@ const std::vector<Api::Route>& Api::Routes() {
       {"/config", kGet | kPost, "config",
        [](Api* api, const RouteCall& c) {
          api->HandleConfig(c.request, c.reply);
-       }},
+       },
+       /*local_methods=*/kPost},
       {"/metrics", kGet, "metrics",
        [](Api* api, const RouteCall& c) { api->HandleMetrics(c.reply); }},
       {"/counters", kGet, "counters",
@@ -409,9 +445,11 @@ const std::vector<Api::Route>& Api::Routes() {
          api->HandleInternalCounter(c.name, c.reply);
        }},
       {"/admin/backup", kPost, "admin_backup",
-       [](Api* api, const RouteCall& c) { api->HandleBackup(c.reply); }},
+       [](Api* api, const RouteCall& c) { api->HandleBackup(c.reply); },
+       /*local_methods=*/kPost},
       {"/admin/backups", kGet, "admin_backups",
-       [](Api* api, const RouteCall& c) { api->HandleListBackups(c.reply); }},
+       [](Api* api, const RouteCall& c) { api->HandleListBackups(c.reply); },
+       /*local_methods=*/kGet},
   };
   return routes;
 }
@@ -426,6 +464,10 @@ void Api::Dispatch(const ApiRequest& request, ReplyCallback* later,
     path_match = &route;
     if ((route.methods & method) == 0) continue;
     reply->route = route.label;
+    if ((route.local_methods & method) != 0 &&
+        !LocalOrAllowed(request, reply)) {
+      return;
+    }
     std::string name;
     if (std::strchr(route.pattern, ':') != nullptr &&
         !ParseCounterName(param, &name).ok()) {

@@ -30,6 +30,14 @@
 // dist_counter_http_unauthorized_total{reason} and is logged at WARNING,
 // at most once per 10 s per client address (api/auth.h).
 //
+// Protected mode (ApiOptions::protected_mode, the default, and no token):
+// POST /config and /admin/* answer only clients on a loopback address
+// (IsLoopbackClient(ApiRequest::client), api/auth.h); any other client, or
+// one whose address is unknown, gets 403 {"message":"...","type":
+// "Forbidden"} saying how to allow it (a token, or protected mode off),
+// counted under the route's label and logged at WARNING at most once per
+// 10 s. With a token the token rules alone apply.
+//
 // Thread-safe: Handle() may run on many threads at once. The Api holds no
 // lock of its own: its options and pointers are fixed at construction and
 // stopping_ is atomic. Consistent reads run on a WorkQueue with its own
@@ -68,7 +76,7 @@ struct ApiRequest {
   std::map<std::string, std::string> query;  // decoded names and values
   std::string body;
   // The caller's IP address as the server saw it; empty if unknown. For
-  // logs (and, later, access control).
+  // logs and protected mode (an unknown address is not loopback).
   std::string client;
   // The value of the Authorization header as sent; empty if there was none.
   std::string authorization;
@@ -107,6 +115,10 @@ struct ApiOptions {
   size_t max_queued_consistent = 256;
   // Token authentication; an empty auth.token leaves every route open.
   AuthOptions auth;
+  // Without a token: POST /config and /admin/* answer only loopback
+  // clients (see "Protected mode" above). False opens them to anyone who
+  // reaches the port. Ignored with a token.
+  bool protected_mode = true;
 };
 
 class Api {
@@ -167,6 +179,11 @@ class Api {
   // /ping, or it carries the token. Otherwise fills *reply with the 401,
   // counts and (rate limited) logs the refusal, and returns false.
   bool Authorized(const ApiRequest& request, ApiReply* reply);
+  // True if `request`, for a route that protected mode guards, may
+  // proceed: a token is configured (Authorized() checked it), protected
+  // mode is off, or the client is on loopback. Otherwise fills *reply with
+  // the 403, logs (rate limited) and returns false.
+  bool LocalOrAllowed(const ApiRequest& request, ApiReply* reply);
   // Runs `body`; an exception from it becomes a JSON 500 in *reply, logged
   // with `what` and `detail` (joined only then, so the usual path builds no
   // string).
@@ -221,6 +238,10 @@ class Api {
   // dist_counter_http_requests_total, counted without a lock.
   std::unique_ptr<RequestMetrics> request_metrics_;
   std::atomic<bool> stopping_{false};  // Stop() began: no new consistent read
+  // Steady ms of the last protected-mode refusal logged (INT64_MIN: none).
+  std::atomic<int64_t> last_forbidden_log_ms_{INT64_MIN};
+  // Protected-mode refusals not logged since that line.
+  std::atomic<uint64_t> forbidden_unlogged_{0};
   // Null without a token (options.auth.token empty).
   std::unique_ptr<Authenticator> auth_;
   // dist_counter_http_unauthorized_total by reason: missing, not_bearer,

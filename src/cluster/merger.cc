@@ -93,6 +93,9 @@ struct Merger::Peer {
   int64_t last_recovery_log_ms GUARDED_BY(log_mu) = INT64_MIN;
   int64_t last_conflict_log_ms GUARDED_BY(log_mu) = INT64_MIN;
   int64_t last_reject_log_ms GUARDED_BY(log_mu) = INT64_MIN;
+  int64_t last_forged_log_ms GUARDED_BY(log_mu) = INT64_MIN;
+  // Claims for our current actor the store refused, not logged yet.
+  uint64_t forged_unlogged GUARDED_BY(log_mu) = 0;
   // Refused counters not logged yet.
   uint64_t rejects_unlogged GUARDED_BY(log_mu) = 0;
   // Node id last reported as a duplicate.
@@ -458,7 +461,7 @@ Status Merger::PullPages(Peer* peer) {
       ReportRejected(peer, rejected.name, rejected.reason, rejected.detail);
     }
     for (const CounterChange& change : page.counters) {
-      MergeState(peer, change.name, change.state);
+      MergeState(peer, change.name, change.state, /*may_move=*/true);
     }
     peer->cursor = page.next;
     RecordSuccess(peer);
@@ -541,20 +544,55 @@ bool Merger::IsOwnCurrentOrLaterActor(const std::string& actor) const {
   return true;
 }
 
+void Merger::CheckOwnClaim(Peer* peer, const std::string& name,
+                           const std::string& actor,
+                           const ActorCounts& counts) {
+  Status s = store_->CheckPeerOwnCount(name, actor, counts, nullptr);
+  if (s.ok()) return;
+  if (!s.IsBusy()) {
+    VLOG(1) << "checking " << name << ": " << s.ToString();
+    return;
+  }
+  MutexLock lock(&peer->log_mu);
+  ++peer->forged_unlogged;
+  if (!LogDue(&peer->last_forged_log_ms, kConflictLogEveryMs)) return;
+  LOG(ERROR) << "peer " << peer->address << " forges this node's counts, or "
+             << "is confused: " << s.message() << "; its states of our "
+             << "current actor are dropped (" << peer->forged_unlogged
+             << " such claim(s) since the last such line)";
+  peer->forged_unlogged = 0;
+}
+
+void Merger::PullSoon(Peer* peer) {
+  {
+    MutexLock lock(&mu_);
+    if (peer->busy) return;
+    peer->due_ms = std::min(peer->due_ms, NowMs());
+  }
+  cv_.SignalAll();
+}
+
 void Merger::MergeState(Peer* peer, const std::string& name,
-                        const PnCounter& state) {
+                        const PnCounter& state, bool may_move) {
   // More than we hold for our current actor: the peer saw increments this
   // node lost (its data dir was put back or copied), or forged them. The
-  // store moves to a new incarnation, so ours are never hidden behind it;
-  // the old actor then merges if an earlier run of this node used it.
+  // store moves to a new incarnation (rate limited), so ours are never
+  // hidden behind it; the old actor then merges if an earlier run of this
+  // node used it. A refresh leaves the decision to a pull.
   for (const auto& [actor, counts] : state.actors()) {
     uint64_t incarnation = 0;
     if (ClassifyActor(actor, store_->challenge_id(), store_->node_id(),
-                      &incarnation) == ActorOwner::kOwn &&
-        incarnation == store_->incarnation()) {
-      Status s = store_->CheckPeerOwnCount(name, actor, counts, nullptr);
-      if (!s.ok()) VLOG(1) << "checking " << name << ": " << s.ToString();
+                      &incarnation) != ActorOwner::kOwn ||
+        incarnation != store_->incarnation()) {
+      continue;
     }
+    if (may_move) {
+      CheckOwnClaim(peer, name, actor, counts);
+      continue;
+    }
+    PnCounter local;
+    (void)store_->Get(name, &local);  // NotFound: empty, below any claim
+    if (!OnlyRaisesBaselines(local, actor, counts)) PullSoon(peer);
   }
   PnCounter merged;
   Status s = store_->Get(name, &merged);
@@ -705,7 +743,9 @@ Status Merger::RefreshCounter(const std::string& name,
     if (s.ok()) {
       if (!self) {
         // A counter the peer does not have creates nothing here.
-        if (results[i].found) MergeState(peer, name, results[i].state);
+        if (results[i].found) {
+          MergeState(peer, name, results[i].state, /*may_move=*/false);
+        }
         peer->last_success_ms = NowMs();
       }
       continue;

@@ -33,11 +33,20 @@
 //     restarted node gets back what it issued before; the current and any
 //     later incarnation (or a malformed one) is dropped from the state
 //     (reason own_actor), so a peer can never pre-load our next identity.
-//     A peer holding more for our current actor than we do first makes
-//     the store move to a new incarnation (CounterStore::CheckPeerOwnCount);
-//     the old actor's totals then merge if an earlier run of this node used
-//     it (a data dir put back from a snapshot), never if this process
-//     started it (CounterStore::FirstRefusedIncarnation);
+//     A peer holding more for our current actor than we do, seen by a
+//     pull, first makes the store move to a new incarnation
+//     (CounterStore::CheckPeerOwnCount), at most once per the store's
+//     min_incarnation_move_interval_s; the old actor's totals then merge if
+//     an earlier run of this node used it (a data dir put back from a
+//     snapshot), never if this process started it
+//     (CounterStore::FirstRefusedIncarnation). A claim the store refuses
+//     (a move was just made: the claim is forged) is logged at ERROR per
+//     peer, rate limited, and its state of our current actor dropped.
+//     A refresh (RefreshCounter) never moves the node: any client can ask
+//     for one at will, and a read should not change who this node is. It
+//     drops the claim as a pull would and makes that peer due for a pull
+//     now; the pull, which sees every change the peer holds after our
+//     cursor (the whole state at our start), decides;
 //
 // Health: a peer that fails backs off (doubling from the merge interval,
 // capped at `max_backoff_ms`). A dead or hung peer holds one pull thread
@@ -92,6 +101,7 @@ class CounterStore;
 class Metrics;
 class PeerClient;
 class PnCounter;
+struct ActorCounts;
 struct PeerClientOptions;
 
 struct MergerOptions {
@@ -189,8 +199,17 @@ class Merger {
   // Merges `peer`'s state of `name` within the bounds, leaving out our own
   // current and later actors, which only this node may raise (their
   // baselines, from a peer's reset, are taken when their totals are within
-  // ours).
-  void MergeState(Peer* peer, const std::string& name, const PnCounter& state);
+  // ours). A claim above ours for our current actor moves the store to a
+  // new incarnation first if `may_move` (a pull); otherwise (a refresh)
+  // makes the peer due for a pull now.
+  void MergeState(Peer* peer, const std::string& name, const PnCounter& state,
+                  bool may_move);
+  // Hands a claim of `counts` for our actor `actor` in `name` to the store
+  // (CounterStore::CheckPeerOwnCount); logs a refusal per peer.
+  void CheckOwnClaim(Peer* peer, const std::string& name,
+                     const std::string& actor, const ActorCounts& counts);
+  // Makes `peer` due for a pull now (unless a pull of it runs).
+  void PullSoon(Peer* peer) EXCLUDES(mu_);
   // True if `actor` names this node at its current or a later incarnation
   // (or claims our challenge and node id without a valid incarnation).
   bool IsOwnCurrentOrLaterActor(const std::string& actor) const;

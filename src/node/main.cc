@@ -124,6 +124,23 @@ DEFINE_string(auth_token_file, "",
               "authentication. A missing, unreadable or empty file stops the "
               "start; a file open to other users is warned about.");
 
+DEFINE_bool(protected_mode, true,
+            "Without --auth_token_file, answer POST /config (which re-points "
+            "this node's peers) and /admin/* only to clients on a loopback "
+            "address (127.0.0.0/8, ::1); others get 403. Reads and "
+            "increments stay open. false: anyone who reaches the port may "
+            "call them. Ignored with a token, which then guards every "
+            "route.");
+
+// Identity.
+DEFINE_int64(min_incarnation_move_interval_s, 60,
+             "A peer holding more for this node's current actor than it "
+             "does moves the node to a new incarnation (a new actor id) at "
+             "most once per this many seconds; claims in between concern an "
+             "actor this node has just moved to, are forged, and are "
+             "refused (counted in "
+             "dist_counter_incarnation_moves_refused_total). 0: no limit.");
+
 // Peer discovery through DNS (Kubernetes headless services).
 DEFINE_string(peers_dns, "",
               "NAME:PORT (PORT 7777 when omitted): the peer list is every "
@@ -273,6 +290,13 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
     std::cerr << "--idempotency_window_s must be positive\n";
     return false;
   }
+  options->store.min_incarnation_move_interval_s =
+      FLAGS_min_incarnation_move_interval_s;
+  if (FLAGS_min_incarnation_move_interval_s < 0 ||
+      FLAGS_min_incarnation_move_interval_s > 365LL * 86400) {
+    std::cerr << "--min_incarnation_move_interval_s must be in 0..31536000\n";
+    return false;
+  }
   if (FLAGS_backups_to_keep == 0) {
     std::cerr << "--backups_to_keep must be positive\n";
     return false;
@@ -293,6 +317,7 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
   options->http.max_body_bytes = FLAGS_max_body_bytes;
   options->api.max_body_bytes = FLAGS_max_body_bytes;
   options->api.max_peers = FLAGS_max_peers;
+  options->api.protected_mode = FLAGS_protected_mode;
   options->merge_interval_ms = FLAGS_merge_interval_ms;
   options->peer_timeout_ms = FLAGS_peer_timeout_ms;
   options->pull_threads = FLAGS_pull_threads;
@@ -333,7 +358,17 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
 bool ReadAuthFlags(dist_counter::NodeOptions* options) {
   const std::string path =
       FlagOrEnv(FLAGS_auth_token_file, "DIST_COUNTER_AUTH_TOKEN_FILE", "");
-  if (path.empty()) return true;
+  if (path.empty()) {
+    if (FLAGS_protected_mode) {
+      LOG(INFO) << "no --auth_token_file: protected mode, POST /config and "
+                   "/admin/* answer only clients on loopback";
+    } else {
+      LOG(WARNING) << "no --auth_token_file and --protected_mode=false: "
+                      "anyone who reaches the port can re-point this node's "
+                      "peers (POST /config)";
+    }
+    return true;
+  }
   std::vector<std::string> warnings;
   dist_counter::Status s =
       dist_counter::LoadAuthToken(path, &options->api.auth.token, &warnings);

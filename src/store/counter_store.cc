@@ -61,6 +61,12 @@ void CounterStore::RegisterMetrics() {
               "node's current actor than it did (see the ERROR log).");
   incarnation_moves_metric_ =
       m->Counter("dist_counter_incarnation_moves_total");
+  m->Describe("dist_counter_incarnation_moves_refused_total", "counter",
+              "Moves to a new incarnation refused because one was made less "
+              "than --min_incarnation_move_interval_s ago: a peer claimed "
+              "more for an actor this node had just moved to (forged).");
+  incarnation_moves_refused_metric_ =
+      m->Counter("dist_counter_incarnation_moves_refused_total");
   increments_metric_ = m->Counter("dist_counter_increments_total");
   resets_metric_ = m->Counter("dist_counter_resets_total");
   flushes_metric_ = m->Counter("dist_counter_flushes_total");

@@ -30,7 +30,38 @@
 // took such actors from peers), logging a WARNING. While running, a peer
 // found holding more for the current actor than this node does (a data
 // directory copied or put back from a file system snapshot) makes the store
-// move to a new incarnation at once (CheckPeerOwnCount()).
+// move to a new incarnation at once (CheckPeerOwnCount()), at most once per
+// min_incarnation_move_interval_s: see "Moves are rate limited" below.
+//
+// Moves are rate limited, and the limit loses no increment. A move is a new
+// actor in every counter this node increments, for good; a peer that could
+// make the node move at will could grow every counter's actor list to its
+// bound (and freeze replication of it) in minutes. So a move is made only
+// if none was made in the last min_incarnation_move_interval_s; the first
+// move of a process is never delayed. Evidence within the interval is
+// refused (Busy, counted in dist_counter_incarnation_moves_refused_total),
+// not remembered for later: increments go on under the current actor, and
+// none of them can be hidden, because:
+//   - the current actor is then one this process moved to less than the
+//     interval ago. Its incarnation is the larger of the next one and the
+//     current time in microseconds, written with a synced write before any
+//     increment used it, so it was never used before (barring a clock set
+//     back by more than the gap): every count under it was issued by this
+//     process, and every copy a peer holds came from this node, at most
+//     what it published. A peer claiming more for it forged the claim (or
+//     is a confused or hostile node); it is not evidence of lost data.
+//   - this node never takes a peer's totals for its current actor (the
+//     merger drops them), so its own value counts every increment;
+//   - a node that would take the forged totals from that peer trusts it
+//     with every other actor too: it can be fed any value, and a move would
+//     not help, since the forger can claim the new actor as fast.
+// Moving later instead (when the interval has passed) would protect
+// nothing the refusal does not, and raising our count to the claim would
+// count increments never made. After the interval a new claim moves again:
+// a lying (configured) peer costs at most one actor per interval, and a
+// claim made true by a clock set back still gets its move, at most one
+// interval late. Only the merger's pulls call CheckPeerOwnCount(); a
+// refresh for a consistent read never moves the node (cluster/merger.h).
 //
 // Backups (counter_store_backup.cc, store/backup.h): CreateBackup() flushes
 // and makes a RocksDB checkpoint under options.backup_dir, keeping the
@@ -130,10 +161,20 @@ struct StoreOptions {
   // oldest go first); the others are read from RocksDB when asked for.
   // Records not yet written (until the next flush) are held besides.
   size_t idempotency_cache_keys = 100000;
+  // CheckPeerOwnCount() moves to a new incarnation at most once per this
+  // many seconds (see "Moves are rate limited" above); 0: no limit.
+  int64_t min_incarnation_move_interval_s = 60;
+  // A monotonic clock in milliseconds for that limit; null:
+  // std::chrono::steady_clock. For tests.
+  std::function<int64_t()> now_ms;
   Metrics* metrics = nullptr;  // not owned; may be null; must outlive store
   // Test-only: RocksDB uses this Env (e.g. one that injects write faults)
   // instead of the default. Not owned; must outlive the store.
   rocksdb::Env* TEST_env = nullptr;
+  // Test-only: the clock by which storage ERRORs repeat (at most every
+  // 30 s) and a recovery reports how long storage was unavailable. Empty:
+  // std::chrono::steady_clock::now. Called from any thread, under locks.
+  std::function<std::chrono::steady_clock::time_point()> TEST_now;
 };
 
 // One counter's state as returned by ChangesSince().
@@ -341,9 +382,12 @@ class CounterStore {
   // Afterwards peers' totals for `actor` merge unless this process started
   // its incarnation (see FirstRefusedIncarnation()). Sets *moved (if not null)
   // to whether this call moved. Returns OK when there is nothing to do or the
-  // move is made; StorageUnavailable if the new incarnation could not be
-  // written: increments are then refused until the store recovers, and
-  // recovery makes the move first. IOError after Close().
+  // move is made; Busy, moving nothing, if a move was made less than
+  // min_incarnation_move_interval_s ago (the claim is then forged: see
+  // "Moves are rate limited" above; counted in a metric, logged by the
+  // caller, who knows the peer); StorageUnavailable if the new incarnation
+  // could not be written: increments are then refused until the store
+  // recovers, and recovery makes the move first. IOError after Close().
   Status CheckPeerOwnCount(const std::string& name, const std::string& actor,
                            const ActorCounts& counts, bool* moved)
       EXCLUDES(write_mu_, mu_);
@@ -423,6 +467,12 @@ class CounterStore {
   // True if `counts` is above this actor's published counts of `name`.
   bool AboveOwnLocked(const std::string& name, const ActorCounts& counts) const
       REQUIRES(mu_);
+  // Busy (counted in a metric) if a move was made less than
+  // min_incarnation_move_interval_s ago, else OK.
+  Status CheckMoveAllowedLocked(const std::string& name,
+                                const ActorCounts& counts) REQUIRES(mu_);
+  // options_.now_ms(), or the steady clock in milliseconds.
+  int64_t NowMs() const;
   // Moves to a new incarnation (see CheckPeerOwnCount()): writes it with a
   // synced write, then switches actor_id_ and rebases staged durable
   // increments onto the new actor. `why` goes into the ERROR log line. On
@@ -531,6 +581,9 @@ class CounterStore {
   // Waits until `wake` or until Close() stops the flush thread; true if
   // it did.
   bool SleepUntil(Clock::time_point wake) EXCLUDES(flush_mu_);
+  // options_.TEST_now() if set, else Clock::now(): the time of the storage
+  // error log's rate limit.
+  Clock::time_point LogNow() const;
   void FlushLoop() EXCLUDES(write_mu_, mu_, flush_mu_);
   // Durable mode: syncs queued changes and runs their callbacks.
   void CommitLoop() EXCLUDES(write_mu_, mu_, commit_mu_);
@@ -567,6 +620,9 @@ class CounterStore {
   // The first incarnation this process started (see
   // FirstRefusedIncarnation()); set by Open().
   uint64_t fresh_from_ GUARDED_BY(mu_) = UINT64_MAX;
+  // When the last move to a new incarnation was made (NowMs()), if any.
+  bool moved_ GUARDED_BY(mu_) = false;
+  int64_t last_move_ms_ GUARDED_BY(mu_) = 0;
   std::map<std::string, Entry> counters_ GUARDED_BY(mu_);
   // seq -> name, one per counter.
   std::map<uint64_t, std::string> by_seq_ GUARDED_BY(mu_);
@@ -632,6 +688,7 @@ class CounterStore {
   std::atomic<uint64_t>* merges_refused_quota_metric_ = nullptr;
   std::atomic<uint64_t>* merges_refused_peer_quota_metric_ = nullptr;
   std::atomic<uint64_t>* incarnation_moves_metric_ = nullptr;
+  std::atomic<uint64_t>* incarnation_moves_refused_metric_ = nullptr;
 };
 
 }  // namespace dist_counter

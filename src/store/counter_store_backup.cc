@@ -104,7 +104,19 @@ Status CounterStore::CreateBackup(BackupInfo* info) {
     // system, copies across).
     s = FromRocks(checkpoint->CreateCheckpoint(partial, 0),
                   "making a checkpoint in " + partial);
-    if (!s.ok()) return Status::IOError(s.message());
+    if (!s.ok()) {
+      // A failed memtable flush leaves RocksDB refusing writes until it is
+      // resumed (Resume() does nothing otherwise, e.g. when only the
+      // backup dir failed). If it cannot be, the store is unavailable, as
+      // after a failed flush of its own, and recovers the same way.
+      const Status resumed = FromRocks(db_->Resume(), "resuming RocksDB");
+      if (!resumed.ok()) {
+        MutexLock lock(&mu_);
+        SetUnavailableLocked(s.message() + "; " + resumed.message(),
+                             /*dir_lost=*/false);
+      }
+      return Status::IOError(s.message());
+    }
   }
   Status s = CountCounters(partial, &made.counters);
   if (s.ok()) s = WriteBackupInfo(partial, made);

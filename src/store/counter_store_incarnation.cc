@@ -8,6 +8,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 
 #include "crdt/actor_id.h"
@@ -40,6 +41,29 @@ bool CounterStore::AboveOwnLocked(const std::string& name,
   return counts.p > held.p || counts.n > held.n;
 }
 
+int64_t CounterStore::NowMs() const {
+  if (options_.now_ms) return options_.now_ms();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             Clock::now().time_since_epoch())
+      .count();
+}
+
+Status CounterStore::CheckMoveAllowedLocked(const std::string& name,
+                                            const ActorCounts& counts) {
+  const int64_t interval_ms = options_.min_incarnation_move_interval_s * 1000;
+  if (!moved_ || interval_ms <= 0) return Status::OK();
+  const int64_t since_ms = NowMs() - last_move_ms_;
+  if (since_ms >= interval_ms) return Status::OK();
+  MetricAdd(incarnation_moves_refused_metric_);
+  return Status::Busy(
+      "a peer claims " + Describe(counts) + " for this node's actor " +
+      actor_id_ + " in counter " + name + ", more than this node issued " +
+      "under it; this node moved to it " + std::to_string(since_ms / 1000) +
+      " s ago, so the claim is forged (or the peer confused); not moving " +
+      "again for " + std::to_string((interval_ms - since_ms + 999) / 1000) +
+      " s");
+}
+
 Status CounterStore::CheckPeerOwnCount(const std::string& name,
                                        const std::string& actor,
                                        const ActorCounts& counts, bool* moved) {
@@ -49,6 +73,8 @@ Status CounterStore::CheckPeerOwnCount(const std::string& name,
     if (closed_) return Status::IOError("store is closed");
     if (actor != actor_id_ || !AboveOwnLocked(name, counts))
       return Status::OK();
+    Status allowed = CheckMoveAllowedLocked(name, counts);
+    if (!allowed.ok()) return allowed;
   }
   MutexLock write_lock(&write_mu_);
   if (db_closed_) return Status::IOError("store is closed");
@@ -63,6 +89,8 @@ Status CounterStore::CheckPeerOwnCount(const std::string& name,
           "a move to a new incarnation waits "
           "for the storage to recover");
     }
+    Status allowed = CheckMoveAllowedLocked(name, counts);
+    if (!allowed.ok()) return allowed;
     ActorCounts held;
     auto it = counters_.find(name);
     if (it != counters_.end()) {
@@ -126,6 +154,8 @@ Status CounterStore::ReincarnateLocked(const std::string& why) {
   incarnation_ = next;
   actor_id_ = MakeActorId(challenge_id_, incarnation_, node_id_);
   reincarnate_pending_ = false;
+  moved_ = true;
+  last_move_ms_ = NowMs();
   MetricAdd(incarnation_moves_metric_);
   LOG(ERROR) << "moved from actor " << old_actor << " to " << actor_id_
              << " (incarnation " << incarnation_ << "): " << why

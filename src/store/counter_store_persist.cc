@@ -72,7 +72,7 @@ Status CounterStore::FlushLocked(bool sync) {
   MutexLock lock(&mu_);
   if (dir_lost_) return Status::StorageUnavailable(unavailable_);
   const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
-                           Clock::now() - unavailable_since_)
+                           LogNow() - unavailable_since_)
                            .count();
   LOG(WARNING) << "storage available again after " << seconds
                << " s (was: " << unavailable_
@@ -257,7 +257,7 @@ void CounterStore::SetUnavailableLocked(const std::string& reason,
                                         bool dir_lost) {
   MetricAdd(storage_errors_metric_);
   MetricSet(available_metric_, 0);
-  const auto now = Clock::now();
+  const auto now = LogNow();
   const bool entering = unavailable_.empty();
   const bool newly_lost = dir_lost && !dir_lost_;
   if (entering) unavailable_since_ = now;
@@ -273,6 +273,10 @@ void CounterStore::SetUnavailableLocked(const std::string& reason,
   if (dir_lost_ && !newly_lost) return;  // keep the first cause
   dir_lost_ = dir_lost_ || dir_lost;
   unavailable_ = reason;
+}
+
+CounterStore::Clock::time_point CounterStore::LogNow() const {
+  return options_.TEST_now ? options_.TEST_now() : Clock::now();
 }
 
 bool CounterStore::DataDirLost(std::string* why) const {

@@ -5,10 +5,14 @@
 #include "api/auth.h"
 
 #include <glog/logging.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -76,6 +80,24 @@ AuthOptions WithToken(const std::string& token) {
   AuthOptions options;
   options.token = token;
   return options;
+}
+
+TEST(IsLoopbackClientTest, LoopbackAddressesAreLoopback) {
+  for (const char* ip : {"127.0.0.1", "127.0.0.53", "127.255.255.254",
+                         "127.1.2.3", "::1", "[::1]", "0:0:0:0:0:0:0:1",
+                         "::ffff:127.0.0.1", "[::ffff:127.9.9.9]"}) {
+    EXPECT_TRUE(IsLoopbackClient(ip)) << ip;
+  }
+}
+
+TEST(IsLoopbackClientTest, OtherAddressesAndNonAddressesAreNot) {
+  for (const char* ip :
+       {"10.0.0.1", "126.255.255.255", "128.0.0.1", "0.0.0.0", "1.127.0.0",
+        "172.17.0.1", "192.168.1.1", "::", "::2", "fe80::1", "2001:db8::1",
+        "::ffff:10.0.0.1", "::127.0.0.1", "", "localhost", "127.0.0.1 ",
+        "127.0.0", "[127.0.0.1", "::1%lo", "127.0.0.1:7777"}) {
+    EXPECT_FALSE(IsLoopbackClient(ip)) << ip;
+  }
 }
 
 TEST(AuthenticatorTest, TheBearerTokenPasses) {
@@ -165,15 +187,43 @@ TEST_F(TokenFileTest, MissingEmptyAndUnusableFilesAreRefused) {
   }
 }
 
+// In a child process about to exit: if it runs as root, becomes the user
+// and group nobody (65534), for whom file modes count as they do for a
+// node run as a service user. Returns false if that failed.
+bool DropRootInChild() {
+  if (geteuid() != 0) return true;
+  constexpr uid_t kNobody = 65534;
+  if (setgroups(0, nullptr) != 0 || setgid(kNobody) != 0 ||
+      setuid(kNobody) != 0) {
+    return false;
+  }
+  return geteuid() == kNobody;
+}
+
 TEST_F(TokenFileTest, AnUnreadableFileIsRefused) {
-  if (geteuid() == 0) GTEST_SKIP() << "root reads any file";
-  std::string token;
-  std::vector<std::string> warnings;
-  Status s =
-      LoadAuthToken(Write("abcdefghijklmnopq\n", 0200), &token, &warnings);
-  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
-  EXPECT_NE(s.message().find("Permission denied"), std::string::npos)
-      << s.message();
+  // Root reads any file, so the load runs in a child that is not root. It
+  // works in the token's directory and names the file relatively, so the
+  // only permission it lacks is the file's own (not a parent's above it).
+  const std::string path = Write("abcdefghijklmnopq\n", 0200);
+  const std::string name = path.substr(dir_.path().size() + 1);
+  ASSERT_EQ(chmod(dir_.path().c_str(), 0711), 0);
+  EXPECT_EXIT(
+      {
+        if (chdir(dir_.path().c_str()) != 0 || !DropRootInChild()) {
+          std::fprintf(stderr, "cannot drop root: %s", std::strerror(errno));
+          _exit(2);
+        }
+        std::string token = "unchanged";
+        std::vector<std::string> warnings;
+        Status s = LoadAuthToken(name, &token, &warnings);
+        const bool refused =
+            s.IsInvalidArgument() &&
+            s.message().find("Permission denied") != std::string::npos &&
+            token == "unchanged";
+        std::fprintf(stderr, "%s", s.ToString().c_str());
+        _exit(refused ? 0 : 1);  // no atexit work in a forked child
+      },
+      ::testing::ExitedWithCode(0), "Permission denied");
 }
 
 TEST_F(TokenFileTest, OpenFilesAndShortTokensAreWarnedAbout) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,9 +74,20 @@ TEST(RequestMetricsTest, ConcurrentCountsAreAllKept) {
   EXPECT_EQ(total, static_cast<uint64_t>(kThreads) * kEach);
 }
 
-TEST(RequestMetricsTest, WithoutMetricsCountsNothing) {
-  RequestMetrics requests(nullptr);
-  requests.Count("ping", 200);  // must not crash
+TEST(RequestMetricsTest, WithoutMetricsEveryCountReturnsQuietly) {
+  // Null Metrics: nothing to count into. Each path (a known pair, an
+  // unknown route, an unknown status) must return without touching it; a
+  // child runs them so that a crash fails the assertion, not the binary.
+  EXPECT_EXIT(
+      {
+        RequestMetrics requests(nullptr);
+        requests.Count("ping", 200);
+        requests.Count("ping", 200);
+        requests.Count("some_new_route", 200);
+        requests.Count("ping", 418);
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

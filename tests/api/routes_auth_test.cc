@@ -1,6 +1,7 @@
 // Tests of the Api with a token (ApiOptions::auth, src/api/routes.h): every
 // route but /ping is refused with 401 without the token or with another one,
-// and answers as usual with it; without a token nothing changes.
+// and answers as usual with it; without a token nothing changes, except
+// protected mode: POST /config and /admin/* answer only loopback clients.
 
 #include <glog/logging.h>
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 
 #include "api/routes.h"
 #include "store/counter_store.h"
+#include "testing/metric_value.h"
 #include "testing/node_process.h"
 #include "testing/warning_collector.h"
 #include "util/metrics.h"
@@ -69,10 +71,11 @@ class RoutesAuthTest : public ::testing::Test {
     MakeApi(kToken);
   }
 
-  // A new Api requiring `token`.
-  void MakeApi(const std::string& token) {
+  // A new Api requiring `token` ("": none).
+  void MakeApi(const std::string& token, bool protected_mode = true) {
     ApiOptions options;
     options.auth.token = token;
+    options.protected_mode = protected_mode;
     api_ = std::make_unique<Api>(options, store_.get(), nullptr, &metrics_);
   }
 
@@ -204,23 +207,26 @@ TEST_F(RoutesAuthTest, RefusalsAreCountedByReason) {
   Call(Routes()[0], "Bearer wrong");
   Call(Routes()[0], std::string("Bearer ") + kToken);
   const std::string text = metrics_.Render();
-  EXPECT_NE(
-      text.find("dist_counter_http_unauthorized_total{reason=\"missing\"} 2"),
-      std::string::npos)
+  EXPECT_EQ(
+      test::MetricValue(
+          text, "dist_counter_http_unauthorized_total{reason=\"missing\"}"),
+      2)
       << text;
-  EXPECT_NE(
-      text.find(
-          "dist_counter_http_unauthorized_total{reason=\"not_bearer\"} 1"),
-      std::string::npos)
+  EXPECT_EQ(
+      test::MetricValue(
+          text, "dist_counter_http_unauthorized_total{reason=\"not_bearer\"}"),
+      1)
       << text;
-  EXPECT_NE(
-      text.find(
-          "dist_counter_http_unauthorized_total{reason=\"wrong_token\"} 3"),
-      std::string::npos)
+  EXPECT_EQ(
+      test::MetricValue(
+          text, "dist_counter_http_unauthorized_total{reason=\"wrong_token\"}"),
+      3)
       << text;
-  EXPECT_NE(text.find("dist_counter_http_requests_total{route=\"unauthorized\","
-                      "status=\"401\"} 6"),
-            std::string::npos)
+  EXPECT_EQ(test::MetricValue(
+                text,
+                "dist_counter_http_requests_total{route=\"unauthorized\","
+                "status=\"401\"}"),
+            6)
       << text;
 }
 
@@ -276,6 +282,126 @@ TEST_F(RoutesAuthTest, WithoutATokenNothingChanges) {
   }
   EXPECT_EQ(fresh.Render().find("unauthorized"), std::string::npos);
   api_.reset();  // before `fresh`
+}
+
+// ---- Protected mode
+
+// The routes protected mode keeps for loopback clients, each with a request
+// and the status it gets once let through.
+const std::vector<Route>& GuardedRoutes() {
+  static const auto* routes = new std::vector<Route>{
+      {"POST", "/config", "{\"actors\":[\"10.1.1.1:7777\"]}", 204},
+      {"POST", "/admin/backup", "", 503},  // no backup_dir in these tests
+      {"GET", "/admin/backups", "", 503},
+  };
+  return *routes;
+}
+
+// Addresses of callers that are not on loopback ("": unknown).
+const std::vector<std::string>& RemoteClients() {
+  static const auto* clients = new std::vector<std::string>{
+      "10.9.8.7", "192.168.1.20", "128.0.0.1", "::ffff:10.0.0.1",
+      "2001:db8::1", "::", ""};
+  return *clients;
+}
+
+// Expects `reply` to be protected mode's 403, saying how to allow it.
+void ExpectForbidden(const ApiReply& reply, const std::string& what) {
+  EXPECT_EQ(reply.status, 403) << what << ": " << reply.body;
+  rapidjson::Document doc;
+  doc.Parse(reply.body.c_str(), reply.body.size());
+  ASSERT_FALSE(doc.HasParseError()) << what << ": " << reply.body;
+  ASSERT_TRUE(doc.IsObject() && doc.HasMember("type") &&
+              doc["type"].IsString() && doc.HasMember("message") &&
+              doc["message"].IsString())
+      << reply.body;
+  EXPECT_STREQ(doc["type"].GetString(), "Forbidden") << what;
+  const std::string message = doc["message"].GetString();
+  EXPECT_NE(message.find("protected mode"), std::string::npos) << message;
+  EXPECT_NE(message.find("--auth_token_file"), std::string::npos) << message;
+  EXPECT_NE(message.find("--protected_mode=false"), std::string::npos)
+      << message;
+}
+
+bool IsGuarded(const Route& route) {
+  for (const Route& guarded : GuardedRoutes()) {
+    if (guarded.method == route.method && guarded.target == route.target) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST_F(RoutesAuthTest, WithoutATokenOnlyLoopbackClientsMayReconfigure) {
+  MakeApi("");
+  for (const std::string& client : RemoteClients()) {
+    for (const Route& route : GuardedRoutes()) {
+      ExpectForbidden(Call(route, "", client),
+                      route.method + " " + route.target + " from " + client);
+    }
+    // Everything else stays open to them, as without protected mode.
+    for (const Route& route : Routes()) {
+      if (IsGuarded(route)) continue;
+      EXPECT_EQ(Call(route, "", client).status, route.status)
+          << route.method << " " << route.target << " from " << client;
+    }
+  }
+  EXPECT_TRUE(store_->Peers().empty());  // no refused request took effect
+  for (const char* client : {"127.0.0.1", "127.0.0.53", "::1", "[::1]",
+                             "::ffff:127.0.0.1"}) {
+    for (const Route& route : GuardedRoutes()) {
+      ApiReply r = Call(route, "", client);
+      EXPECT_EQ(r.status, route.status)
+          << route.method << " " << route.target << " from " << client << ": "
+          << r.body;
+    }
+  }
+  EXPECT_EQ(store_->Peers(), std::vector<std::string>{"10.1.1.1:7777"});
+}
+
+TEST_F(RoutesAuthTest, ProtectedModeOffLetsAnyClientReconfigure) {
+  MakeApi("", /*protected_mode=*/false);
+  for (const std::string& client : RemoteClients()) {
+    for (const Route& route : GuardedRoutes()) {
+      EXPECT_EQ(Call(route, "", client).status, route.status)
+          << route.method << " " << route.target << " from " << client;
+    }
+  }
+  EXPECT_EQ(store_->Peers(), std::vector<std::string>{"10.1.1.1:7777"});
+}
+
+TEST_F(RoutesAuthTest, WithATokenTheTokenAloneDecides) {
+  for (const bool protected_mode : {true, false}) {
+    MakeApi(kToken, protected_mode);
+    for (const std::string& client : RemoteClients()) {
+      for (const Route& route : GuardedRoutes()) {
+        const std::string what = route.method + " " + route.target + " from " +
+                                 client + (protected_mode ? "" : " (off)");
+        ExpectUnauthorized(Call(route, "", client), what);
+        ExpectUnauthorized(Call(route, "Bearer wrong", "127.0.0.1"), what);
+        EXPECT_EQ(Call(route, std::string("Bearer ") + kToken, client).status,
+                  route.status)
+            << what;
+      }
+    }
+  }
+}
+
+TEST_F(RoutesAuthTest, ProtectedModeRefusalsAreCountedAndLoggedRateLimited) {
+  MakeApi("");
+  WarningCollector warnings;
+  for (int i = 0; i < 20; ++i) {
+    ExpectForbidden(Call(GuardedRoutes()[0], "", "10.9.8.7"), "POST /config");
+  }
+  const std::vector<std::string> lines = warnings.Lines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("POST /config from 10.9.8.7"), std::string::npos)
+      << lines[0];
+  const std::string text = metrics_.Render();
+  EXPECT_NE(text.find("dist_counter_http_requests_total{route=\"config\","
+                      "status=\"403\"} 20"),
+            std::string::npos)
+      << text;
 }
 
 }  // namespace

@@ -4,8 +4,10 @@
 // acknowledged increment lost to kill -9 in durable mode, no increment made
 // after a restart ever hidden, partitions (SIGSTOP) answered by /value and
 // refused by /consistent_value, a Jepsen-style bounds check on every read,
-// a garbage peer in the actor list that changes nothing, and a hostile peer
-// that can neither pre-load a node's next identity nor stall the sync.
+// a garbage peer in the actor list that changes nothing, a hostile peer
+// that can neither pre-load a node's next identity nor stall the sync, and
+// one that claims more than a node holds for whatever actor it has now,
+// which moves the node at most once.
 //
 // Timings are never asserted; deadlines are generous and only bound a
 // failing test.
@@ -17,12 +19,14 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <cstdlib>
 #include <chrono>
 #include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -31,7 +35,10 @@
 #include "cluster/fake_peer.h"
 #include "cluster/peer_client.h"
 #include "cluster/peer_clients_environment.h"
+#include "crdt/pn_counter.h"
+#include "proto/wire.h"
 #include "testing/http_client.h"
+#include "testing/metric_value.h"
 #include "testing/node_process.h"
 #include "testing/wait_until.h"
 #include "util/decimal.h"
@@ -484,11 +491,17 @@ TEST(ClusterTest, DurableModeLosesNothingAcknowledgedToKill9) {
   ASSERT_TRUE(cluster.Start());
   Writers writers(&cluster, "durable");
   writers.Start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Phases of the load end on what was acknowledged, not on a clock: some
+  // before the kill, some while node 2 is down, some after its restart.
+  auto acked_more = [&writers](int64_t delta) {
+    const int64_t from = writers.acked();
+    return WaitUntil([&] { return writers.acked() >= from + delta; });
+  };
+  ASSERT_TRUE(acked_more(300));
   cluster.node(1).Kill9();
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE(acked_more(100));
   ASSERT_TRUE(cluster.Kill9AndRestart(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  ASSERT_TRUE(acked_more(200));
   writers.Stop();
 
   int64_t value = 0;
@@ -576,6 +589,29 @@ TEST(ClusterTest, APausedNodeIsReportedByConsistentValueAndCatchesUp) {
       return r.status == 200 && r.body == "8";
     })) << i;
   }
+}
+
+TEST(ClusterTest, APeersLastSuccessAgeGrowsWhileItIsPausedAndThenResets) {
+  Cluster cluster(2);
+  ASSERT_TRUE(cluster.Start());
+  std::string metrics;
+  auto age = [&](const std::string& peer) {
+    HttpResponse r =
+        HttpRequest("GET", cluster.node(0).Url("/metrics"), "", {}, 5000);
+    metrics = r.body;
+    return test::MetricValue(
+        metrics,
+        "dist_counter_peer_last_success_age_seconds{peer=\"" + peer + "\"}");
+  };
+  const std::string peer = cluster.node(1).Address();
+  // Pulled every 100 ms: a fresh success.
+  ASSERT_TRUE(WaitUntil([&] { return age(peer).value_or(99) < 1; })) << metrics;
+  EXPECT_EQ(age(cluster.node(0).Address()), std::nullopt)  // not a peer
+      << metrics;
+  cluster.node(1).Pause();
+  EXPECT_TRUE(WaitUntil([&] { return age(peer).value_or(0) >= 2; })) << metrics;
+  cluster.node(1).Resume();
+  EXPECT_TRUE(WaitUntil([&] { return age(peer).value_or(99) < 1; })) << metrics;
 }
 
 // ---- Jepsen-style counter check
@@ -724,12 +760,34 @@ TEST(ClusterTest, JepsenCounterReadsStayWithinBoundsAndConverge) {
       }
     });
   }
-  // Nemesis: pause a node for a while, then let it go.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Nemesis: pause a node for a while, then let it go. Each phase lasts
+  // until the clients finished 100 more operations, not for a set time.
+  auto ops_more = [&](size_t n) {
+    size_t from = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      from = ops.size();
+    }
+    return WaitUntil([&] {
+      std::lock_guard<std::mutex> lock(mu);
+      return ops.size() >= from + n;
+    });
+  };
+  // Waits until node 1 lists node 3 as connected (or, false, as not).
+  auto sees_node3 = [&](bool connected) {
+    return WaitUntil([&] {
+      const std::vector<std::string> nodes = ConnectedNodes(cluster.node(0));
+      return connected == (std::find(nodes.begin(), nodes.end(),
+                                     cluster.node(2).Address()) != nodes.end());
+    });
+  };
+  EXPECT_TRUE(ops_more(100));
   cluster.node(2).Pause();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_TRUE(sees_node3(false));  // the pause is felt
+  EXPECT_TRUE(ops_more(100));
   cluster.node(2).Resume();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_TRUE(sees_node3(true));
+  EXPECT_TRUE(ops_more(100));
   stop = true;
   for (auto& t : threads) t.join();
 
@@ -968,6 +1026,104 @@ TEST(ClusterTest, AHostilePeerCanNeitherPreloadANodesNextIdentityNorStall) {
   }
   EXPECT_TRUE(WaitUntil([&] { return cluster.Value(0, "x") == "6"; }))
       << cluster.Value(0, "x");
+}
+
+// The value of the un-labelled metric `name` in `node`'s /metrics; -1 if
+// it is not there.
+double MetricOf(NodeProcess& node, const std::string& name) {
+  HttpResponse r = HttpRequest("GET", node.Url("/metrics"), "", {}, 5000);
+  const std::string key = "\n" + name + " ";
+  const std::string text = "\n" + r.body;
+  const size_t at = text.find(key);
+  if (r.status != 200 || at == std::string::npos) return -1;
+  return std::strtod(text.c_str() + at + key.size(), nullptr);
+}
+
+TEST(ClusterTest, AFakePeerClaimingMoreForTheCurrentActorMovesANodeOnce) {
+  // The outsider's server: for counter "x" it claims 1000 more increments
+  // than node 1 holds under the actor node 1 uses now (the test reads it
+  // before every read, as the outsider would), in its changes and in its
+  // answer to a refresh.
+  std::mutex mu;
+  PnCounter claim;  // guarded by mu
+  FakePeer forger([&](const std::string& target) {
+    PeerIdentity identity;
+    identity.challenge_id = "9";
+    identity.node_id = "99999999";
+    identity.actor = "9.1.99999999";
+    identity.instance = 5;
+    CounterChange change;
+    change.name = "x";
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      change.state = claim;
+    }
+    if (target.rfind("/internal/changes", 0) == 0) {
+      return test::JsonReply(EncodeChangesPage(identity, /*reset=*/true, 1,
+                                               /*more=*/false, {change}));
+    }
+    return test::JsonReply(EncodeCounterReply(identity, "x", change.state));
+  });
+  ASSERT_TRUE(forger.Start());
+  Cluster cluster(2);
+  ASSERT_TRUE(cluster.Start());
+  // A node without a token takes POST /config from loopback only: here, as
+  // the outsider once did from anywhere, it adds the forger to node 1.
+  const std::string actors = "{\"actors\":[\"" + cluster.node(0).Address() +
+                             "\",\"" + cluster.node(1).Address() + "\",\"" +
+                             forger.Address() + "\"]}";
+  ASSERT_EQ(
+      HttpRequest("POST", cluster.node(0).Url("/config"), actors).status, 204);
+
+  HttpClient client;
+  int64_t acknowledged = 0;
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(Increment(&client, cluster.node(i % 3 == 0 ? 1 : 0), "x", 1)
+                  .status,
+              204);
+    ++acknowledged;
+    // Node 1's current actor and what it holds under it.
+    HttpResponse own =
+        client.Request("GET", cluster.node(0).Url("/internal/counter/x"), "",
+                       {}, 5000);
+    ASSERT_EQ(own.status, 200) << own.body;
+    PeerIdentity node;
+    PnCounter state;
+    ASSERT_TRUE(
+        DecodeCounterReply(own.body, "x", WireLimits(), &node, &state).ok())
+        << own.body;
+    const auto it = state.actors().find(node.actor);
+    const uint64_t held = it == state.actors().end() ? 0 : it->second.p;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      claim = PnCounter();
+      claim.SetActor(node.actor, ActorCounts{held + 1000, 0});
+    }
+    HttpResponse read = client.Request(
+        "GET", cluster.node(0).Url("/counter/x/consistent_value"), "", {},
+        5000);
+    ASSERT_TRUE(read.status == 200 || read.status == 503)
+        << read.status << " " << read.body;
+  }
+  // The pulls go on seeing a claim for the actor node 1 moved to: refused.
+  EXPECT_TRUE(WaitUntil([&] {
+    return MetricOf(cluster.node(0),
+                    "dist_counter_incarnation_moves_refused_total") >= 1;
+  }));
+  EXPECT_LE(MetricOf(cluster.node(0), "dist_counter_incarnation_moves_total"),
+            1);
+  // No acknowledged increment is hidden, and the honest node converges.
+  const std::string want = std::to_string(acknowledged);
+  EXPECT_TRUE(cluster.WaitAllEqual("x", want)) << Join(cluster.Values("x"));
+  HttpResponse r = HttpRequest("GET", cluster.node(1).Url("/counter/x"));
+  rapidjson::Document doc;
+  doc.Parse(r.body.c_str());
+  ASSERT_TRUE(doc.IsObject() && doc.HasMember("actors") &&
+              doc["actors"].IsObject())
+      << r.body;
+  EXPECT_LE(doc["actors"].MemberCount(), 3u) << r.body;
+  EXPECT_NE(cluster.node(0).ReadLog().find("forges this node's counts"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -370,6 +370,93 @@ TEST(MergerTest, APeerHoldingMoreForItsCurrentActorMovesItToANewIncarnation) {
   EXPECT_EQ(b.Metric("dist_counter_incarnation_moves_total"), 1);
 }
 
+// A fake peer that claims, for counter "c", 1000 more increments than
+// `node` holds under its current actor, whatever that is when asked (in
+// its change log and in its answer to a refresh), next to an honest actor.
+std::unique_ptr<FakePeer> ForgerOf(LocalNode* node, std::atomic<int>* pulls,
+                                   std::atomic<int>* refreshes) {
+  auto peer = std::make_unique<FakePeer>([=](const std::string& target) {
+    PeerIdentity identity;
+    identity.challenge_id = "9";
+    identity.node_id = "99999999";
+    identity.actor = "9.1.99999999";
+    identity.instance = 77;
+    const std::string actor = node->store()->actor_id();
+    PnCounter held;
+    (void)node->store()->Get("c", &held);
+    const auto it = held.actors().find(actor);
+    const uint64_t p = it == held.actors().end() ? 0 : it->second.p;
+    CounterChange change;
+    change.name = "c";
+    change.state.SetActor(actor, ActorCounts{p + 1000, 0});
+    change.state.SetActor("9.1.99999999", ActorCounts{5, 1});
+    if (target.rfind("/internal/changes", 0) == 0) {
+      ++*pulls;
+      return JsonReply(EncodeChangesPage(identity, /*reset=*/true, 1,
+                                         /*more=*/false, {change}));
+    }
+    ++*refreshes;
+    return JsonReply(EncodeCounterReply(identity, "c", change.state));
+  });
+  EXPECT_TRUE(peer->Start());
+  return peer;
+}
+
+TEST(MergerTest, ARefreshNeverMovesTheNode) {
+  LocalNode b("2");
+  ASSERT_TRUE(b.store()->Increment("c", 2).ok());
+  const std::string own = b.store()->actor_id();
+  std::atomic<int> pulls{0}, refreshes{0};
+  auto forger = ForgerOf(&b, &pulls, &refreshes);
+  ASSERT_TRUE(b.store()->SetPeers({forger->Address()}).ok());
+  Merger merger(LocalNode::Fast(), b.store());  // not started: no pulls
+  for (int i = 0; i < 50; ++i) {
+    std::vector<std::string> unreachable;
+    ASSERT_TRUE(merger.RefreshCounter("c", &unreachable).ok());
+  }
+  EXPECT_EQ(refreshes.load(), 50);
+  EXPECT_EQ(pulls.load(), 0);
+  EXPECT_EQ(b.store()->actor_id(), own);
+  EXPECT_EQ(b.Metric("dist_counter_incarnation_moves_total"), 0);
+  // The honest actor merged, the claim for ours did not.
+  EXPECT_EQ(b.Value("c"), "6");
+}
+
+TEST(MergerTest, APeerForgingEveryNewActorMovesTheNodeOnce) {
+  LocalNode b("2");
+  ASSERT_TRUE(b.store()->Increment("c", 2).ok());
+  int64_t acknowledged = 2;
+  const std::string first = b.store()->actor_id();
+  std::atomic<int> pulls{0}, refreshes{0};
+  auto forger = ForgerOf(&b, &pulls, &refreshes);
+  b.StartMerger({forger->Address()});
+  // The first claim is believed: one move (the store's first is never
+  // delayed).
+  ASSERT_TRUE(WaitUntil([&] { return b.store()->actor_id() != first; }));
+  const std::string second = b.store()->actor_id();
+  // Then the peer claims more for the new actor at every pull and refresh,
+  // while clients increment: refused, the node stays where it is.
+  const int pulls_after_move = pulls.load();
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(b.store()->Increment("c", 1).ok());
+    ++acknowledged;
+    std::vector<std::string> unreachable;
+    ASSERT_TRUE(b.merger()->RefreshCounter("c", &unreachable).ok());
+  }
+  ASSERT_TRUE(WaitUntil([&] { return pulls.load() >= pulls_after_move + 20; }));
+  ASSERT_TRUE(WaitUntil([&] {
+    return b.Metric("dist_counter_incarnation_moves_refused_total") >= 20;
+  }));
+  EXPECT_EQ(b.store()->actor_id(), second);
+  EXPECT_EQ(b.Metric("dist_counter_incarnation_moves_total"), 1);
+  // Every acknowledged increment counts (plus the honest actor's 5 - 1).
+  EXPECT_EQ(b.Value("c"), std::to_string(acknowledged + 4));
+  PnCounter state;
+  ASSERT_TRUE(b.store()->Get("c", &state).ok());
+  EXPECT_EQ(state.actors().at(second).p, 100u);
+  EXPECT_EQ(state.actors().size(), 3u);  // first, second, the honest one
+}
+
 // A peer's reset reaches this node's own actor: its baselines are taken
 // when its totals are within ours (the peer learnt them from us); a claim
 // of higher totals is still refused.

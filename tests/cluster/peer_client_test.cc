@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "cluster/fake_peer.h"
 #include "cluster/peer_clients_environment.h"
 #include "testing/node_process.h"
+#include "testing/wait_until.h"
 
 namespace dist_counter {
 namespace {
@@ -348,8 +348,9 @@ TEST(PeerClientTest, AbortFlagEndsAWaitEarly) {
   options.timeout_ms = 600000;  // only the abort can end it
   options.abort = &abort;
   PeerClient client(peer->Address(), options);
-  std::thread aborter([&abort] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Aborts once the request reached the peer: the client is then waiting.
+  std::thread aborter([&abort, &peer] {
+    test::WaitUntil([&peer] { return peer->requests() >= 1; });
     abort = true;
   });
   ChangesPage page;

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "testing/metric_value.h"
 #include "testing/wait_until.h"
 #include "util/metrics.h"
 
@@ -272,7 +273,15 @@ TEST(PeerResolverTest, NothingRunsBeforeStartOrAfterStop) {
   const int calls = dns.calls();
   dns.Answer({"10.0.0.2"});
   resolver.Start({});  // no effect after Stop()
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // A running resolver beside it resolves five times meanwhile.
+  FakeDns running_dns;
+  running_dns.Answer({"10.0.0.3"});
+  Deliveries running_got;
+  PeerResolver running(Options(), running_dns.Function(),
+                       running_got.Callback());
+  running.Start({});
+  ASSERT_TRUE(WaitUntil([&] { return running_dns.calls() >= 5; }));
+  running.Stop();
   EXPECT_EQ(dns.calls(), calls);
   EXPECT_EQ(got.count(), 1u);
 }
@@ -285,8 +294,8 @@ TEST(PeerResolverTest, CountsResolutionsAndPeersInMetrics) {
   PeerResolverOptions options = Options();
   options.metrics = &metrics;
   PeerResolver resolver(options, dns.Function(), got.Callback());
-  EXPECT_NE(metrics.Render().find("dist_counter_peers_dns_peers 0\n"),
-            std::string::npos);
+  EXPECT_EQ(test::MetricValue(metrics.Render(), "dist_counter_peers_dns_peers"),
+            0);
   resolver.Start({});
   ASSERT_TRUE(WaitUntil([&] { return got.count() == 1; }));
   dns.Fail(Status::Unavailable("no DNS"));
@@ -294,18 +303,16 @@ TEST(PeerResolverTest, CountsResolutionsAndPeersInMetrics) {
   resolver.Stop();
   const PeerResolverStats stats = resolver.Stats();
   const std::string text = metrics.Render();
-  EXPECT_NE(text.find("dist_counter_peers_dns_peers 2\n"), std::string::npos)
+  EXPECT_EQ(test::MetricValue(text, "dist_counter_peers_dns_peers"), 2) << text;
+  EXPECT_EQ(
+      test::MetricValue(
+          text, "dist_counter_peers_dns_resolutions_total{result=\"error\"}"),
+      stats.failures)
       << text;
-  EXPECT_NE(text.find("dist_counter_peers_dns_resolutions_total{result="
-                      "\"error\"} " +
-                      std::to_string(stats.failures) + "\n"),
-            std::string::npos)
-      << text;
-  EXPECT_NE(
-      text.find("dist_counter_peers_dns_resolutions_total{result="
-                "\"ok\"} " +
-                std::to_string(stats.resolutions - stats.failures) + "\n"),
-      std::string::npos)
+  EXPECT_EQ(
+      test::MetricValue(
+          text, "dist_counter_peers_dns_resolutions_total{result=\"ok\"}"),
+      stats.resolutions - stats.failures)
       << text;
 }
 

@@ -23,6 +23,7 @@
 #include "cluster/peer_clients_environment.h"
 #include "store/counter_store.h"
 #include "testing/http_client.h"
+#include "testing/metric_value.h"
 #include "testing/node_process.h"
 #include "testing/wait_until.h"
 #include "util/metrics.h"
@@ -204,10 +205,8 @@ class TwoNodes {
   // The value of metric line `series` (e.g. `name{label="x"}`) on node `i`,
   // -1 if absent.
   double Metric(int i, const std::string& series, const std::string& token) {
-    const std::string text = Get(i, "/metrics", token).body;
-    const size_t at = text.find("\n" + series + " ");
-    if (at == std::string::npos) return -1;
-    return std::stod(text.substr(at + series.size() + 2));
+    return test::MetricValue(Get(i, "/metrics", token).body, series)
+        .value_or(-1);
   }
 
  private:

@@ -9,12 +9,15 @@
 #include <rocksdb/options.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <set>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "store/counter_store.h"
@@ -242,6 +245,71 @@ TEST_F(BackupTest, RestoreRefusesANonEmptyDataDir) {
   s = RestoreBackup(info.path, root_ + "/empty", &next);
   EXPECT_TRUE(s.ok()) << s.ToString();
   EXPECT_FALSE(fs::exists(root_ + "/empty/BACKUP_INFO"));
+}
+
+TEST_F(BackupTest, RestoreFillsADirectoryHoldingOnlyLostAndFound) {
+  BackupInfo info;
+  {
+    auto store = MustOpen(Options());
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->Increment("a", 4).ok());
+    ASSERT_TRUE(store->CreateBackup(&info).ok());
+    ASSERT_TRUE(store->Close().ok());
+  }
+  // The root of a freshly made file system, as a mounted volume is.
+  ASSERT_TRUE(fs::create_directories(root_ + "/volume/lost+found"));
+  uint64_t next = 0;
+  Status s = RestoreBackup(info.path, root_ + "/volume", &next);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(fs::is_directory(root_ + "/volume/lost+found"));
+  auto restored = MustOpen(Options("volume"));
+  ASSERT_TRUE(restored);
+  EXPECT_EQ(ValueOf(*restored, "a"), "4");
+  EXPECT_TRUE(restored->Close().ok());
+  // Anything beside it is still refused.
+  ASSERT_TRUE(fs::create_directories(root_ + "/volume2/lost+found"));
+  { std::ofstream(root_ + "/volume2/file") << "x"; }
+  s = RestoreBackup(info.path, root_ + "/volume2", &next);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+}
+
+TEST_F(BackupTest, ConcurrentBackupsRunOneAtATimeAndEachCompletes) {
+  // Backups never overlap: one that started waits for the one running,
+  // then takes its own name and checkpoint. Overlapping ones would pick
+  // the same name in the same millisecond and fail on each other's
+  // checkpoint directory, or prune each other's partial backups.
+  constexpr int kBackups = 6;
+  StoreOptions options = Options();
+  options.backups_to_keep = kBackups;
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Increment("a", 1).ok());
+  std::atomic<int> waiting{kBackups};
+  std::vector<Status> results(kBackups);
+  std::vector<BackupInfo> infos(kBackups);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kBackups; ++i) {
+    threads.emplace_back([&, i] {
+      waiting.fetch_sub(1);
+      while (waiting.load() > 0) std::this_thread::yield();  // start together
+      results[i] = store->CreateBackup(&infos[i]);
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  std::set<std::string> names;
+  for (int i = 0; i < kBackups; ++i) {
+    EXPECT_TRUE(results[i].ok()) << i << ": " << results[i].ToString();
+    EXPECT_EQ(infos[i].counters, 1u) << i;
+    names.insert(infos[i].name);
+  }
+  EXPECT_EQ(names.size(), static_cast<size_t>(kBackups));
+  std::vector<std::string> listed = Names(*store);
+  EXPECT_EQ(std::set<std::string>(listed.begin(), listed.end()), names);
+  for (const auto& entry : fs::directory_iterator(options.backup_dir)) {
+    EXPECT_TRUE(IsBackupName(entry.path().filename().string()))
+        << entry.path();  // no .partial left
+  }
+  EXPECT_TRUE(store->Close().ok());
 }
 
 TEST_F(BackupTest, RestoreRefusesWhatIsNotABackup) {

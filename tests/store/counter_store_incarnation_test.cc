@@ -1,6 +1,8 @@
 // CounterStore::CheckPeerOwnCount(): a peer holding more for this node's
 // current actor than the node does makes it move to a new incarnation at
-// once, durably, without losing or doubling an increment in flight.
+// once, durably, without losing or doubling an increment in flight; at most
+// once per min_incarnation_move_interval_s, the claims in between refused
+// without hiding an increment.
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
@@ -20,6 +22,7 @@
 #include "store/counter_store.h"
 #include "store/fault_file_system.h"
 #include "store/store_test_util.h"
+#include "util/metrics.h"
 
 namespace dist_counter {
 namespace {
@@ -51,9 +54,12 @@ class CounterStoreIncarnationTest : public ::testing::Test {
     options.flush_interval_ms = durable ? kNeverMs : 50;
     options.durable = durable;
     options.close_retry_ms = 0;
+    options.now_ms = [this] { return now_ms_.load(); };
     return options;
   }
 
+  // The store's clock (StoreOptions::now_ms), moved by the tests.
+  std::atomic<int64_t> now_ms_{1000000};
   std::string root_;
 };
 
@@ -219,7 +225,9 @@ void HammerWhileMoving(CounterStore* store, int* moves) {
 }
 
 TEST_F(CounterStoreIncarnationTest, IncrementsDuringMovesLandWholeDefaultMode) {
-  auto store = MustOpen(Options(/*durable=*/false));
+  StoreOptions options = Options(/*durable=*/false);
+  options.min_incarnation_move_interval_s = 0;  // moves as often as asked
+  auto store = MustOpen(options);
   ASSERT_TRUE(store);
   int moves = 0;
   HammerWhileMoving(store.get(), &moves);
@@ -230,13 +238,15 @@ TEST_F(CounterStoreIncarnationTest, IncrementsDuringMovesLandWholeDefaultMode) {
 }
 
 TEST_F(CounterStoreIncarnationTest, IncrementsDuringMovesLandWholeDurableMode) {
-  auto store = MustOpen(Options(/*durable=*/true));
+  StoreOptions options = Options(/*durable=*/true);
+  options.min_incarnation_move_interval_s = 0;  // moves as often as asked
+  auto store = MustOpen(options);
   ASSERT_TRUE(store);
   int moves = 0;
   HammerWhileMoving(store.get(), &moves);
   EXPECT_GT(moves, 0);
   ASSERT_TRUE(store->Close().ok());
-  store = MustOpen(Options(/*durable=*/true));  // and so it is on disk
+  store = MustOpen(options);  // and so it is on disk
   ASSERT_TRUE(store);
   PnCounter state;
   ASSERT_TRUE(store->Get("c", &state).ok());
@@ -270,6 +280,118 @@ TEST_F(CounterStoreIncarnationTest,
   EXPECT_EQ(CountsOf(*store, "c", store->actor_id()), (ActorCounts{1, 0}));
   EXPECT_EQ(CountsOf(*store, "c", old_actor), (ActorCounts{1, 0}));
   EXPECT_TRUE(store->Close().ok());
+}
+
+// What a peer that takes only what this node publishes holds of `name`:
+// its value there.
+std::string PublishedValue(const CounterStore& store, const std::string& name) {
+  std::vector<CounterChange> changes;
+  uint64_t next = 0;
+  store.ChangesSince(0, 1000, &changes, &next);
+  PnCounter peer;
+  for (const CounterChange& change : changes) {
+    if (change.name == name) peer.Merge(change.state);
+  }
+  return peer.ValueString();
+}
+
+TEST_F(CounterStoreIncarnationTest, ClaimsWithinTheIntervalMoveOnceAndHideNothing) {
+  Metrics metrics;  // declared first: must outlive the store
+  StoreOptions options = Options();
+  options.metrics = &metrics;
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Increment("c", 3).ok());
+  int64_t acknowledged = 3;
+  const std::string first = store->actor_id();
+  bool moved = false;
+  ASSERT_TRUE(
+      store->CheckPeerOwnCount("c", first, ActorCounts{9, 0}, &moved).ok());
+  ASSERT_TRUE(moved);  // the first move is never delayed
+  const std::string second = store->actor_id();
+  ASSERT_NE(second, first);
+
+  // A peer claims more than this node holds for the actor it has just
+  // moved to, again and again, while clients increment: no further move.
+  for (int i = 0; i < 200; ++i) {
+    now_ms_ += 250;  // 50 s in all: still within the minute
+    const int64_t delta = i % 4 == 0 ? -1 : 2;
+    ASSERT_TRUE(store->Increment("c", delta).ok());
+    acknowledged += delta;
+    const ActorCounts held = CountsOf(*store, "c", store->actor_id());
+    Status s = store->CheckPeerOwnCount(
+        "c", store->actor_id(), ActorCounts{held.p + 1000, held.n}, &moved);
+    ASSERT_TRUE(s.IsBusy()) << s.ToString();
+    EXPECT_FALSE(moved);
+    ASSERT_EQ(store->actor_id(), second);
+    // Every acknowledged increment counts, here and on a peer that holds
+    // what this node published.
+    ASSERT_EQ(ValueOf(*store, "c"), std::to_string(acknowledged));
+    ASSERT_EQ(PublishedValue(*store, "c"), std::to_string(acknowledged));
+  }
+  EXPECT_EQ(metrics.Counter("dist_counter_incarnation_moves_total")->load(),
+            1u);
+  EXPECT_EQ(
+      metrics.Counter("dist_counter_incarnation_moves_refused_total")->load(),
+      200u);
+  // The refused claims left the new actor's own count as it was issued.
+  PnCounter state;
+  ASSERT_TRUE(store->Get("c", &state).ok());
+  EXPECT_EQ(state.actors().size(), 2u);
+  ASSERT_TRUE(store->Close().ok());
+  store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(ValueOf(*store, "c"), std::to_string(acknowledged));
+}
+
+TEST_F(CounterStoreIncarnationTest, AfterTheIntervalAClaimMovesAgain) {
+  auto store = MustOpen(Options());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->Increment("c", 1).ok());
+  bool moved = false;
+  ASSERT_TRUE(store
+                  ->CheckPeerOwnCount("c", store->actor_id(), ActorCounts{5, 0},
+                                      &moved)
+                  .ok());
+  ASSERT_TRUE(moved);
+  ASSERT_TRUE(store->Increment("c", 1).ok());
+  const std::string second = store->actor_id();
+  now_ms_ += 59999;
+  EXPECT_TRUE(
+      store->CheckPeerOwnCount("c", second, ActorCounts{5, 0}, &moved).IsBusy());
+  EXPECT_FALSE(moved);
+  now_ms_ += 1;  // a minute since the move
+  ASSERT_TRUE(
+      store->CheckPeerOwnCount("c", second, ActorCounts{5, 0}, &moved).ok());
+  EXPECT_TRUE(moved);
+  const std::string third = store->actor_id();
+  EXPECT_NE(third, second);
+  // The interval runs from the last move.
+  ASSERT_TRUE(store->Increment("c", 1).ok());
+  now_ms_ += 30000;
+  EXPECT_TRUE(
+      store->CheckPeerOwnCount("c", third, ActorCounts{5, 0}, &moved).IsBusy());
+  EXPECT_EQ(store->actor_id(), third);
+  // A claim that is not above ours is no claim, within the interval too.
+  EXPECT_TRUE(
+      store->CheckPeerOwnCount("c", third, ActorCounts{1, 0}, &moved).ok());
+  EXPECT_EQ(ValueOf(*store, "c"), "3");
+  EXPECT_EQ(CountsOf(*store, "c", third), (ActorCounts{1, 0}));
+}
+
+TEST_F(CounterStoreIncarnationTest, AZeroIntervalMovesAtEveryClaim) {
+  StoreOptions options = Options();
+  options.min_incarnation_move_interval_s = 0;
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store);
+  for (int i = 0; i < 3; ++i) {
+    bool moved = false;
+    ASSERT_TRUE(store
+                    ->CheckPeerOwnCount("c", store->actor_id(),
+                                        ActorCounts{1, 0}, &moved)
+                    .ok());
+    EXPECT_TRUE(moved);
+  }
 }
 
 TEST_F(CounterStoreIncarnationTest,

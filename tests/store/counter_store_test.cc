@@ -28,6 +28,7 @@
 
 #include "store/codec.h"
 #include "store/store_test_util.h"
+#include "testing/metric_value.h"
 #include "util/decimal.h"
 #include "util/metrics.h"
 
@@ -1218,11 +1219,11 @@ TEST_F(CounterStoreTest, MetricsCountIncrementsFlushesAndMerges) {
   EXPECT_EQ(gauge("dist_counter_counters"), 4);
 
   const std::string text = metrics.Render();
-  EXPECT_NE(text.find("# TYPE dist_counter_flushes_total counter\n"
-                      "dist_counter_flushes_total 2\n"),
+  EXPECT_NE(text.find("# TYPE dist_counter_flushes_total counter\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("dist_counter_counters 4\n"), std::string::npos) << text;
+  EXPECT_EQ(test::MetricValue(text, "dist_counter_flushes_total"), 2) << text;
+  EXPECT_EQ(test::MetricValue(text, "dist_counter_counters"), 4) << text;
 }
 
 TEST_F(CounterStoreTest, CorruptRecordMakesOpenFail) {
@@ -1401,13 +1402,15 @@ TEST_F(CounterStoreTest, MaxCountersRefusesNewNamesOnly) {
     EXPECT_EQ(ValueOf(*store, "b"), "7");
     EXPECT_EQ(store->size(), 2u);
     const std::string text = metrics.Render();
-    EXPECT_NE(text.find("dist_counter_merges_refused_total{reason="
-                        "\"max_counters\"} 1"),
-              std::string::npos)
+    EXPECT_EQ(test::MetricValue(text,
+                                "dist_counter_merges_refused_total{reason="
+                                "\"max_counters\"}"),
+              1)
         << text;
-    EXPECT_NE(text.find("dist_counter_increments_refused_total{reason="
-                        "\"max_counters\"} 4"),
-              std::string::npos)
+    EXPECT_EQ(test::MetricValue(text,
+                                "dist_counter_increments_refused_total{reason="
+                                "\"max_counters\"}"),
+              4)
         << text;
     ASSERT_TRUE(store->Close().ok());
   }
@@ -1458,13 +1461,15 @@ TEST_F(CounterStoreTest, PeersCreateCountersOnlyUpToMaxPeerCounters) {
     ASSERT_TRUE(store->Increment("p2", 1).ok());
     EXPECT_EQ(ValueOf(*store, "p2"), "6");
     const std::string text = metrics.Render();
-    EXPECT_NE(text.find("dist_counter_merges_refused_total{reason="
-                        "\"max_peer_counters\"} 2"),
-              std::string::npos)
+    EXPECT_EQ(test::MetricValue(text,
+                                "dist_counter_merges_refused_total{reason="
+                                "\"max_peer_counters\"}"),
+              2)
         << text;
-    EXPECT_NE(text.find("dist_counter_merges_refused_total{reason="
-                        "\"max_counters\"} 1"),
-              std::string::npos)
+    EXPECT_EQ(test::MetricValue(text,
+                                "dist_counter_merges_refused_total{reason="
+                                "\"max_counters\"}"),
+              1)
         << text;
     ASSERT_TRUE(store->Close().ok());
   }

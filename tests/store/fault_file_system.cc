@@ -69,8 +69,12 @@ FaultFileSystem::FaultFileSystem()
     : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
 
 IOStatus FaultFileSystem::WriteError() {
-  while (fault_.load() == Fault::kStall) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (fault_.load() == Fault::kStall) {
+    ++stalled_;
+    while (fault_.load() == Fault::kStall) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    --stalled_;
   }
   switch (fault_.load()) {
     case Fault::kStall:  // changed back meanwhile: try again

@@ -40,6 +40,8 @@ class FaultFileSystem : public rocksdb::FileSystemWrapper {
   Fault fault() const { return fault_.load(); }
   // How many operations failed because of a fault, ever.
   int failures() const { return failures_.load(); }
+  // How many operations wait in a kStall right now.
+  int stalled() const { return stalled_.load(); }
 
   // The error `fault` gives for writes (OK for kNone and, for writes other
   // than syncs, for kSync), counting it among failures(). Under kStall
@@ -64,6 +66,7 @@ class FaultFileSystem : public rocksdb::FileSystemWrapper {
  private:
   std::atomic<Fault> fault_{Fault::kNone};
   std::atomic<int> failures_{0};
+  std::atomic<int> stalled_{0};
 };
 
 // A FaultFileSystem and an Env over it, for StoreOptions::TEST_env. Must
