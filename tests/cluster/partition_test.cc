@@ -431,6 +431,8 @@ TEST_F(PartitionTest, AcknowledgedIncrementsSurviveNetworkFaultsAndConverge) {
             << std::endl;
 
   Clients clients(cluster_.get(), /*threads=*/6, seed);
+  // The nemesis runs on this thread, which started the nodes: a node dies
+  // with the thread that started it (PR_SET_PDEATHSIG).
   Nemesis nemesis(cluster_.get(), seed);
   const bool schedule_ok = nemesis.RunFor(seconds);
   const bool healed = nemesis.HealAll();
