@@ -27,6 +27,10 @@ constexpr size_t kMaxInFlight = 64;
 // for this long (so that a client still sending does not get a reset that
 // destroys the reply in its receive buffer), unless it closes first.
 constexpr int64_t kLingerMs = 2000;
+// On a reactor thread, a connection's requests are dispatched while its
+// queued replies are under this much and its socket takes them; the
+// sweeper goes on from there.
+constexpr size_t kReactorShareBytes = 64 << 10;
 // Replies gathered into one sendmsg().
 constexpr size_t kMaxIov = 64;
 
@@ -162,7 +166,7 @@ void HttpConnection::OnInput(const char* data, size_t size) {
     }
     in_.append(data, size);
   }
-  Drive();
+  Run(/*on_reactor=*/true);
 }
 
 void HttpConnection::OnDisconnection() {
@@ -190,11 +194,14 @@ void HttpConnection::OnDisconnection() {
     shared_->Unregister(this);
     return;
   }
-  Drive();
+  Run(/*on_reactor=*/true);
 }
 
-void HttpConnection::Drive() {
+void HttpConnection::Drive() { Run(/*on_reactor=*/false); }
+
+void HttpConnection::Run(bool on_reactor) {
   bool await_budget = false;
+  bool hand_over = false;
   {
     MutexLock lock(&mu_);
     if (pumping_) return;  // that run writes and goes on at its end
@@ -204,19 +211,24 @@ void HttpConnection::Drive() {
         return;
       }
       pumping_ = true;
-      PumpLocked();
+      hand_over = PumpLocked(on_reactor);
       pumping_ = false;
       FlushLocked();  // replies other threads completed meanwhile
       if (phase_ == Phase::kDetached && slots_.empty() && !blocked_) {
         CloseDetachedLocked();  // everything read is answered
         return;
       }
+      if (hand_over) break;
       if (!blocked_ || !ParsingLocked() || !MayDispatchLocked()) break;
     }
     // Stopped by the total budget alone: wait until replies drain.
     await_budget = blocked_ && ParsingLocked() &&
                    slots_.size() < kMaxInFlight && queued_bytes_ > 0 &&
                    queued_bytes_ < shared_->replies.connection_budget;
+  }
+  if (hand_over) {
+    shared_->Kick(weak_from_this());
+    return;
   }
   if (await_budget) {
     shared_->AwaitBudget(weak_from_this());
@@ -225,12 +237,20 @@ void HttpConnection::Drive() {
   }
 }
 
-void HttpConnection::PumpLocked() {
+bool HttpConnection::PumpLocked(bool on_reactor) {
+  bool hand_over = false;
   for (;;) {
     blocked_ = false;
     while (ParsingLocked() && in_pos_ < in_.size()) {
       if (!MayDispatchLocked()) {
         blocked_ = true;  // until replies drain
+        break;
+      }
+      if (on_reactor && (socket_full_ || queued_bytes_ >= kReactorShareBytes)) {
+        // A client slower than its replies: the sweeper goes on, so that
+        // building its replies does not hold up other connections.
+        blocked_ = true;
+        hand_over = true;
         break;
       }
       HttpRequestHead head;
@@ -250,7 +270,9 @@ void HttpConnection::PumpLocked() {
     }
     FlushLocked();
     // Go on if the bounds stopped parsing and writing made room.
-    if (!blocked_ || !ParsingLocked() || !MayDispatchLocked()) break;
+    if (hand_over || !blocked_ || !ParsingLocked() || !MayDispatchLocked()) {
+      break;
+    }
   }
   if (in_pos_ == in_.size()) {
     in_.clear();
@@ -259,6 +281,7 @@ void HttpConnection::PumpLocked() {
     in_.erase(0, in_pos_);
     in_pos_ = 0;
   }
+  return hand_over;
 }
 
 bool HttpConnection::ParsingLocked() const {
@@ -446,6 +469,7 @@ void HttpConnection::FlushLocked() {
     msg.msg_iovlen = count;
     const ssize_t sent = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (sent < 0 && errno == EINTR) continue;
+    socket_full_ = sent < 0 || static_cast<size_t>(sent) < total;
     if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
       // The client is gone (EPIPE, ECONNRESET): drop its replies.
       VLOG(1) << "writing to " << client_ << ": " << std::strerror(errno);

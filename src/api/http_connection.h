@@ -204,8 +204,10 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
   // Parses the complete requests buffered and hands them to the Api in
   // order while the bounds allow, then writes the replies ready. Runs on
-  // the reactor thread or the sweeper (also when the socket takes bytes
-  // again).
+  // the sweeper (when the socket takes bytes again, when kicked). On the
+  // reactor thread the same work stops once the client's socket is full:
+  // a client slower than its replies has them built by the sweeper, so
+  // that /ping on the reactor is not held up behind them.
   void Drive() EXCLUDES(mu_);
 
   // Enforces deadlines (header, body, keep-alive, linger, write) and
@@ -249,8 +251,12 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   // Stores the reply to request `seq` and writes what is ready. Any thread.
   void Complete(uint64_t seq, const ApiReply& reply, bool keep_alive, bool head)
       EXCLUDES(mu_);
+  // Drive(); `on_reactor` if called on the connection's reactor thread,
+  // which hands a connection whose socket is full over to the sweeper.
+  void Run(bool on_reactor) EXCLUDES(mu_);
   // Dispatches and writes until neither makes progress. Sets blocked_.
-  void PumpLocked() REQUIRES(mu_);
+  // Returns true if it stopped to hand over to the sweeper.
+  bool PumpLocked(bool on_reactor) REQUIRES(mu_);
   bool ParsingLocked() const REQUIRES(mu_);
   // True if the bounds let the next request be dispatched now.
   bool MayDispatchLocked() const REQUIRES(mu_);
@@ -289,11 +295,13 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   int64_t write_progress_ms_ GUARDED_BY(mu_) = 0;  // last bytes taken
   // Not phases: Drive() runs (it writes at its end); a complete request
   // waits for the bounds; "100 Continue" went out for the request under
-  // way; fd_ is in the sweeper's epoll set.
+  // way; fd_ is in the sweeper's epoll set; the last write did not take
+  // all it was offered.
   bool pumping_ GUARDED_BY(mu_) = false;
   bool blocked_ GUARDED_BY(mu_) = false;
   bool continue_sent_ GUARDED_BY(mu_) = false;
   bool watched_ GUARDED_BY(mu_) = false;
+  bool socket_full_ GUARDED_BY(mu_) = false;
   Deadline deadline_ GUARDED_BY(mu_) = Deadline::kNone;
   int64_t deadline_ms_ GUARDED_BY(mu_) = 0;
 };
