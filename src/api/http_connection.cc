@@ -36,6 +36,12 @@ constexpr size_t kMaxIov = 64;
 
 }  // namespace
 
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 bool PendingReplies::Begin() {
   MutexLock lock(&mu_);
   if (closing_) return false;
@@ -400,9 +406,7 @@ void HttpConnection::QueueErrorLocked(int status, const char* type,
 }
 
 void HttpConnection::QueueBytesLocked(Slot* slot, std::string bytes) {
-  if (queued_bytes_ == 0) {
-    write_progress_ms_ = shared_->now_ms.load(std::memory_order_relaxed);
-  }
+  if (queued_bytes_ == 0) write_progress_ms_ = SteadyMs();
   queued_bytes_ += bytes.size();
   shared_->replies.Add(bytes.size());
   slot->bytes = std::move(bytes);
@@ -479,7 +483,7 @@ void HttpConnection::FlushLocked() {
     size_t left = sent < 0 ? 0 : static_cast<size_t>(sent);
     if (left > 0) {
       ReleaseLocked(left);
-      write_progress_ms_ = shared_->now_ms.load(std::memory_order_relaxed);
+      write_progress_ms_ = SteadyMs();
     }
     while (left > 0) {
       Slot& front = slots_.front();
@@ -582,7 +586,8 @@ void HttpConnection::Sweep(int64_t now) {
   {
     MutexLock lock(&mu_);
     if (phase_ == Phase::kClosed || phase_ == Phase::kShut) return;
-    if (queued_bytes_ > 0 &&
+    // Only a full socket counts: the client is not reading.
+    if (socket_full_ && queued_bytes_ > 0 &&
         now - write_progress_ms_ >= shared_->write_timeout_ms) {
       VLOG(1) << "closing " << client_ << ": took no reply bytes for "
               << shared_->write_timeout_ms << " ms";

@@ -45,6 +45,9 @@ class Api;
 struct ApiReply;
 struct HttpRequestHead;
 
+// Milliseconds of the steady clock.
+int64_t SteadyMs();
+
 // Counts replies owed (requests handed to the Api and not yet written or
 // dropped), so that Shutdown() can wait for them. Thread-safe; mu_ is a
 // leaf lock.
@@ -292,7 +295,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   std::deque<Slot> slots_ GUARDED_BY(mu_);
   uint64_t first_seq_ GUARDED_BY(mu_) = 0;   // request number of slots_[0]
   size_t queued_bytes_ GUARDED_BY(mu_) = 0;  // ready, not yet written
-  int64_t write_progress_ms_ GUARDED_BY(mu_) = 0;  // last bytes taken
+  // When the socket last took bytes (or replies began to wait): with the
+  // socket full, write_timeout_ms runs from here.
+  int64_t write_progress_ms_ GUARDED_BY(mu_) = 0;
   // Not phases: Drive() runs (it writes at its end); a complete request
   // waits for the bounds; "100 Continue" went out for the request under
   // way; fd_ is in the sweeper's epoll set; the last write did not take

@@ -90,12 +90,6 @@ constexpr int kMaxEvents = 64;
 
 constexpr char kConnectionKey[] = "dc.conn";
 
-int64_t SteadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 // Pistache's side: connections come and go and input arrives on the
 // reactor threads. Pistache copies the handler for each reactor thread;
 // the copies share ServerShared.
