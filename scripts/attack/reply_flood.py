@@ -85,8 +85,12 @@ def fill(port):
     return len(body)
 
 
-def ping_loop(port, stop, latencies, failures):
-    conn = None
+def ping_loop(port, stop, latencies, failures, started):
+    # A health checker's keep-alive connection, open before the attack.
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/ping")
+    conn.getresponse().read()
+    started.set()
     while not stop.is_set():
         t = time.monotonic()
         try:
@@ -111,16 +115,17 @@ def flood(binary, flags, workdir, n, seconds):
         base = rss_mb(node.pid)
         cpu = cpu_s(node.pid)
         batch = (f"GET {LIST} HTTP/1.1\r\nHost: x\r\n\r\n" * 64).encode()
+        stop, started = threading.Event(), threading.Event()
+        latencies, failures = [], []
+        pinger = threading.Thread(
+            target=ping_loop, args=(port, stop, latencies, failures, started))
+        pinger.start()
+        started.wait()
         socks = []
         for _ in range(n):
             s = socket.create_connection(("127.0.0.1", port))
             s.sendall(batch)
             socks.append(s)
-        stop = threading.Event()
-        latencies, failures = [], []
-        pinger = threading.Thread(target=ping_loop,
-                                  args=(port, stop, latencies, failures))
-        pinger.start()
         peak = base
         end = time.monotonic() + seconds
         while time.monotonic() < end:

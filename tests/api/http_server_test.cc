@@ -199,6 +199,16 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_NE(server_->port(), 0);
   }
 
+  // Starts a server with `options` over an Api whose GET /counters pages
+  // may be megabytes: large replies that are cheap to ask for.
+  void StartServerWithLargePages(const HttpServerOptions& options) {
+    server_.reset();
+    ApiOptions api_options;
+    api_options.max_list_bytes = 8 << 20;
+    api_ = std::make_unique<Api>(api_options, store_.get(), nullptr, &metrics_);
+    StartServer(options);
+  }
+
   // Restarts the server on a new port, giving clients `timeout_ms` to send a
   // request's headers, and as long again for its body.
   void RestartWithTimeouts(int timeout_ms) {
@@ -918,6 +928,7 @@ TEST_F(HttpServerTest, ManyMorePipelinedRequestsThanInFlightAreAllAnswered) {
 }
 
 TEST_F(HttpServerTest, RepliesTheSocketCannotTakeAtOnceStillComeInOrder) {
+  StartServerWithLargePages(LoopbackOptions());
   // 2000 counters with long names: each list reply is about 100 KB, and 40
   // of them, unread by a client with a small receive buffer, fill the
   // socket's buffers many times over.
@@ -1070,7 +1081,7 @@ TEST_F(HttpServerTest, ANonReadingClientIsHeldToItsReplyBudget) {
   const size_t budget = 256 << 10;
   HttpServerOptions options = LoopbackOptions();
   options.connection_reply_bytes = budget;
-  StartServer(options);
+  StartServerWithLargePages(options);
   const std::string list = MakeLongNamedCounters(1000);  // about 190 KB
   // 32 rounds of a list, an increment and a read: 6 MB of replies, far
   // more than the socket's buffers hold while the client reads nothing.
@@ -1105,7 +1116,7 @@ TEST_F(HttpServerTest, NonReadingClientsAreHeldToTheTotalReplyBudget) {
   HttpServerOptions options = LoopbackOptions();
   options.connection_reply_bytes = 64 << 20;  // only the total binds
   options.total_reply_bytes = total;
-  StartServer(options);
+  StartServerWithLargePages(options);
   const std::string list = MakeLongNamedCounters(1000);
   std::string batch;
   for (int i = 0; i < 16; ++i) batch += Get(kListPath);
@@ -1134,7 +1145,7 @@ TEST_F(HttpServerTest, AClientThatReadsNothingIsClosedAfterTheWriteTimeout) {
   HttpServerOptions options = LoopbackOptions();
   options.write_timeout_ms = 300;
   options.metrics = &metrics_;
-  StartServer(options);
+  StartServerWithLargePages(options);
   const std::string list = MakeLongNamedCounters(1000);
   std::string batch;
   for (int i = 0; i < 16; ++i) batch += Get(kListPath);
@@ -1160,7 +1171,7 @@ TEST_F(HttpServerTest, AHalfClosedSlowReaderGetsTenMegabytesThenEof) {
   HttpServerOptions options = LoopbackOptions();
   // Shorter than the whole read: only time without progress counts.
   options.write_timeout_ms = 1000;
-  StartServer(options);
+  StartServerWithLargePages(options);
   const std::string list = MakeLongNamedCounters(1000);  // about 190 KB
   std::string batch;
   std::string want;
