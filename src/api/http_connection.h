@@ -12,10 +12,11 @@
 // dispatch its next request, so a client that reads its replies (a
 // health check) is answered however full the others are. The memory held
 // for replies is thus at most the total budget plus one reply per open
-// connection. A client that does not read is closed once it has taken
-// nothing for write_timeout_ms while replies wait. After the client shuts
-// its write side down (Pistache then closes its descriptor), the requests
-// already read are answered on a duplicate descriptor, then it closes.
+// connection. A client that does not read is closed once its socket has
+// taken nothing for write_timeout_ms while replies wait. After the client
+// shuts its write side down (Pistache then closes its descriptor), the
+// requests already read are answered on a duplicate descriptor, then it
+// closes.
 //
 // The ServerShared a connection points to is shared by the handler, every
 // connection and the sweeper thread (http_server.cc), which enforces the

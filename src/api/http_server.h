@@ -17,9 +17,10 @@
 // not yet taken by its socket exceed connection_reply_bytes, or while all
 // connections' exceed total_reply_bytes (a connection with nothing queued
 // still goes on, so /ping is answered). Reply memory is thus bounded by
-// total_reply_bytes plus one reply per connection. A client that takes no
-// reply bytes for write_timeout_ms while replies wait is closed. The bytes
-// queued are the gauge dist_counter_http_reply_bytes_queued.
+// total_reply_bytes plus one reply per connection. A client whose socket
+// stays full (it reads nothing) for write_timeout_ms while replies wait is
+// closed. The bytes queued are the gauge
+// dist_counter_http_reply_bytes_queued.
 //
 // Requests that never reach the Api get our JSON error
 // {"message":...,"type":...} with Content-Type and X-SFN-CRC32, then the
