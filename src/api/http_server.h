@@ -9,10 +9,18 @@
 // Pipelining: every request a connection sends is answered, in the order
 // sent, even when a later request's reply is ready before an earlier one
 // (a durable increment waiting for its sync, a consistent read waiting on
-// peers). At most 64 requests per connection are in flight; further ones
-// stay buffered until replies drain. A client that shuts its write side
-// down after its requests still gets their replies, then the connection
-// closes.
+// peers). A client that shuts its write side down after its requests
+// still gets all their replies, then the connection closes.
+//
+// Back-pressure, not buffering (api/http_connection.h): a connection's
+// further requests stay unread while 64 are in flight, while its replies
+// not yet taken by its socket exceed connection_reply_bytes, or while all
+// connections' exceed total_reply_bytes (a connection with nothing queued
+// still goes on, so /ping is answered). Reply memory is thus bounded by
+// total_reply_bytes plus one reply per connection. A client whose socket
+// stays full (it reads nothing) for write_timeout_ms while replies wait is
+// closed. The bytes queued are the gauge
+// dist_counter_http_reply_bytes_queued.
 //
 // Requests that never reach the Api get our JSON error
 // {"message":...,"type":...} with Content-Type and X-SFN-CRC32, then the
@@ -37,13 +45,17 @@
 // already owed are still sent; Shutdown() waits for those replies and
 // returns once the server's threads are gone. Thread-safe.
 //
-// Lock order (http_server.cc): mu_ (held by Shutdown() throughout), then a
-// connection's lock, then the server-wide locks (the connection registry,
-// the replies-owed count), which are leaves.
+// Files: http_server.cc is the Pistache adapter and the sweeper thread,
+// http_connection.h one connection, http_reply.h the bytes of a reply.
+//
+// Lock order: mu_ (held by Shutdown() throughout), then a connection's
+// lock, then the server-wide locks (the connection registry, the
+// replies-owed count), which are leaves.
 
 #ifndef DIST_COUNTER_API_HTTP_SERVER_H_
 #define DIST_COUNTER_API_HTTP_SERVER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -74,7 +86,13 @@ struct HttpServerOptions {
   int body_timeout_ms = 30000;        // ... and its body within this
   int keepalive_timeout_ms = 60000;   // idle keep-alive connections close
   size_t max_connections = 10000;     // open client connections, at least 1
-  Metrics* metrics = nullptr;         // not owned; may be null; must outlive us
+  // Back-pressure: a connection's requests wait while its replies not yet
+  // taken by the socket exceed connection_reply_bytes, or all
+  // connections' exceed total_reply_bytes (see above).
+  size_t connection_reply_bytes = 1 << 20;
+  size_t total_reply_bytes = 64 << 20;
+  int write_timeout_ms = 30000;  // a client taking no reply bytes closes
+  Metrics* metrics = nullptr;    // not owned; may be null; must outlive us
 };
 
 class HttpServer {
@@ -106,12 +124,17 @@ class HttpServer {
   // to a closed connection. Idempotent.
   void Shutdown() EXCLUDES(mu_);
 
+  // Reply bytes serialized and not yet taken by a socket, now and at most.
+  size_t TEST_QueuedReplyBytes() const;
+  size_t TEST_PeakQueuedReplyBytes() const;
+
  private:
   HttpServer();
 
   Mutex mu_;  // serializes Shutdown()
   std::unique_ptr<Pistache::Tcp::Listener> listener_ GUARDED_BY(mu_);
-  std::thread sweeper_ GUARDED_BY(mu_);  // timeouts, resumed connections
+  // Timeouts, resumed connections, sockets that take bytes again.
+  std::thread sweeper_ GUARDED_BY(mu_);
   // Set before the server is shared, then constant: read unlocked.
   uint16_t port_ = 0;
   // What the handler's copies, the connections and the sweeper share.

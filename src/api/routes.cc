@@ -713,9 +713,16 @@ void Api::HandleList(const ApiRequest& request, ApiReply* reply) {
   std::vector<std::string> names;
   ListValidNames(QueryString(request, "prefix"),
                  QueryString(request, "start_after"), limit + 1, &names);
-  // One extra name tells whether another page follows.
-  const bool more = names.size() > limit;
-  if (more) names.pop_back();
+  // One extra name tells whether another page follows; so does a page cut
+  // at max_list_bytes (after at least one name).
+  size_t keep = 0;
+  size_t bytes = 0;
+  for (; keep < names.size() && keep < limit; ++keep) {
+    bytes += names[keep].size() + 3;  // quoted, with a comma
+    if (keep > 0 && bytes > options_.max_list_bytes) break;
+  }
+  const bool more = names.size() > keep;
+  names.resize(keep);
 
   rapidjson::StringBuffer buffer;
   JsonWriter w(buffer);

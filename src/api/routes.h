@@ -103,8 +103,11 @@ struct ApiReply {
 struct ApiOptions {
   size_t max_body_bytes = 64 * 1024;  // larger bodies get 413
   size_t max_list_limit = 10000;      // cap on GET /counters?limit=
-  size_t max_changes_limit = 10000;   // cap on /internal/changes?limit=
-  size_t max_peers = 64;              // POST /config with more peers gets 400
+  // A page of GET /counters ends early (next_start_after set) once its
+  // names pass this many bytes, so one request costs little to build.
+  size_t max_list_bytes = 64 * 1024;
+  size_t max_changes_limit = 10000;  // cap on /internal/changes?limit=
+  size_t max_peers = 64;             // POST /config with more peers gets 400
   // When set, the peer list follows this DNS name (--peers_dns) and POST
   // /config gets 409 Conflict.
   std::string peers_dns;

@@ -82,6 +82,19 @@ DEFINE_uint64(max_connections, 0,
               "value above limit - reserve is refused.");
 DEFINE_uint64(max_body_bytes, 64 * 1024,
               "Largest request body accepted; larger ones get 413.");
+DEFINE_uint64(connection_reply_bytes, 1024 * 1024,
+              "Back-pressure: while one connection's replies not yet taken "
+              "by its socket exceed this, its further requests are not read. "
+              "A connection with nothing queued still goes on.");
+DEFINE_uint64(total_reply_bytes, 64 * 1024 * 1024,
+              "Back-pressure: while all connections' replies not yet taken "
+              "by their sockets exceed this, only connections with nothing "
+              "queued have requests read. Reply memory stays under this plus "
+              "one reply per connection (gauge "
+              "dist_counter_http_reply_bytes_queued).");
+DEFINE_int32(write_timeout_ms, 30000,
+             "A client that takes no reply bytes for this long while replies "
+             "wait for it is disconnected.");
 DEFINE_string(actors, "",
               "Peer list, as a JSON array ([\"host:port\",...]) or "
               "comma-separated. Replaces the stored list at startup. Falls "
@@ -226,6 +239,12 @@ const bool kPageBytesValid =
     gflags::RegisterFlagValidator(&FLAGS_max_page_bytes, &ValidatePositiveSize);
 const bool kRoundBytesValid = gflags::RegisterFlagValidator(
     &FLAGS_max_round_bytes, &ValidatePositiveSize);
+const bool kConnectionReplyValid = gflags::RegisterFlagValidator(
+    &FLAGS_connection_reply_bytes, &ValidatePositiveSize);
+const bool kTotalReplyValid = gflags::RegisterFlagValidator(
+    &FLAGS_total_reply_bytes, &ValidatePositiveSize);
+const bool kWriteTimeoutValid =
+    gflags::RegisterFlagValidator(&FLAGS_write_timeout_ms, &ValidatePositive);
 const bool kPortValid =
     gflags::RegisterFlagValidator(&FLAGS_port, &ValidatePort);
 
@@ -315,6 +334,9 @@ bool ReadFlags(dist_counter::NodeOptions* options) {
   options->http.port = static_cast<uint16_t>(FLAGS_port);
   options->http.threads = FLAGS_threads;
   options->http.max_body_bytes = FLAGS_max_body_bytes;
+  options->http.connection_reply_bytes = FLAGS_connection_reply_bytes;
+  options->http.total_reply_bytes = FLAGS_total_reply_bytes;
+  options->http.write_timeout_ms = FLAGS_write_timeout_ms;
   options->api.max_body_bytes = FLAGS_max_body_bytes;
   options->api.max_peers = FLAGS_max_peers;
   options->api.protected_mode = FLAGS_protected_mode;

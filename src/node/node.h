@@ -41,7 +41,7 @@ class PeerResolver;
 
 struct NodeOptions {
   StoreOptions store;      // data_dir, challenge_id, flush, durable
-  HttpServerOptions http;  // bind, port, threads, timeouts, max_connections
+  HttpServerOptions http;  // bind, port, threads, timeouts, caps, budgets
   ApiOptions api;          // body and listing limits
   // When set, replaces the stored peer list at startup (--actors, ACTORS).
   bool peers_given = false;

@@ -73,6 +73,10 @@ class RawConnection {
 
   bool connected() const { return connected_; }
 
+  // From now on each read of at most 4 KiB is followed by a pause of
+  // `pause_us`: a slow reader.
+  void set_read_pause_us(int pause_us) { read_pause_us_ = pause_us; }
+
   // Shuts our write side down: the server reads EOF after what was sent.
   void ShutdownWrite() { shutdown(fd_, SHUT_WR); }
 
@@ -151,11 +155,15 @@ class RawConnection {
       const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
       if (n <= 0) return true;
       pending_.append(buf, static_cast<size_t>(n));
+      if (read_pause_us_ > 0) {
+        std::this_thread::sleep_for(std::chrono::microseconds(read_pause_us_));
+      }
     }
     return false;
   }
 
   std::string pending_;  // read but not yet returned
+  int read_pause_us_ = 0;
   int fd_ = -1;
   bool connected_ = false;
 };
@@ -191,6 +199,16 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_NE(server_->port(), 0);
   }
 
+  // Starts a server with `options` over an Api whose GET /counters pages
+  // may be megabytes: large replies that are cheap to ask for.
+  void StartServerWithLargePages(const HttpServerOptions& options) {
+    server_.reset();
+    ApiOptions api_options;
+    api_options.max_list_bytes = 8 << 20;
+    api_ = std::make_unique<Api>(api_options, store_.get(), nullptr, &metrics_);
+    StartServer(options);
+  }
+
   // Restarts the server on a new port, giving clients `timeout_ms` to send a
   // request's headers, and as long again for its body.
   void RestartWithTimeouts(int timeout_ms) {
@@ -218,6 +236,28 @@ class HttpServerTest : public ::testing::Test {
     api_ = std::make_unique<Api>(ApiOptions(), store_.get(), cluster, nullptr);
     StartServer(LoopbackOptions());
   }
+
+  // Creates `count` counters named "l<index>" padded to 190 bytes (POST
+  // /counters, in batches under the body limit) and returns the body of
+  // kListPath's reply, which lists them all: about 193 bytes per counter.
+  std::string MakeLongNamedCounters(int count) {
+    for (int first = 0; first < count; first += 300) {
+      std::string body = "{";
+      for (int i = first; i < std::min(count, first + 300); ++i) {
+        if (i > first) body += ",";
+        std::string name = "l" + std::to_string(100000 + i);
+        name.resize(190, 'x');
+        body += "\"" + name + "\":1";
+      }
+      body += "}";
+      EXPECT_EQ(HttpRequest("POST", Url("/counters"), body).status, 204);
+    }
+    const HttpResponse list = HttpRequest("GET", Url(kListPath));
+    EXPECT_EQ(list.status, 200);
+    EXPECT_GT(list.body.size(), static_cast<size_t>(count) * 190);
+    return list.body;
+  }
+  static constexpr char kListPath[] = "/counters?prefix=l&limit=10000";
 
   std::string Url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(server_->port()) + path;
@@ -888,6 +928,7 @@ TEST_F(HttpServerTest, ManyMorePipelinedRequestsThanInFlightAreAllAnswered) {
 }
 
 TEST_F(HttpServerTest, RepliesTheSocketCannotTakeAtOnceStillComeInOrder) {
+  StartServerWithLargePages(LoopbackOptions());
   // 2000 counters with long names: each list reply is about 100 KB, and 40
   // of them, unread by a client with a small receive buffer, fill the
   // socket's buffers many times over.
@@ -1029,6 +1070,131 @@ TEST_F(HttpServerTest, RepliesCarryOurHeadersInOrder) {
             "x-sfn-crc32: " +
                 std::to_string(Crc32("{\"status\":\"OK\"}")) +
                 "\r\nconnection: keep-alive\r\ncontent-length: 15\r\n");
+}
+
+// The gauge of open client connections of a server given `metrics`.
+int64_t OpenConnections(Metrics* metrics) {
+  return metrics->Gauge("dist_counter_http_connections")->load();
+}
+
+TEST_F(HttpServerTest, ANonReadingClientIsHeldToItsReplyBudget) {
+  const size_t budget = 256 << 10;
+  HttpServerOptions options = LoopbackOptions();
+  options.connection_reply_bytes = budget;
+  StartServerWithLargePages(options);
+  const std::string list = MakeLongNamedCounters(1000);  // about 190 KB
+  // 32 rounds of a list, an increment and a read: 6 MB of replies, far
+  // more than the socket's buffers hold while the client reads nothing.
+  std::string batch;
+  std::vector<Expected> expected;
+  for (int i = 1; i <= 32; ++i) {
+    batch += Get(kListPath) + Post("/counter/z", "1") + Get("/counter/z/value");
+    expected.push_back({200, list});
+    expected.push_back({204, ""});
+    expected.push_back({200, std::to_string(i)});
+  }
+  RawConnection c(server_->port(), /*receive_buffer=*/4096);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send(batch));
+  // The server fills the socket, queues up to the budget, then stops.
+  ASSERT_TRUE(test::WaitUntil(
+      [&] { return server_->TEST_QueuedReplyBytes() >= budget; }));
+  // Another client is answered meanwhile.
+  const HttpResponse ping = HttpRequest("GET", Url("/ping"));
+  EXPECT_EQ(ping.status, 200) << ping.error;
+  // Requests stopped being taken: what is queued stays within the budget
+  // and the reply that crossed it (a margin of one more reply).
+  EXPECT_LE(server_->TEST_PeakQueuedReplyBytes(), budget + 2 * list.size());
+  ExpectReplies(&c, expected);
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/z/value")).body, "32");
+  EXPECT_TRUE(
+      test::WaitUntil([&] { return server_->TEST_QueuedReplyBytes() == 0; }));
+}
+
+TEST_F(HttpServerTest, NonReadingClientsAreHeldToTheTotalReplyBudget) {
+  const size_t total = 512 << 10;
+  HttpServerOptions options = LoopbackOptions();
+  options.connection_reply_bytes = 64 << 20;  // only the total binds
+  options.total_reply_bytes = total;
+  StartServerWithLargePages(options);
+  const std::string list = MakeLongNamedCounters(1000);
+  std::string batch;
+  for (int i = 0; i < 16; ++i) batch += Get(kListPath);
+  std::vector<std::unique_ptr<RawConnection>> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(std::make_unique<RawConnection>(server_->port(), 4096));
+    ASSERT_TRUE(clients.back()->connected());
+    ASSERT_TRUE(clients.back()->Send(batch));
+  }
+  ASSERT_TRUE(test::WaitUntil(
+      [&] { return server_->TEST_QueuedReplyBytes() >= total; }));
+  const HttpResponse ping = HttpRequest("GET", Url("/ping"));
+  EXPECT_EQ(ping.status, 200) << ping.error;
+  // The total, plus at most one reply per connection (each may go on while
+  // it has nothing queued) and the one that crossed the total.
+  EXPECT_LE(server_->TEST_PeakQueuedReplyBytes(),
+            total + (clients.size() + 1) * list.size());
+  for (const auto& c : clients) {
+    ExpectReplies(c.get(), std::vector<Expected>(16, {200, list}));
+  }
+  EXPECT_TRUE(
+      test::WaitUntil([&] { return server_->TEST_QueuedReplyBytes() == 0; }));
+}
+
+TEST_F(HttpServerTest, AClientThatReadsNothingIsClosedAfterTheWriteTimeout) {
+  HttpServerOptions options = LoopbackOptions();
+  options.write_timeout_ms = 300;
+  options.metrics = &metrics_;
+  StartServerWithLargePages(options);
+  const std::string list = MakeLongNamedCounters(1000);
+  std::string batch;
+  for (int i = 0; i < 16; ++i) batch += Get(kListPath);
+  RawConnection c(server_->port(), /*receive_buffer=*/4096);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send(batch));
+  ASSERT_TRUE(
+      test::WaitUntil([&] { return server_->TEST_QueuedReplyBytes() > 0; }));
+  // Closed, and its replies dropped.
+  EXPECT_TRUE(test::WaitUntil([&] {
+    return OpenConnections(&metrics_) == 0 &&
+           server_->TEST_QueuedReplyBytes() == 0;
+  }));
+  bool closed = false;
+  const std::string got = c.ReadUntilClosed(20000, &closed);
+  EXPECT_TRUE(closed);
+  EXPECT_LT(got.size(), 16 * list.size());
+  // A client that reads is served as before.
+  EXPECT_EQ(HttpRequest("GET", Url(kListPath)).body, list);
+}
+
+TEST_F(HttpServerTest, AHalfClosedSlowReaderGetsTenMegabytesThenEof) {
+  HttpServerOptions options = LoopbackOptions();
+  // Shorter than the whole read: only time without progress counts.
+  options.write_timeout_ms = 1000;
+  StartServerWithLargePages(options);
+  const std::string list = MakeLongNamedCounters(1000);  // about 190 KB
+  std::string batch;
+  std::string want;
+  for (int i = 0; i < 52; ++i) {
+    batch += Get(kListPath);
+    want += list;
+  }
+  ASSERT_GT(want.size(), 10u * 1000 * 1000);
+  RawConnection c(server_->port(), /*receive_buffer=*/4096);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send(batch));
+  c.ShutdownWrite();
+  c.set_read_pause_us(500);
+  std::string bodies;
+  for (int i = 0; i < 52; ++i) {
+    const RawReply r = SplitReply(c.ReadReply(60000));
+    ASSERT_EQ(r.status, 200) << "reply " << i;
+    bodies += r.body;
+  }
+  EXPECT_TRUE(bodies == want) << bodies.size() << " of " << want.size();
+  bool closed = false;
+  EXPECT_EQ(c.ReadUntilClosed(20000, &closed), "");
+  EXPECT_TRUE(closed);
 }
 
 }  // namespace

@@ -653,6 +653,22 @@ TEST_F(RoutesTest, ListPaginatesByPrefixAndStartAfter) {
   EXPECT_EQ(seen, std::vector<std::string>({"a1", "a2", "a3", "ab", "b1"}));
 }
 
+TEST_F(RoutesTest, AListPageEndsAfterMaxListBytesOfNames) {
+  ApiOptions options;
+  options.max_list_bytes = 20;
+  MakeApi(options, nullptr);
+  for (const char* name : {"aaaa1", "aaaa2", "aaaa3", "aaaa4", "aaaa5"}) {
+    ASSERT_EQ(Call("POST", std::string("/counter/") + name, "1").status, 204);
+  }
+  // 8 bytes a name, quoted with a comma: the third passes 20 bytes.
+  EXPECT_EQ(List("?limit=10"), ListPage({"aaaa1", "aaaa2"}, "aaaa2"));
+  EXPECT_EQ(List("?limit=10&start_after=aaaa4"), ListPage({"aaaa5"}));
+  // A page holds at least one name, however long.
+  options.max_list_bytes = 1;
+  MakeApi(options, nullptr);
+  EXPECT_EQ(List("?limit=10"), ListPage({"aaaa1"}, "aaaa1"));
+}
+
 TEST_F(RoutesTest, ListPrefixIsDecoded) {
   ASSERT_EQ(Call("POST", "/counter/a%20b", "1").status, 204);
   ASSERT_EQ(Call("POST", "/counter/ac", "1").status, 204);

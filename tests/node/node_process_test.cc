@@ -136,7 +136,8 @@ TEST(NodeProcessTest, HelpNamesEveryFlag) {
   for (const char* flag :
        {"challenge_id", "port", "bind", "data_dir", "flush_interval_ms",
         "durable", "threads", "max_connections", "max_body_bytes", "actors",
-        "merge_interval_ms", "peer_timeout_ms"}) {
+        "merge_interval_ms", "peer_timeout_ms", "connection_reply_bytes",
+        "total_reply_bytes", "write_timeout_ms"}) {
     EXPECT_NE(help.find(std::string("-") + flag + " ("), std::string::npos)
         << "--help does not describe --" << flag << ":\n"
         << help;
@@ -159,6 +160,8 @@ TEST(NodeProcessTest, BadFlagsExitNonZeroWithoutServing) {
       {"--actors=[\"a b\"]"},
       {"--actors=h:0"},
       {"--peer_timeout_ms=-1"},
+      {"--write_timeout_ms=0"},
+      {"--total_reply_bytes=0"},
       // More connections than the descriptor limit could ever hold.
       {"--max_connections=100000000"},
       // Peers may not be given more counters than the node may hold.
