@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "api/http_parser.h"
+#include "api/http_status.h"
 #include "api/routes.h"
 #include "util/crc32.h"
 #include "util/metrics.h"
@@ -63,55 +64,6 @@ int64_t SteadyMs() {
       .count();
 }
 
-const char* Reason(int status) {
-  switch (status) {
-    case 100:
-      return "Continue";
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 409:
-      return "Conflict";
-    case 411:
-      return "Length Required";
-    case 413:
-      return "Content Too Large";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 503:
-      return "Service Unavailable";
-    case 505:
-      return "HTTP Version Not Supported";
-    case 507:
-      return "Insufficient Storage";
-    default:
-      return "Unknown";
-  }
-}
-
 void AppendNumber(uint64_t n, std::string* out) {
   char digits[24];
   const auto end = std::to_chars(digits, digits + sizeof(digits), n).ptr;
@@ -130,7 +82,7 @@ std::string Serialize(const ApiReply& reply, bool keep_alive, bool head) {
   out += "HTTP/1.1 ";
   AppendNumber(static_cast<uint64_t>(reply.status), &out);
   out += ' ';
-  out += Reason(reply.status);
+  out += ReasonPhrase(reply.status);
   if (!no_content) {
     out += "\r\nContent-Type: ";
     out += reply.content_type;
