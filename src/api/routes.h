@@ -142,11 +142,13 @@ class Api {
   using ReplyCallback = std::function<void(const ApiReply&)>;
 
   // Like Handle(), but without blocking the calling (HTTP) thread on slow
-  // work: an increment (POST /counter/<name>) on a durable store does not
-  // wait for its WAL sync (`done` then runs on the store's commit thread),
-  // and a /consistent_value read with a cluster runs on the Api's own
-  // threads. Every other request calls `done` before returning. `done`
-  // runs exactly once.
+  // work: an increment or batch (POST /counter/<name>, POST /counters) on
+  // a durable store, one with an Idempotency-Key in either mode, and a
+  // reset (DELETE /counter/<name>) on a durable store do not wait for the
+  // disk (`done` then runs on the store's commit thread), and a
+  // /consistent_value read with a cluster runs on the Api's own threads.
+  // Every other request calls `done` before returning. `done` runs
+  // exactly once.
   void HandleAsync(const ApiRequest& request, ReplyCallback done);
 
  private:
