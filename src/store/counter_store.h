@@ -9,6 +9,14 @@
 // visible to Get(), ChangesSince() and so to peers); concurrent increments
 // share one sync (group commit). A failed sync discards what it staged.
 //
+// Asynchronous writes: IncrementAsync(), IncrementBatchAsync(),
+// IncrementOnceAsync(), IncrementBatchOnceAsync() and ResetAsync() never
+// wait for the disk on the caller's thread. What must (a durable sync, a
+// key's record read from RocksDB, a durable reset's own write) is done by
+// the commit thread, which runs in both modes: each round it takes
+// everything queued, does the work in order of arrival, syncs once for all
+// of it, and runs the callbacks.
+//
 // Storage health: once a write fails (full disk, I/O error, no
 // descriptors) or the data directory is removed or replaced, the store is
 // unavailable: increments are refused with StorageUnavailable, reads and
