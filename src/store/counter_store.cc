@@ -240,8 +240,9 @@ void CounterStore::IncrementBatchAsync(
     DoneCallback done) {
   for (const auto& [name, delta] : deltas) {
     Status s = ValidateCounterName(name);
-    if (!s.ok())
+    if (!s.ok()) {
       return done(Status::InvalidArgument(name + ": " + s.message()));
+    }
   }
   uint64_t ticket = 0;
   {
