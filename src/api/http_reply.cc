@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstdint>
 
+#include "api/http_status.h"
 #include "api/routes.h"
 #include "util/crc32.h"
 
@@ -26,7 +27,7 @@ std::string SerializeReply(const ApiReply& reply, bool keep_alive, bool head) {
   out += "HTTP/1.1 ";
   AppendNumber(static_cast<uint64_t>(reply.status), &out);
   out += ' ';
-  out += Reason(reply.status);
+  out += ReasonPhrase(reply.status);
   if (!no_content) {
     out += "\r\nContent-Type: ";
     out += reply.content_type;

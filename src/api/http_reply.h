@@ -12,10 +12,6 @@ namespace dist_counter {
 
 struct ApiReply;
 
-// The reason phrase of `status` ("Not Found"), "Unknown" for one not
-// listed. Defined beside the status table in http_server.cc.
-const char* Reason(int status);
-
 // The bytes of `reply` on the wire. "Connection: Keep-Alive" if
 // `keep_alive`, else "Connection: Close". A 204 and a reply to HEAD (`head`)
 // carry no body (one would be read as the start of the next reply on a

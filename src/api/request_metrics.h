@@ -2,10 +2,11 @@
 // dist_counter_http_requests_total{route="...",status="..."}.
 //
 // The hot path takes no lock and builds no string: each (route, status)
-// pair of the known routes and statuses has a slot that holds its series
-// once the pair was first seen, so only the first request of a pair calls
-// Metrics::Counter() (a lock and a map lookup). A route or status outside
-// the known lists still counts, through that slower path every time.
+// pair of the known routes and statuses (the list in api/http_status.h)
+// has a slot that holds its series once the pair was first seen, so only
+// the first request of a pair calls Metrics::Counter() (a lock and a map
+// lookup). A route or status outside the known lists still counts, through
+// that slower path every time.
 //
 // Thread-safe: Count() may run on any thread at once.
 

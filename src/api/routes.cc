@@ -19,6 +19,7 @@
 #include "store/backup.h"
 #include "store/codec.h"
 #include "store/counter_store.h"
+#include "store/idempotency.h"
 #include "util/decimal.h"
 #include "util/metrics.h"
 #include "util/utf8.h"
@@ -198,6 +199,11 @@ Api::Api(const ApiOptions& options, CounterStore* store, ClusterView* cluster,
   if (metrics_ != nullptr) {
     metrics_->Describe("dist_counter_http_requests_total", "counter",
                        "HTTP requests answered, by route and status.");
+    metrics_->Describe("dist_counter_idempotent_replays_total", "counter",
+                       "Requests with a known Idempotency-Key answered with "
+                       "the first request's reply, nothing applied.");
+    replays_metric_ =
+        metrics_->Counter("dist_counter_idempotent_replays_total", "");
   }
   if (!options_.auth.token.empty()) {
     auth_ = std::make_unique<Authenticator>(options_.auth);
@@ -415,19 +421,21 @@ const std::vector<Api::Route>& Api::Routes() {
        }},
       {"/counters", kPost, "counters",
        [](Api* api, const RouteCall& c) {
-         api->HandleBatch(c.request, c.reply);
+         api->HandleBatch(c.request, c.later, c.reply);
        }},
       {"/counter/:name", kPost, "counter",
        [](Api* api, const RouteCall& c) {
          if (c.request.has_idempotency_key) {
-           return api->HandleIncrementOnce(c.name, c.request, c.reply);
+           return api->HandleIncrementOnce(c.name, c.request, c.later, c.reply);
          }
          api->HandleIncrement(c.name, c.request.body, c.later, c.reply);
        }},
       {"/counter/:name", kGet, "counter",
        [](Api* api, const RouteCall& c) { api->HandleState(c.name, c.reply); }},
       {"/counter/:name", kDelete, "counter",
-       [](Api* api, const RouteCall& c) { api->HandleReset(c.name, c.reply); }},
+       [](Api* api, const RouteCall& c) {
+         api->HandleReset(c.name, c.later, c.reply);
+       }},
       {"/counter/:name/value", kGet, "counter_value",
        [](Api* api, const RouteCall& c) {
          api->HandleValue(c.name, /*consistent=*/false, c.reply);
@@ -564,21 +572,41 @@ void Api::HandleIncrement(const std::string& name, const std::string& body,
 }
 
 void Api::HandleIncrementOnce(const std::string& name,
-                              const ApiRequest& request, ApiReply* reply) {
+                              const ApiRequest& request, ReplyCallback* later,
+                              ApiReply* reply) {
   Status s = ValidateIdempotencyKey(request.idempotency_key);
   if (!s.ok()) return ReplyError(400, kValidationType, s.message(), reply);
   int64_t delta = 0;
   if (!ParseInt64(TrimSpace(request.body), &delta).ok()) {
     return ReplyValidation(reply);
   }
-  // The route, the name and the body as sent: a retry must repeat them.
-  const std::string fingerprint =
+  // The parsed request: a retry must repeat the counter and the delta.
+  RequestFingerprint fingerprint;
+  fingerprint.current =
+      FingerprintRequest(CanonicalRequest("POST /counter", {{name, delta}}));
+  fingerprint.legacy =
       FingerprintRequest("POST /counter/" + name + "\n" + request.body);
-  IdempotentOutcome outcome = IdempotentOutcome::kApplied;
-  int recorded = 0;
-  s = store_->IncrementOnce(request.idempotency_key, fingerprint, 204, name,
-                            delta, &outcome, &recorded);
-  if (!s.ok()) return ReplyIncrement(name, s, reply);
+  if (later == nullptr) {
+    IdempotentOutcome outcome = IdempotentOutcome::kApplied;
+    int recorded = 0;
+    s = store_->IncrementOnce(request.idempotency_key, fingerprint, 204, name,
+                              delta, &outcome, &recorded);
+    return ReplyOnce(name, s, outcome, recorded, reply);
+  }
+  store_->IncrementOnceAsync(
+      request.idempotency_key, fingerprint, 204, name, delta,
+      [this, name, route = reply->route, done = std::move(*later)](
+          const Status& result, IdempotentOutcome outcome, int recorded) {
+        ApiReply async_reply;
+        ReplyOnce(name, result, outcome, recorded, &async_reply);
+        AnswerLater(route, done, &async_reply);
+      });
+  *later = nullptr;
+}
+
+void Api::ReplyOnce(const std::string& what, const Status& status,
+                    IdempotentOutcome outcome, int recorded, ApiReply* reply) {
+  if (!status.ok()) return ReplyIncrement(what, status, reply);
   if (outcome == IdempotentOutcome::kKeyReused) {
     return ReplyError(422, "IdempotencyKeyReused",
                       "this Idempotency-Key was used with another request",
@@ -587,6 +615,17 @@ void Api::HandleIncrementOnce(const std::string& name,
   // The reply the first request got (204 is all that is recorded today).
   ReplyNoContent(reply);
   reply->status = recorded;
+  if (outcome == IdempotentOutcome::kReplayed) {
+    reply->headers.emplace_back("Idempotent-Replayed", "true");
+    MetricAdd(replays_metric_);
+  }
+}
+
+void Api::AnswerLater(std::string_view route, const ReplyCallback& done,
+                      ApiReply* reply) {
+  reply->route = route;
+  CountReply(*reply);
+  done(*reply);
 }
 
 void Api::HandleConsistent(const std::string& name, ReplyCallback* later,
@@ -663,17 +702,30 @@ void Api::HandleValue(const std::string& name, bool consistent,
   ReplyJson(200, state.ValueString(), reply);
 }
 
-void Api::HandleReset(const std::string& name, ApiReply* reply) {
-  Status s = store_->Reset(name);
-  if (s.IsNotFound()) {
+void Api::HandleReset(const std::string& name, ReplyCallback* later,
+                      ApiReply* reply) {
+  if (later == nullptr) return ReplyReset(name, store_->Reset(name), reply);
+  // A durable reset answers once its sync is done, on the store's thread.
+  store_->ResetAsync(name, [this, name, route = reply->route,
+                            done = std::move(*later)](const Status& s) {
+    ApiReply async_reply;
+    ReplyReset(name, s, &async_reply);
+    AnswerLater(route, done, &async_reply);
+  });
+  *later = nullptr;
+}
+
+void Api::ReplyReset(const std::string& name, const Status& status,
+                     ApiReply* reply) {
+  if (status.IsNotFound()) {
     ReplyError(404, "NotFound", "no counter named " + name, reply);
     return;
   }
-  if (!s.ok()) {
-    if (!IsWriteRefusal(s)) {
-      LOG(ERROR) << "reset of " << name << " failed: " << s.ToString();
+  if (!status.ok()) {
+    if (!IsWriteRefusal(status)) {
+      LOG(ERROR) << "reset of " << name << " failed: " << status.ToString();
     }
-    return ReplyStatus(s, reply);
+    return ReplyStatus(status, reply);
   }
   ReplyNoContent(reply);
 }
@@ -757,36 +809,53 @@ void Api::ListValidNames(const std::string& prefix,
   }
 }
 
-void Api::HandleBatch(const ApiRequest& request, ApiReply* reply) {
-  const std::string& body = request.body;
-  if (request.has_idempotency_key) {
+void Api::HandleBatch(const ApiRequest& request, ReplyCallback* later,
+                      ApiReply* reply) {
+  const bool keyed = request.has_idempotency_key;
+  if (keyed) {
     Status s = ValidateIdempotencyKey(request.idempotency_key);
     if (!s.ok()) return ReplyError(400, kValidationType, s.message(), reply);
   }
   CounterDeltas deltas;
-  if (!ParseBatchBody(body, &deltas).ok()) return ReplyValidation(reply);
-  IdempotentOutcome outcome = IdempotentOutcome::kApplied;
-  int recorded = 204;
-  Status s = request.has_idempotency_key
-                 ? store_->IncrementBatchOnce(
-                       request.idempotency_key,
-                       FingerprintRequest("POST /counters\n" + body), 204,
-                       deltas, &outcome, &recorded)
-                 : store_->IncrementBatch(deltas);
-  if (s.ok() && outcome == IdempotentOutcome::kKeyReused) {
-    return ReplyError(422, "IdempotencyKeyReused",
-                      "this Idempotency-Key was used with another request",
-                      reply);
+  if (!ParseBatchBody(request.body, &deltas).ok()) {
+    return ReplyValidation(reply);
   }
-  if (s.IsInvalidArgument()) return ReplyValidation(reply);
-  if (!s.ok()) {
-    if (!IsWriteRefusal(s)) {
-      LOG(ERROR) << "batch increment failed: " << s.ToString();
-    }
-    return ReplyStatus(s, reply);  // 503 StorageUnavailable, 507, 500
+  const std::string what = "a batch";
+  if (!keyed && later == nullptr) {
+    return ReplyIncrement(what, store_->IncrementBatch(deltas), reply);
   }
-  ReplyNoContent(reply);
-  reply->status = recorded;  // a replay gets the first request's reply
+  if (!keyed) {
+    store_->IncrementBatchAsync(deltas,
+                                [this, what, route = reply->route,
+                                 done = std::move(*later)](const Status& s) {
+                                  ApiReply async_reply;
+                                  ReplyIncrement(what, s, &async_reply);
+                                  AnswerLater(route, done, &async_reply);
+                                });
+    *later = nullptr;
+    return;
+  }
+  // The parsed batch, its items in any order: names are unique in a batch.
+  RequestFingerprint fingerprint;
+  fingerprint.current =
+      FingerprintRequest(CanonicalRequest("POST /counters", deltas));
+  fingerprint.legacy = FingerprintRequest("POST /counters\n" + request.body);
+  if (later == nullptr) {
+    IdempotentOutcome outcome = IdempotentOutcome::kApplied;
+    int recorded = 0;
+    Status s = store_->IncrementBatchOnce(request.idempotency_key, fingerprint,
+                                          204, deltas, &outcome, &recorded);
+    return ReplyOnce(what, s, outcome, recorded, reply);
+  }
+  store_->IncrementBatchOnceAsync(
+      request.idempotency_key, fingerprint, 204, deltas,
+      [this, what, route = reply->route, done = std::move(*later)](
+          const Status& result, IdempotentOutcome outcome, int recorded) {
+        ApiReply async_reply;
+        ReplyOnce(what, result, outcome, recorded, &async_reply);
+        AnswerLater(route, done, &async_reply);
+      });
+  *later = nullptr;
 }
 
 void Api::HandleChanges(const ApiRequest& request, ApiReply* reply) {

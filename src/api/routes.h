@@ -68,6 +68,7 @@ class CounterStore;
 class Metrics;
 class RequestMetrics;
 class WorkQueue;
+enum class IdempotentOutcome;  // store/counter_store.h
 
 // One request, as the server read it.
 struct ApiRequest {
@@ -156,11 +157,13 @@ class Api {
   using ReplyCallback = std::function<void(const ApiReply&)>;
 
   // Like Handle(), but without blocking the calling (HTTP) thread on slow
-  // work: an increment (POST /counter/<name>) on a durable store does not
-  // wait for its WAL sync (`done` then runs on the store's commit thread),
-  // and a /consistent_value read with a cluster runs on the Api's own
-  // threads. Every other request calls `done` before returning. `done`
-  // runs exactly once.
+  // work: an increment or batch (POST /counter/<name>, POST /counters) on
+  // a durable store, one with an Idempotency-Key in either mode, and a
+  // reset (DELETE /counter/<name>) on a durable store do not wait for the
+  // disk (`done` then runs on the store's commit thread), and a
+  // /consistent_value read with a cluster runs on the Api's own threads.
+  // Every other request calls `done` before returning. `done` runs
+  // exactly once.
   void HandleAsync(const ApiRequest& request, ReplyCallback done);
 
  private:
@@ -201,19 +204,34 @@ class Api {
   void HandleIncrement(const std::string& name, const std::string& body,
                        ReplyCallback* later, ApiReply* reply);
   // POST /counter/<name> with an Idempotency-Key
-  // (CounterStore::IncrementOnce): 204 when applied or replayed, 400 for a
-  // bad key, 422 {"type":"IdempotencyKeyReused"} when the key came with
-  // another request. Waits for a durable sync on the calling thread.
+  // (CounterStore::IncrementOnce): 204 when applied or replayed (a replay
+  // with the header "Idempotent-Replayed: true", counted), 400 for a bad
+  // key, 422 {"type":"IdempotencyKeyReused"} when the key came with another
+  // request. With `later`, answers from the store's commit thread (never
+  // waiting on the disk here), as HandleIncrement() does.
   void HandleIncrementOnce(const std::string& name, const ApiRequest& request,
-                           ApiReply* reply);
+                           ReplyCallback* later, ApiReply* reply);
+  // Fills *reply for a keyed increment's (or batch's) store result;
+  // `what` names it in logs.
+  void ReplyOnce(const std::string& what, const Status& status,
+                 IdempotentOutcome outcome, int recorded, ApiReply* reply);
+  // Answers a request taken out of `later` once its store result is in:
+  // counts `reply`, labelled with `route`, and hands it to `done`.
+  void AnswerLater(std::string_view route, const ReplyCallback& done,
+                   ApiReply* reply);
   void HandleConsistent(const std::string& name, ReplyCallback* later,
                         ApiReply* reply);
   void HandleValue(const std::string& name, bool consistent, ApiReply* reply);
   void HandleState(const std::string& name, ApiReply* reply);
   // DELETE /counter/<name>: resets it (CounterStore::Reset); 204, or 404
-  // for a counter this node does not hold. In durable mode waits for the
-  // reset's own WAL sync on the calling thread (resets are rare).
-  void HandleReset(const std::string& name, ApiReply* reply);
+  // for a counter this node does not hold. In durable mode the reset's own
+  // WAL sync is waited for on the store's commit thread when `later` is
+  // given (else on the calling thread).
+  void HandleReset(const std::string& name, ReplyCallback* later,
+                   ApiReply* reply);
+  // Fills *reply for a reset's store result.
+  static void ReplyReset(const std::string& name, const Status& status,
+                         ApiReply* reply);
   void HandleList(const ApiRequest& request, ApiReply* reply);
   // Appends to *names up to `limit` names that start with `prefix` and sort
   // after `start_after`, leaving out names that are not valid UTF-8 (only
@@ -223,7 +241,10 @@ class Api {
                       size_t limit, std::vector<std::string>* names) const;
   // POST /counters; with an Idempotency-Key, once per key
   // (CounterStore::IncrementBatchOnce), replies as HandleIncrementOnce().
-  void HandleBatch(const ApiRequest& request, ApiReply* reply);
+  // With `later`, answers from the store's commit thread when it has to
+  // wait on the disk.
+  void HandleBatch(const ApiRequest& request, ReplyCallback* later,
+                   ApiReply* reply);
   void HandleChanges(const ApiRequest& request, ApiReply* reply);
   void HandleInternalCounter(const std::string& name, ApiReply* reply);
   // POST /admin/backup: 200 {"backup":"<name>","counters":N}; 503 when
@@ -250,6 +271,8 @@ class Api {
   // dist_counter_http_unauthorized_total by reason: missing, not_bearer,
   // wrong_token (null without metrics or without a token).
   std::atomic<uint64_t>* unauthorized_metric_[3] = {nullptr, nullptr, nullptr};
+  // dist_counter_idempotent_replays_total (null without metrics).
+  std::atomic<uint64_t>* replays_metric_ = nullptr;
   // Runs consistent reads (null without a cluster). Last, so it is stopped
   // while everything above is still alive.
   std::unique_ptr<WorkQueue> consistent_pool_;

@@ -24,6 +24,10 @@
 //                         final flush; present only while the node is down.
 //                         The next start then keeps that incarnation (its
 //                         totals on disk are the highest it ever issued).
+//   idem/<key>         -> an Idempotency-Key's record: {"v":2,"h":...,"s":...,
+//                         "t":...}, or without "v" (format 1) when written
+//                         by earlier releases; layout, formats and how each
+//                         is matched in store/idempotency.h
 //
 // Never change what an existing key means: old data dirs must still open.
 // A value that fails to decode is Corruption, never an empty counter.

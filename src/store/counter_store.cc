@@ -234,17 +234,34 @@ void CounterStore::IncrementAsync(const std::string& name, int64_t delta,
     done(s);
     return;
   }
-  {
-    MutexLock lock(&commit_mu_);
-    if (!stop_commit_) {
-      pending_.push_back(PendingAck{ticket, std::move(done)});
-      commit_cv_.Signal();
-      return;
+  PendingAck ack;
+  ack.ticket = ticket;
+  ack.increments = 1;
+  ack.done = std::move(done);
+  Enqueue(std::move(ack));
+}
+
+void CounterStore::IncrementBatchAsync(
+    const std::vector<std::pair<std::string, int64_t>>& deltas,
+    DoneCallback done) {
+  for (const auto& [name, delta] : deltas) {
+    Status s = ValidateCounterName(name);
+    if (!s.ok()) {
+      return done(Status::InvalidArgument(name + ": " + s.message()));
     }
   }
-  s = CommitThrough(ticket);  // the commit thread is stopping
-  if (s.ok()) MetricAdd(increments_metric_);
-  done(s);
+  uint64_t ticket = 0;
+  {
+    MutexLock lock(&mu_);
+    Status s = ApplyBatchLocked(deltas, &ticket);
+    if (!s.ok()) return done(s);
+  }
+  if (!options_.durable || deltas.empty()) return done(Status::OK());
+  PendingAck ack;
+  ack.ticket = ticket;
+  ack.increments = deltas.size();
+  ack.done = std::move(done);
+  Enqueue(std::move(ack));
 }
 
 Status CounterStore::IncrementBatch(
@@ -334,6 +351,14 @@ Status CounterStore::Reset(const std::string& name) {
     MetricAdd(resets_metric_);
   }
   return Status::OK();
+}
+
+void CounterStore::ResetAsync(const std::string& name, DoneCallback done) {
+  if (!options_.durable) return done(Reset(name));
+  PendingAck ack;
+  ack.work = [this, name](PendingAck*) { return ResetDurable(name); };
+  ack.done = std::move(done);
+  Enqueue(std::move(ack));
 }
 
 Status CounterStore::ResetDurable(const std::string& name) {

@@ -9,6 +9,14 @@
 // visible to Get(), ChangesSince() and so to peers); concurrent increments
 // share one sync (group commit). A failed sync discards what it staged.
 //
+// Asynchronous writes: IncrementAsync(), IncrementBatchAsync(),
+// IncrementOnceAsync(), IncrementBatchOnceAsync() and ResetAsync() never
+// wait for the disk on the caller's thread. What must (a durable sync, a
+// key's record read from RocksDB, a durable reset's own write) is done by
+// the commit thread, which runs in both modes: each round it takes
+// everything queued, does the work in order of arrival, syncs once for all
+// of it, and runs the callbacks.
+//
 // Storage health: once a write fails (full disk, I/O error, no
 // descriptors) or the data directory is removed or replaced, the store is
 // unavailable: increments are refused with StorageUnavailable, reads and
@@ -258,6 +266,16 @@ class CounterStore {
   void IncrementAsync(const std::string& name, int64_t delta, DoneCallback done)
       EXCLUDES(write_mu_, mu_, commit_mu_);
 
+  // Like IncrementBatch(), but never waits for the disk: in durable mode
+  // `done` runs with the result on the commit thread once the batch is
+  // synced (sharing the sync with other changes). When not durable, when
+  // the batch is refused or empty, or after Close() began, `done` runs
+  // before IncrementBatchAsync returns, on the caller's thread. `done` must
+  // not call back into this store's write methods.
+  void IncrementBatchAsync(
+      const std::vector<std::pair<std::string, int64_t>>& deltas,
+      DoneCallback done) EXCLUDES(write_mu_, mu_, commit_mu_);
+
   // Applies every (name, delta) as Increment() would, all or nothing: if
   // any one is invalid or would overflow, returns InvalidArgument naming it
   // and changes nothing; the other refusals of Increment() apply to the
@@ -269,31 +287,61 @@ class CounterStore {
   // Increment() at most once per `key` (an Idempotency-Key, see
   // ValidateIdempotencyKey() in store/idempotency.h) within
   // options.idempotency_window_s. `fingerprint` identifies the request
-  // (FingerprintRequest()) and `reply` is what the caller answers it with;
-  // the store keeps both, opaque, in the key's record (idem/<key>).
+  // (see store/idempotency.h) and `reply` is what the caller answers it
+  // with; the store keeps both, opaque, in the key's record (idem/<key>).
   // If the key is unknown (or expired), applies the increment as
   // Increment() does and, if that succeeded, records the key in the same
   // write as the increment (the same WriteBatch when flushed, the same
   // synced write in durable mode): the record is on disk exactly when the
   // increment is. Sets *outcome to kApplied and *reply to `reply`.
-  // If the key is known with the same fingerprint, sets kReplayed and the
-  // recorded reply; with another fingerprint, kKeyReused; either way
+  // If the key is known for the same request (SameRequest()), sets
+  // kReplayed and the recorded reply; for another, kKeyReused; either way
   // nothing is applied. A retry that arrives while the first request of its
   // key awaits its durable sync waits for that sync and gets its result.
   // Returns what Increment() would (the key stays unknown then), or
   // InvalidArgument for an invalid key, or StorageUnavailable if the
   // record could not be read. Blocks for the sync in durable mode.
-  Status IncrementOnce(const std::string& key, const std::string& fingerprint,
-                       int reply, const std::string& name, int64_t delta,
+  Status IncrementOnce(const std::string& key,
+                       const RequestFingerprint& fingerprint, int reply,
+                       const std::string& name, int64_t delta,
                        IdempotentOutcome* outcome, int* recorded_reply)
       EXCLUDES(write_mu_, mu_);
+
+  // Called with an IncrementOnce() result once it is acknowledged: the
+  // status it returns and, when that is OK, the outcome and recorded reply.
+  using OnceCallback =
+      std::function<void(const Status&, IdempotentOutcome, int)>;
+
+  // IncrementOnce() that never waits for the disk on the caller's thread:
+  // the key's lookup (in memory, else in RocksDB), the increment and the
+  // record are done on the store's commit thread, in order of arrival,
+  // and in durable mode the changes of everything queued meanwhile share
+  // one sync; `done` then runs there with the result. Each guarantee of
+  // IncrementOnce() holds: applied at most once per key, the record on
+  // disk exactly when the increment is, a failed sync forgets both, a
+  // retry meeting its first request's sync gets its result. An invalid
+  // key or name is refused with `done` run before IncrementOnceAsync
+  // returns, on the caller's thread, and so is all work after Close()
+  // began (then it may block). `done` must not call back into this
+  // store's write methods.
+  void IncrementOnceAsync(const std::string& key,
+                          const RequestFingerprint& fingerprint, int reply,
+                          const std::string& name, int64_t delta,
+                          OnceCallback done)
+      EXCLUDES(write_mu_, mu_, commit_mu_);
 
   // IncrementBatch() at most once per `key`, as IncrementOnce() is for
   // Increment(): the key's record goes in the same write as the batch.
   Status IncrementBatchOnce(
-      const std::string& key, const std::string& fingerprint, int reply,
+      const std::string& key, const RequestFingerprint& fingerprint, int reply,
       const std::vector<std::pair<std::string, int64_t>>& deltas,
       IdempotentOutcome* outcome, int* recorded_reply) EXCLUDES(write_mu_, mu_);
+
+  // IncrementBatchOnce() as IncrementOnceAsync() is for IncrementOnce().
+  void IncrementBatchOnceAsync(
+      const std::string& key, const RequestFingerprint& fingerprint, int reply,
+      const std::vector<std::pair<std::string, int64_t>>& deltas,
+      OnceCallback done) EXCLUDES(write_mu_, mu_, commit_mu_);
 
   // Idempotency records held in memory: the bounded cache plus those not
   // yet written. For tests and metrics.
@@ -314,6 +362,15 @@ class CounterStore {
   // the reset is discarded (never visible, never sent to peers) and the
   // result is StorageUnavailable.
   Status Reset(const std::string& name) EXCLUDES(write_mu_, mu_);
+
+  // Reset() that never waits for the disk on the caller's thread: in
+  // durable mode the reset and its sync are done on the store's commit
+  // thread, which then runs `done` with the result. When not durable, or
+  // after Close() began, `done` runs before ResetAsync returns, on the
+  // caller's thread. `done` must not call back into this store's write
+  // methods.
+  void ResetAsync(const std::string& name, DoneCallback done)
+      EXCLUDES(write_mu_, mu_, commit_mu_);
 
   // Stores counter `name`'s state in *state and returns OK. If there is no
   // such counter, leaves *state unchanged and returns NotFound.
@@ -520,11 +577,26 @@ class CounterStore {
   // IncrementOnce() and IncrementBatchOnce() after their checks: `deltas`
   // is applied as IncrementBatch() if `batch`, else its one item as
   // Increment().
-  Status ApplyOnce(const std::string& key, const std::string& fingerprint,
-                   int reply,
+  Status ApplyOnce(const std::string& key,
+                   const RequestFingerprint& fingerprint, int reply,
                    const std::vector<std::pair<std::string, int64_t>>& deltas,
                    bool batch, IdempotentOutcome* outcome, int* recorded_reply)
       EXCLUDES(write_mu_, mu_);
+  // ApplyOnce() up to the sync, which it leaves to the caller: stores in
+  // *ticket the durable ticket to wait for (0: none) and in *increments
+  // how many increments to count once it is synced.
+  Status StageOnce(const std::string& key,
+                   const RequestFingerprint& fingerprint, int reply,
+                   const std::vector<std::pair<std::string, int64_t>>& deltas,
+                   bool batch, IdempotentOutcome* outcome, int* recorded_reply,
+                   uint64_t* ticket, uint64_t* increments)
+      EXCLUDES(write_mu_, mu_);
+  // IncrementOnceAsync() and IncrementBatchOnceAsync() after their checks.
+  void ApplyOnceAsync(const std::string& key,
+                      const RequestFingerprint& fingerprint, int reply,
+                      std::vector<std::pair<std::string, int64_t>> deltas,
+                      bool batch, OnceCallback done)
+      EXCLUDES(write_mu_, mu_, commit_mu_);
   // An idempotency record not yet on disk.
   struct UnwrittenRecord {
     IdempotencyRecord record;
@@ -585,8 +657,17 @@ class CounterStore {
   // error log's rate limit.
   Clock::time_point LogNow() const;
   void FlushLoop() EXCLUDES(write_mu_, mu_, flush_mu_);
-  // Durable mode: syncs queued changes and runs their callbacks.
+  // Runs queued work and syncs queued changes (PendingAck), then their
+  // callbacks. Runs in both modes: keyed increments go through it too.
   void CommitLoop() EXCLUDES(write_mu_, mu_, commit_mu_);
+  struct PendingAck;
+  // Queues `ack` for the commit thread; once Close() began, resolves it
+  // on the caller's thread instead.
+  void Enqueue(PendingAck ack) EXCLUDES(write_mu_, mu_, commit_mu_);
+  // Runs the work of each of `acks`, then one sync for all of their
+  // tickets, then each one's callback with its result.
+  void ResolveAcks(std::deque<PendingAck>* acks)
+      EXCLUDES(write_mu_, mu_, commit_mu_);
   void RegisterMetrics();
 
   const StoreOptions options_;
@@ -660,8 +741,14 @@ class CounterStore {
   bool stop_flush_ GUARDED_BY(flush_mu_) = false;
   std::thread flush_thread_;
 
+  // A change awaiting its sync, or work for the commit thread.
   struct PendingAck {
-    uint64_t ticket;
+    uint64_t ticket = 0;      // the durable ticket to wait for; 0: none
+    uint64_t increments = 0;  // counted in the metric once synced
+    // If set, run on the commit thread before the sync: does the work,
+    // setting `ticket` and `increments`, or returns why it failed (then
+    // `done` gets that).
+    std::function<Status(PendingAck*)> work;
     DoneCallback done;
   };
   Mutex commit_mu_;  // a leaf; with commit_cv_
@@ -669,7 +756,7 @@ class CounterStore {
   // Async increments awaiting their sync.
   std::deque<PendingAck> pending_ GUARDED_BY(commit_mu_);
   bool stop_commit_ GUARDED_BY(commit_mu_) = false;
-  std::thread commit_thread_;  // runs CommitLoop() in durable mode
+  std::thread commit_thread_;  // runs CommitLoop()
 
   // Metrics (null-safe through the helpers in util/metrics.h).
   std::atomic<uint64_t>* increments_metric_ = nullptr;

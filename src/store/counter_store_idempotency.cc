@@ -7,6 +7,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -75,9 +76,9 @@ void CounterStore::RecordsWrittenLocked(bool ok) {
 }
 
 Status CounterStore::IncrementOnce(const std::string& key,
-                                   const std::string& fingerprint, int reply,
-                                   const std::string& name, int64_t delta,
-                                   IdempotentOutcome* outcome,
+                                   const RequestFingerprint& fingerprint,
+                                   int reply, const std::string& name,
+                                   int64_t delta, IdempotentOutcome* outcome,
                                    int* recorded_reply) {
   Status s = ValidateIdempotencyKey(key);
   if (!s.ok()) return s;
@@ -87,24 +88,96 @@ Status CounterStore::IncrementOnce(const std::string& key,
                    outcome, recorded_reply);
 }
 
+namespace {
+
+// Why `deltas` cannot be a batch (a name is invalid), or OK.
+Status CheckBatchNames(
+    const std::vector<std::pair<std::string, int64_t>>& deltas) {
+  for (const auto& [name, delta] : deltas) {
+    Status s = ValidateCounterName(name);
+    if (!s.ok()) return Status::InvalidArgument(name + ": " + s.message());
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 Status CounterStore::IncrementBatchOnce(
-    const std::string& key, const std::string& fingerprint, int reply,
+    const std::string& key, const RequestFingerprint& fingerprint, int reply,
     const std::vector<std::pair<std::string, int64_t>>& deltas,
     IdempotentOutcome* outcome, int* recorded_reply) {
   Status s = ValidateIdempotencyKey(key);
+  if (s.ok()) s = CheckBatchNames(deltas);
   if (!s.ok()) return s;
-  for (const auto& [name, delta] : deltas) {
-    s = ValidateCounterName(name);
-    if (!s.ok()) return Status::InvalidArgument(name + ": " + s.message());
-  }
   return ApplyOnce(key, fingerprint, reply, deltas, /*batch=*/true, outcome,
                    recorded_reply);
 }
 
+void CounterStore::IncrementOnceAsync(const std::string& key,
+                                      const RequestFingerprint& fingerprint,
+                                      int reply, const std::string& name,
+                                      int64_t delta, OnceCallback done) {
+  Status s = ValidateIdempotencyKey(key);
+  if (s.ok()) s = ValidateCounterName(name);
+  if (!s.ok()) return done(s, IdempotentOutcome::kApplied, 0);
+  ApplyOnceAsync(key, fingerprint, reply, {{name, delta}}, /*batch=*/false,
+                 std::move(done));
+}
+
+void CounterStore::IncrementBatchOnceAsync(
+    const std::string& key, const RequestFingerprint& fingerprint, int reply,
+    const std::vector<std::pair<std::string, int64_t>>& deltas,
+    OnceCallback done) {
+  Status s = ValidateIdempotencyKey(key);
+  if (s.ok()) s = CheckBatchNames(deltas);
+  if (!s.ok()) return done(s, IdempotentOutcome::kApplied, 0);
+  ApplyOnceAsync(key, fingerprint, reply, deltas, /*batch=*/true,
+                 std::move(done));
+}
+
+void CounterStore::ApplyOnceAsync(
+    const std::string& key, const RequestFingerprint& fingerprint, int reply,
+    std::vector<std::pair<std::string, int64_t>> deltas, bool batch,
+    OnceCallback done) {
+  // What the work leaves for the callback.
+  struct Result {
+    IdempotentOutcome outcome = IdempotentOutcome::kApplied;
+    int reply = 0;
+  };
+  auto result = std::make_shared<Result>();
+  PendingAck ack;
+  ack.work = [this, key, fingerprint, reply, deltas = std::move(deltas), batch,
+              result](PendingAck* self) {
+    return StageOnce(key, fingerprint, reply, deltas, batch, &result->outcome,
+                     &result->reply, &self->ticket, &self->increments);
+  };
+  ack.done = [result, done = std::move(done)](const Status& s) {
+    done(s, result->outcome, result->reply);
+  };
+  Enqueue(std::move(ack));
+}
+
 Status CounterStore::ApplyOnce(
-    const std::string& key, const std::string& fingerprint, int reply,
+    const std::string& key, const RequestFingerprint& fingerprint, int reply,
     const std::vector<std::pair<std::string, int64_t>>& deltas, bool batch,
     IdempotentOutcome* outcome, int* recorded_reply) {
+  uint64_t ticket = 0;
+  uint64_t increments = 0;
+  Status s = StageOnce(key, fingerprint, reply, deltas, batch, outcome,
+                       recorded_reply, &ticket, &increments);
+  if (!s.ok() || ticket == 0) return s;
+  s = CommitThrough(ticket);
+  if (s.ok()) MetricAdd(increments_metric_, increments);
+  return s;
+}
+
+Status CounterStore::StageOnce(
+    const std::string& key, const RequestFingerprint& fingerprint, int reply,
+    const std::vector<std::pair<std::string, int64_t>>& deltas, bool batch,
+    IdempotentOutcome* outcome, int* recorded_reply, uint64_t* ticket_out,
+    uint64_t* increments) {
+  *ticket_out = 0;
+  *increments = 0;
   Status s;
   const int64_t now = UnixNowSeconds();
   IdempotencyRecord record;
@@ -151,7 +224,7 @@ Status CounterStore::ApplyOnce(
       if (!s.ok()) return s;
       UnwrittenRecord& unwritten = idem_unwritten_[key];
       unwritten.record = IdempotencyRecord{
-          fingerprint, reply,
+          fingerprint.current, reply,
           now + std::max<int64_t>(1, options_.idempotency_window_s)};
       unwritten.ticket = options_.durable ? ticket : 0;
       unwritten.writing = false;
@@ -159,23 +232,19 @@ Status CounterStore::ApplyOnce(
     }
   }
   if (found) {
-    if (record.fingerprint != fingerprint) {
+    if (!SameRequest(record, fingerprint)) {
       *outcome = IdempotentOutcome::kKeyReused;
       return Status::OK();
     }
     // The first request awaits its sync: its result is ours.
-    if (wait_ticket != 0) {
-      s = CommitThrough(wait_ticket);
-      if (!s.ok()) return s;
-    }
+    *ticket_out = wait_ticket;
     *outcome = IdempotentOutcome::kReplayed;
     *recorded_reply = record.reply;
     return Status::OK();
   }
   if (options_.durable) {
-    s = CommitThrough(ticket);
-    if (!s.ok()) return s;
-    MetricAdd(increments_metric_, deltas.size());
+    *ticket_out = ticket;
+    *increments = deltas.size();
   }
   *outcome = IdempotentOutcome::kApplied;
   *recorded_reply = reply;

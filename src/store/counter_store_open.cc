@@ -94,10 +94,8 @@ Status CounterStore::Open(const StoreOptions& options,
   opened->RegisterMetrics();
   opened->flush_thread_ =
       std::thread([raw = opened.get()] { raw->FlushLoop(); });
-  if (options.durable) {
-    opened->commit_thread_ =
-        std::thread([raw = opened.get()] { raw->CommitLoop(); });
-  }
+  opened->commit_thread_ =
+      std::thread([raw = opened.get()] { raw->CommitLoop(); });
   *store = std::move(opened);
   return Status::OK();
 }

@@ -332,22 +332,46 @@ void CounterStore::CommitLoop() {
       if (pending_.empty()) return;  // stopping, nothing left
       batch.swap(pending_);
     }
-    uint64_t through = 0;
-    for (const PendingAck& ack : batch) through = std::max(through, ack.ticket);
-    const Status s = CommitThrough(through);
-    std::vector<Status> results;
-    {
-      MutexLock write_lock(&write_mu_);
-      for (const PendingAck& ack : batch) {
-        results.push_back(ack.ticket <= resolved_through_
-                              ? TicketResultLocked(ack.ticket)
-                              : s);
-      }
+    ResolveAcks(&batch);
+  }
+}
+
+void CounterStore::Enqueue(PendingAck ack) {
+  {
+    MutexLock lock(&commit_mu_);
+    if (!stop_commit_) {
+      pending_.push_back(std::move(ack));
+      commit_cv_.Signal();
+      return;
     }
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (results[i].ok()) MetricAdd(increments_metric_);
-      batch[i].done(results[i]);
+  }
+  std::deque<PendingAck> one;  // the commit thread is stopping
+  one.push_back(std::move(ack));
+  ResolveAcks(&one);
+}
+
+void CounterStore::ResolveAcks(std::deque<PendingAck>* acks) {
+  // The work first, so that its changes share this round's sync.
+  std::vector<Status> results(acks->size());
+  uint64_t through = 0;
+  for (size_t i = 0; i < acks->size(); ++i) {
+    PendingAck& ack = (*acks)[i];
+    if (ack.work) results[i] = ack.work(&ack);
+    if (results[i].ok()) through = std::max(through, ack.ticket);
+  }
+  const Status s = through != 0 ? CommitThrough(through) : Status::OK();
+  {
+    MutexLock write_lock(&write_mu_);
+    for (size_t i = 0; i < acks->size(); ++i) {
+      const uint64_t ticket = (*acks)[i].ticket;
+      if (!results[i].ok() || ticket == 0) continue;
+      results[i] = ticket <= resolved_through_ ? TicketResultLocked(ticket) : s;
     }
+  }
+  for (size_t i = 0; i < acks->size(); ++i) {
+    PendingAck& ack = (*acks)[i];
+    if (results[i].ok()) MetricAdd(increments_metric_, ack.increments);
+    ack.done(results[i]);
   }
 }
 

@@ -4,6 +4,7 @@
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/slice.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -65,10 +66,46 @@ std::string FingerprintRequest(std::string_view request) {
   return hex;
 }
 
+namespace {
+
+// Appends `field` as its length in decimal, ':' and its bytes.
+void AppendField(std::string_view field, std::string* out) {
+  out->append(std::to_string(field.size()));
+  out->push_back(':');
+  out->append(field);
+}
+
+}  // namespace
+
+std::string CanonicalRequest(
+    std::string_view route,
+    const std::vector<std::pair<std::string, int64_t>>& deltas) {
+  std::vector<const std::pair<std::string, int64_t>*> items;
+  items.reserve(deltas.size());
+  for (const auto& item : deltas) items.push_back(&item);
+  std::sort(items.begin(), items.end(),
+            [](const auto* a, const auto* b) { return *a < *b; });
+  std::string out;
+  AppendField(route, &out);
+  AppendField(std::to_string(items.size()), &out);
+  for (const auto* item : items) {
+    AppendField(item->first, &out);
+    AppendField(std::to_string(item->second), &out);
+  }
+  return out;
+}
+
+bool SameRequest(const IdempotencyRecord& record,
+                 const RequestFingerprint& request) {
+  const std::string& mine =
+      record.format == 1 ? request.legacy : request.current;
+  return !mine.empty() && record.fingerprint == mine;
+}
+
 std::string EncodeIdempotencyRecord(const IdempotencyRecord& record) {
   // The fingerprint is hex: nothing to escape.
-  return "{\"h\":\"" + record.fingerprint +
-         "\",\"s\":" + std::to_string(record.reply) +
+  return "{\"v\":" + std::to_string(kIdempotencyFormat) + ",\"h\":\"" +
+         record.fingerprint + "\",\"s\":" + std::to_string(record.reply) +
          ",\"t\":" + std::to_string(record.expires) + "}";
 }
 
@@ -82,6 +119,15 @@ Status DecodeIdempotencyRecord(std::string_view value,
     return Status::Corruption("not an idempotency record: " +
                               std::string(value));
   }
+  int format = 1;  // records written before "v" existed
+  if (doc.HasMember("v")) {
+    if (!doc["v"].IsInt() || doc["v"].GetInt() != kIdempotencyFormat) {
+      return Status::Corruption("unknown idempotency record format: " +
+                                std::string(value));
+    }
+    format = kIdempotencyFormat;
+  }
+  record->format = format;
   record->fingerprint = doc["h"].GetString();
   record->reply = doc["s"].GetInt();
   record->expires = doc["t"].GetInt64();

@@ -2,9 +2,22 @@
 // Idempotency-Key, how it is stored, and the RocksDB compaction filter that
 // drops expired ones.
 //
-//   idem/<key> -> compact JSON {"h":"<16 hex>","s":204,"t":<unix s>}: the
-//                 fingerprint of the request the key first came with, the
-//                 reply it got, and when the record expires.
+//   idem/<key> -> compact JSON {"v":2,"h":"<16 hex>","s":204,"t":<unix s>}:
+//                 the record's format, the fingerprint of the request the
+//                 key first came with, the reply it got, and when the
+//                 record expires.
+//
+// Fingerprints by format ("v"):
+//   2  FingerprintRequest(CanonicalRequest(route, deltas)): the request as
+//      parsed, each field length-prefixed, a batch's items sorted by name,
+//      so no two different requests share one encoding.
+//   1  (records without "v", written by earlier versions) FingerprintRequest
+//      of the request text as sent: "POST /counter/<name>\n<body>" or
+//      "POST /counters\n<body>". Ambiguous (a name may end in a newline,
+//      a body is trimmed before parsing), so no longer written; still read
+//      and compared with the caller's format-1 fingerprint until it expires
+//      (--idempotency_window_s after the upgrade at the latest).
+// Any other "v" is Corruption, as is a record missing a field.
 //
 // Pure functions and a stateless filter; safe from any thread.
 
@@ -14,6 +27,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "util/status.h"
 
@@ -27,12 +42,26 @@ inline constexpr std::string_view kIdempotencyPrefix = "idem/";
 // Longest Idempotency-Key accepted, in bytes.
 inline constexpr size_t kMaxIdempotencyKeyBytes = 128;
 
+// The record format written now.
+inline constexpr int kIdempotencyFormat = 2;
+
 // One key's record.
 struct IdempotencyRecord {
-  std::string fingerprint;  // FingerprintRequest() of the first request
+  std::string fingerprint;  // of the first request, in format `format`
   int reply = 0;            // the reply it got (opaque to the store)
   int64_t expires = 0;      // unix seconds; at or after it the key is unknown
+  int format = kIdempotencyFormat;  // 1 or 2, as above
 };
+
+// What identifies a request to the record of its key.
+struct RequestFingerprint {
+  std::string current;  // format 2: kept in a new record, compared with one
+  std::string legacy;   // format 1: only compared with a format-1 record
+};
+
+// True if `request` is the request `record` was made for.
+bool SameRequest(const IdempotencyRecord& record,
+                 const RequestFingerprint& request);
 
 // OK if `key` is 1 to 128 bytes of printable ASCII (0x21..0x7e and space);
 // otherwise InvalidArgument saying why.
@@ -45,9 +74,21 @@ std::string IdempotencyDbKey(std::string_view key);
 // cryptographic: it tells a client's own requests apart.
 std::string FingerprintRequest(std::string_view request);
 
-// The compact JSON above.
+// The canonical text of a parsed request: `route` (e.g. "POST /counter"),
+// then the number of items, then each item's name and delta, items sorted
+// by name (then delta), so a batch in another order is the same request.
+// Every field is written as its length in decimal, ':' and its bytes, so
+// the encoding is unambiguous whatever bytes a name holds.
+std::string CanonicalRequest(
+    std::string_view route,
+    const std::vector<std::pair<std::string, int64_t>>& deltas);
+
+// The compact JSON above, in format kIdempotencyFormat (`record.format` is
+// not consulted: only the current format is written).
 std::string EncodeIdempotencyRecord(const IdempotencyRecord& record);
-// Parses EncodeIdempotencyRecord()'s output; Corruption otherwise.
+// Parses a record of format 2 (EncodeIdempotencyRecord()'s output) or of
+// format 1 (the same without "v"), setting record->format; Corruption
+// otherwise.
 Status DecodeIdempotencyRecord(std::string_view value,
                                IdempotencyRecord* record);
 

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -26,6 +27,7 @@
 #include "api/cluster_view.h"
 #include "api/routes.h"
 #include "store/counter_store.h"
+#include "store/fault_file_system.h"
 #include "testing/gated_cluster_view.h"
 #include "testing/http_client.h"
 #include "testing/node_process.h"
@@ -221,8 +223,10 @@ class HttpServerTest : public ::testing::Test {
 
   // Replaces the store with a durable one (increments are answered from
   // its commit thread) and the Api with one that has `cluster` (consistent
-  // reads are answered from the Api's threads), and restarts the server.
-  void UseDurableStoreAndCluster(ClusterView* cluster, bool durable = true) {
+  // reads are answered from the Api's threads), and restarts the server
+  // with `threads` reactors. The store's disk is faults_.
+  void UseDurableStoreAndCluster(ClusterView* cluster, bool durable = true,
+                                 int threads = 2) {
     server_.reset();
     api_.reset();
     store_.reset();
@@ -231,10 +235,13 @@ class HttpServerTest : public ::testing::Test {
     store_options.challenge_id = "1";
     store_options.flush_interval_ms = 600000;
     store_options.durable = durable;
+    store_options.TEST_env = faults_.env();
     Status s = CounterStore::Open(store_options, &store_);
     ASSERT_TRUE(s.ok()) << s.ToString();
     api_ = std::make_unique<Api>(ApiOptions(), store_.get(), cluster, nullptr);
-    StartServer(LoopbackOptions());
+    HttpServerOptions options = LoopbackOptions();
+    options.threads = threads;
+    StartServer(options);
   }
 
   // Creates `count` counters named "l<index>" padded to 190 bytes (POST
@@ -265,6 +272,7 @@ class HttpServerTest : public ::testing::Test {
 
   test::TempDir dir_;
   Metrics metrics_;
+  FaultEnv faults_;  // the durable store's disk; outlives it
   std::unique_ptr<CounterStore> store_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<HttpServer> server_;  // stopped first
@@ -357,6 +365,78 @@ TEST_F(HttpServerTest, NoContentRepliesHaveNoBody) {
   EXPECT_EQ(r.status, 204);
   EXPECT_EQ(r.body, "");
   EXPECT_EQ(r.Header("x-sfn-crc32"), std::to_string(Crc32("")));
+}
+
+// A keyed POST to `path` with `body`, as raw bytes.
+std::string KeyedPost(const std::string& path, const std::string& body,
+                      const std::string& key) {
+  return "POST " + path + " HTTP/1.1\r\nHost: x\r\nIdempotency-Key: " + key +
+         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+         body;
+}
+
+TEST_F(HttpServerTest, AReusedKeyIs422UnprocessableContentOnTheWire) {
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send(KeyedPost("/counter/a", "5", "k")));
+  std::string raw = c.ReadReply(10000);
+  EXPECT_EQ(raw.rfind("HTTP/1.1 204 No Content\r\n", 0), 0u) << raw;
+  EXPECT_EQ(Lower(raw).find("idempotent-replayed"), std::string::npos) << raw;
+  ASSERT_TRUE(c.Send(KeyedPost("/counter/a", "5", "k")));
+  raw = c.ReadReply(10000);
+  EXPECT_EQ(raw.rfind("HTTP/1.1 204 No Content\r\n", 0), 0u) << raw;
+  EXPECT_NE(raw.find("\r\nIdempotent-Replayed: true\r\n"), std::string::npos)
+      << raw;
+  ASSERT_TRUE(c.Send(KeyedPost("/counter/a", "6", "k")));
+  raw = c.ReadReply(10000);
+  EXPECT_EQ(raw.rfind("HTTP/1.1 422 Unprocessable Content\r\n", 0), 0u) << raw;
+  EXPECT_NE(raw.find("IdempotencyKeyReused"), std::string::npos) << raw;
+}
+
+// POST /counter/a with "\n5", then POST /counter/a%0A with "5", one key:
+// the second is another request (422), not an acknowledged no-op.
+TEST_F(HttpServerTest, TheNewlineFingerprintPairIsRefusedOnTheWire) {
+  const std::map<std::string, std::string> key = {{"Idempotency-Key", "k"}};
+  EXPECT_EQ(HttpRequest("POST", Url("/counter/a"), "\n5", key).status, 204);
+  HttpResponse r = HttpRequest("POST", Url("/counter/a%0A"), "5", key);
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/a/value")).body, "5");
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/a%0A/value")).body, "0");
+}
+
+// One reactor, a hung disk: keyed increments, batches and durable resets
+// wait for their sync off the reactor, which goes on answering /ping; each
+// is answered once the disk is back.
+TEST_F(HttpServerTest, WritesWaitingOnTheDiskDoNotHoldTheReactor) {
+  UseDurableStoreAndCluster(nullptr, /*durable=*/true, /*threads=*/1);
+  ASSERT_EQ(HttpRequest("POST", Url("/counter/r"), "4").status, 204);
+  faults_.fs()->SetFault(Fault::kStall);
+  std::vector<std::unique_ptr<RawConnection>> writers;
+  const std::vector<std::string> requests = {
+      KeyedPost("/counter/c", "1", "k1"),
+      KeyedPost("/counters", R"({"a":1})", "k2"),
+      "POST /counters HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n"
+      R"({"b":1})",
+      "DELETE /counter/r HTTP/1.1\r\nHost: x\r\n\r\n",
+  };
+  for (const std::string& request : requests) {
+    writers.push_back(std::make_unique<RawConnection>(server_->port()));
+    ASSERT_TRUE(writers.back()->connected());
+    ASSERT_TRUE(writers.back()->Send(request));
+  }
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse r = HttpRequest("GET", Url("/ping"), "", {}, 10000);
+    EXPECT_EQ(r.status, 200) << r.error;
+  }
+  faults_.fs()->SetFault(Fault::kNone);
+  for (auto& writer : writers) {
+    const std::string raw = writer->ReadReply(20000);
+    EXPECT_EQ(raw.rfind("HTTP/1.1 204 No Content\r\n", 0), 0u) << raw;
+  }
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/c/value")).body, "1");
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/a/value")).body, "1");
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/b/value")).body, "1");
+  EXPECT_EQ(HttpRequest("GET", Url("/counter/r/value")).body, "0");
 }
 
 TEST_F(HttpServerTest, MetricsAreServedAsText) {

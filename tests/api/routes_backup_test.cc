@@ -48,6 +48,7 @@ class RoutesBackupTest : public ::testing::Test {
     request.method = method;
     request.path = path;
     request.body = body;
+    request.client = "127.0.0.1";  // protected mode lets loopback in
     ApiReply reply;
     api_->Handle(request, &reply);
     return reply;

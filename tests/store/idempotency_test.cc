@@ -34,6 +34,13 @@ using test::ValueOf;
 
 constexpr int kNeverMs = 3600 * 1000;
 
+// A fingerprint of the current format only, as tests pass them.
+RequestFingerprint Fp(const std::string& current) {
+  RequestFingerprint fingerprint;
+  fingerprint.current = current;
+  return fingerprint;
+}
+
 class IdempotencyTest : public ::testing::Test {
  protected:
   StoreOptions Options(bool durable = false) {
@@ -51,8 +58,9 @@ class IdempotencyTest : public ::testing::Test {
                                 const std::string& name = "c") {
     IdempotentOutcome outcome = IdempotentOutcome::kApplied;
     int reply = 0;
-    Status s = store->IncrementOnce(key, FingerprintRequest(name + body), 204,
-                                    name, std::stoll(body), &outcome, &reply);
+    Status s =
+        store->IncrementOnce(key, Fp(FingerprintRequest(name + body)), 204,
+                             name, std::stoll(body), &outcome, &reply);
     EXPECT_TRUE(s.ok()) << s.ToString();
     if (outcome != IdempotentOutcome::kKeyReused) {
       EXPECT_EQ(reply, 204);
@@ -81,13 +89,74 @@ class IdempotencyTest : public ::testing::Test {
 TEST(IdempotencyCodecTest, RecordRoundTripsAsCompactJson) {
   IdempotencyRecord record{"00112233aabbccdd", 204, 1700000000};
   const std::string encoded = EncodeIdempotencyRecord(record);
-  EXPECT_EQ(encoded, R"({"h":"00112233aabbccdd","s":204,"t":1700000000})");
+  EXPECT_EQ(encoded,
+            R"({"v":2,"h":"00112233aabbccdd","s":204,"t":1700000000})");
   IdempotencyRecord decoded;
   ASSERT_TRUE(DecodeIdempotencyRecord(encoded, &decoded).ok());
   EXPECT_EQ(decoded.fingerprint, record.fingerprint);
   EXPECT_EQ(decoded.reply, 204);
   EXPECT_EQ(decoded.expires, 1700000000);
+  EXPECT_EQ(decoded.format, 2);
   EXPECT_TRUE(DecodeIdempotencyRecord("{}", &decoded).IsCorruption());
+}
+
+TEST(IdempotencyCodecTest, RecordsWithoutAFormatAreFormatOne) {
+  IdempotencyRecord decoded;
+  ASSERT_TRUE(
+      DecodeIdempotencyRecord(
+          R"({"h":"00112233aabbccdd","s":204,"t":1700000000})", &decoded)
+          .ok());
+  EXPECT_EQ(decoded.format, 1);
+  EXPECT_EQ(decoded.fingerprint, "00112233aabbccdd");
+  // A format-1 record is compared with the format-1 fingerprint only.
+  RequestFingerprint request;
+  request.current = "00112233aabbccdd";
+  request.legacy = "ffffffffffffffff";
+  EXPECT_FALSE(SameRequest(decoded, request));
+  request.legacy = "00112233aabbccdd";
+  EXPECT_TRUE(SameRequest(decoded, request));
+}
+
+TEST(IdempotencyCodecTest, UnknownFormatsAreCorruption) {
+  IdempotencyRecord decoded;
+  for (const char* value :
+       {R"({"v":3,"h":"00112233aabbccdd","s":204,"t":1700000000})",
+        R"({"v":"2","h":"00112233aabbccdd","s":204,"t":1700000000})",
+        R"({"v":1,"h":"00112233aabbccdd","s":204,"t":1700000000})"}) {
+    EXPECT_TRUE(DecodeIdempotencyRecord(value, &decoded).IsCorruption())
+        << value;
+  }
+}
+
+// The pair that collided when the fingerprint hashed the text as sent:
+// POST /counter/a with body "\n5" and POST /counter/a%0A with body "5".
+TEST(IdempotencyFingerprintTest, ANameEndingInANewlineIsAnotherRequest) {
+  EXPECT_EQ(std::string("POST /counter/a") + "\n" + "\n5",
+            std::string("POST /counter/a\n") + "\n" + "5");
+  EXPECT_NE(CanonicalRequest("POST /counter", {{"a", 5}}),
+            CanonicalRequest("POST /counter", {{"a\n", 5}}));
+  EXPECT_NE(
+      FingerprintRequest(CanonicalRequest("POST /counter", {{"a", 5}})),
+      FingerprintRequest(CanonicalRequest("POST /counter", {{"a\n", 5}})));
+}
+
+TEST(IdempotencyFingerprintTest, FieldsAreLengthPrefixed) {
+  EXPECT_EQ(CanonicalRequest("POST /counter", {{"a", 5}}),
+            "13:POST /counter1:11:a1:5");
+  // Names that hold what a separator would be stay apart.
+  EXPECT_NE(CanonicalRequest("POST /counters", {{"a1:b", 1}}),
+            CanonicalRequest("POST /counters", {{"a", 1}, {"b", 1}}));
+  EXPECT_NE(CanonicalRequest("POST /counter", {{"a", 1}}),
+            CanonicalRequest("POST /counters", {{"a", 1}}));
+  EXPECT_NE(CanonicalRequest("POST /counter", {{"a", 1}}),
+            CanonicalRequest("POST /counter", {{"a", -1}}));
+}
+
+TEST(IdempotencyFingerprintTest, ABatchInAnotherOrderIsTheSameRequest) {
+  EXPECT_EQ(CanonicalRequest("POST /counters", {{"b", 2}, {"a", 1}, {"c", 0}}),
+            CanonicalRequest("POST /counters", {{"a", 1}, {"c", 0}, {"b", 2}}));
+  EXPECT_NE(CanonicalRequest("POST /counters", {{"a", 1}, {"b", 2}}),
+            CanonicalRequest("POST /counters", {{"a", 2}, {"b", 1}}));
 }
 
 TEST(IdempotencyCodecTest, KeysAreOneTo128PrintableBytes) {
@@ -127,32 +196,35 @@ TEST_F(IdempotencyTest, BatchIsAppliedOncePerKey) {
     {
       auto store = MustOpen(options);
       ASSERT_TRUE(
-          store->IncrementBatchOnce("k", "f1", 204, deltas, &outcome, &reply)
+          store
+              ->IncrementBatchOnce("k", Fp("f1"), 204, deltas, &outcome, &reply)
               .ok());
       EXPECT_EQ(outcome, IdempotentOutcome::kApplied);
       ASSERT_TRUE(
-          store->IncrementBatchOnce("k", "f1", 204, deltas, &outcome, &reply)
+          store
+              ->IncrementBatchOnce("k", Fp("f1"), 204, deltas, &outcome, &reply)
               .ok());
       EXPECT_EQ(outcome, IdempotentOutcome::kReplayed);
       ASSERT_TRUE(
-          store->IncrementBatchOnce("k", "f2", 204, deltas, &outcome, &reply)
+          store
+              ->IncrementBatchOnce("k", Fp("f2"), 204, deltas, &outcome, &reply)
               .ok());
       EXPECT_EQ(outcome, IdempotentOutcome::kKeyReused);
       // One bad name: nothing applied, nothing recorded.
       EXPECT_TRUE(store
-                      ->IncrementBatchOnce("k2", "f3", 204,
+                      ->IncrementBatchOnce("k2", Fp("f3"), 204,
                                            {{"a", 1}, {"bad/name", 1}},
                                            &outcome, &reply)
                       .IsInvalidArgument());
       ASSERT_TRUE(store
-                      ->IncrementBatchOnce("k2", "f3", 204, {{"a", 1}},
+                      ->IncrementBatchOnce("k2", Fp("f3"), 204, {{"a", 1}},
                                            &outcome, &reply)
                       .ok());
       EXPECT_EQ(outcome, IdempotentOutcome::kApplied);
     }
     auto store = MustOpen(options);
     ASSERT_TRUE(
-        store->IncrementBatchOnce("k", "f1", 204, deltas, &outcome, &reply)
+        store->IncrementBatchOnce("k", Fp("f1"), 204, deltas, &outcome, &reply)
             .ok());
     EXPECT_EQ(outcome, IdempotentOutcome::kReplayed);
     EXPECT_EQ(ValueOf(*store, "a"), "3");
@@ -165,14 +237,14 @@ TEST_F(IdempotencyTest, RefusedIncrementLeavesTheKeyUnknown) {
   IdempotentOutcome outcome;
   int reply = 0;
   EXPECT_TRUE(
-      store->IncrementOnce("k", "f", 204, "bad/name", 1, &outcome, &reply)
+      store->IncrementOnce("k", Fp("f"), 204, "bad/name", 1, &outcome, &reply)
           .IsInvalidArgument());
-  EXPECT_TRUE(store->IncrementOnce("", "f", 204, "c", 1, &outcome, &reply)
+  EXPECT_TRUE(store->IncrementOnce("", Fp("f"), 204, "c", 1, &outcome, &reply)
                   .IsInvalidArgument());
   ASSERT_TRUE(store->Increment("c", INT64_MAX).ok());
   ASSERT_TRUE(store->Increment("c", INT64_MAX).ok());
   EXPECT_TRUE(
-      store->IncrementOnce("k", "f", 204, "c", INT64_MAX, &outcome, &reply)
+      store->IncrementOnce("k", Fp("f"), 204, "c", INT64_MAX, &outcome, &reply)
           .IsInvalidArgument());
   EXPECT_EQ(Once(store.get(), "k", "1"), IdempotentOutcome::kApplied);
 }
@@ -289,8 +361,8 @@ TEST_F(IdempotencyTest, MemoryStaysBoundedUnderAMillionKeys) {
     IdempotentOutcome outcome;
     int reply = 0;
     ASSERT_TRUE(store
-                    ->IncrementOnce("k" + std::to_string(i), "f", 204, "c", 1,
-                                    &outcome, &reply)
+                    ->IncrementOnce("k" + std::to_string(i), Fp("f"), 204, "c",
+                                    1, &outcome, &reply)
                     .ok());
     if (i % 20000 == 0) {
       ASSERT_TRUE(store->Flush().ok());
@@ -306,7 +378,7 @@ TEST_F(IdempotencyTest, MemoryStaysBoundedUnderAMillionKeys) {
   IdempotentOutcome outcome;
   int reply = 0;
   ASSERT_TRUE(
-      store->IncrementOnce("k0", "f", 204, "c", 1, &outcome, &reply).ok());
+      store->IncrementOnce("k0", Fp("f"), 204, "c", 1, &outcome, &reply).ok());
   EXPECT_EQ(outcome, IdempotentOutcome::kReplayed);
   EXPECT_EQ(ValueOf(*store, "c"), std::to_string(kKeys));
 }
@@ -324,8 +396,8 @@ TEST_F(IdempotencyTest, FailedDurableSyncForgetsTheKeyWithTheIncrement) {
   faults.fs()->SetFault(Fault::kSync);
   IdempotentOutcome outcome;
   int reply = 0;
-  Status s = store->IncrementOnce("k", FingerprintRequest("c7"), 204, "c", 7,
-                                  &outcome, &reply);
+  Status s = store->IncrementOnce("k", Fp(FingerprintRequest("c7")), 204, "c",
+                                  7, &outcome, &reply);
   EXPECT_TRUE(s.IsStorageUnavailable()) << s.ToString();
   faults.fs()->SetFault(Fault::kNone);
   ASSERT_TRUE(test::WaitUntil([&] { return store->Flush(true).ok(); }));
@@ -346,6 +418,122 @@ TEST_F(IdempotencyTest, FailedDurableSyncForgetsTheKeyWithTheIncrement) {
   store = MustOpen(options);
   EXPECT_EQ(ValueOf(*store, "c"), "7");
   EXPECT_EQ(Once(store.get(), "k", "7"), IdempotentOutcome::kReplayed);
+}
+
+// Records written before the format had a number hash the request text as
+// sent: a retry is still recognised by that hash until the record expires,
+// and a record of an unknown format is an error, never a new key.
+TEST_F(IdempotencyTest, FormatOneRecordsOnDiskAreStillHonoured) {
+  const std::string legacy = FingerprintRequest("POST /counter/c\n5");
+  ASSERT_TRUE(MustOpen(Options())->Close().ok());
+  {
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(
+        rocksdb::DB::Open(rocksdb::Options(), dir_.Sub("db"), &db).ok());
+    std::unique_ptr<rocksdb::DB> owned(db);
+    const std::string expires = std::to_string(UnixNowSeconds() + 3600);
+    ASSERT_TRUE(
+        db->Put(rocksdb::WriteOptions(), IdempotencyDbKey("old"),
+                "{\"h\":\"" + legacy + "\",\"s\":204,\"t\":" + expires + "}")
+            .ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), IdempotencyDbKey("future"),
+                        "{\"v\":9,\"h\":\"" + legacy +
+                            "\",\"s\":204,\"t\":" + expires + "}")
+                    .ok());
+  }
+  auto store = MustOpen(Options());
+  RequestFingerprint request;
+  request.current =
+      FingerprintRequest(CanonicalRequest("POST /counter", {{"c", 5}}));
+  request.legacy = legacy;
+  IdempotentOutcome outcome;
+  int reply = 0;
+  ASSERT_TRUE(
+      store->IncrementOnce("old", request, 204, "c", 5, &outcome, &reply).ok());
+  EXPECT_EQ(outcome, IdempotentOutcome::kReplayed);
+  request.legacy = FingerprintRequest("POST /counter/c\n6");
+  ASSERT_TRUE(
+      store->IncrementOnce("old", request, 204, "c", 6, &outcome, &reply).ok());
+  EXPECT_EQ(outcome, IdempotentOutcome::kKeyReused);
+  EXPECT_TRUE(
+      store->IncrementOnce("future", request, 204, "c", 5, &outcome, &reply)
+          .IsCorruption());
+  EXPECT_EQ(ValueOf(*store, "c"), "absent");
+}
+
+// Keyed increments, batches and durable resets never wait for the disk on
+// the caller's thread: with the disk hung, each call returns without an
+// answer, and every answer comes once the disk does (a retry of a key
+// whose first request awaits its sync gets that request's result).
+TEST_F(IdempotencyTest, AsyncWritesReturnBeforeTheDiskAnswers) {
+  FaultEnv faults;
+  StoreOptions options = Options(/*durable=*/true);
+  options.TEST_env = faults.env();
+  auto store = MustOpen(options);
+  ASSERT_TRUE(store->Increment("r", 5).ok());
+  faults.fs()->SetFault(Fault::kStall);
+  std::atomic<int> answered{0};
+  std::atomic<int> replayed{0};
+  auto once = [&](const Status& s, IdempotentOutcome outcome, int reply) {
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_NE(outcome, IdempotentOutcome::kKeyReused);
+    EXPECT_EQ(reply, 204);
+    if (outcome == IdempotentOutcome::kReplayed) ++replayed;
+    ++answered;
+  };
+  auto plain = [&](const Status& s) {
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    ++answered;
+  };
+  store->IncrementOnceAsync("k", Fp("f"), 204, "c", 1, once);
+  store->IncrementBatchOnceAsync("kb", Fp("g"), 204, {{"a", 1}, {"b", 2}},
+                                 once);
+  store->IncrementBatchAsync({{"a", 1}}, plain);
+  store->ResetAsync("r", plain);
+  store->IncrementOnceAsync("k", Fp("f"), 204, "c", 1, once);
+  EXPECT_EQ(answered.load(), 0);
+  faults.fs()->SetFault(Fault::kNone);
+  ASSERT_TRUE(test::WaitUntil([&] { return answered.load() == 5; }));
+  EXPECT_EQ(replayed.load(), 1);
+  EXPECT_EQ(ValueOf(*store, "c"), "1");
+  EXPECT_EQ(ValueOf(*store, "a"), "2");
+  EXPECT_EQ(ValueOf(*store, "b"), "2");
+  EXPECT_EQ(ValueOf(*store, "r"), "0");
+}
+
+// The asynchronous path keeps the synchronous one's promise: a failed sync
+// forgets the key with its increment, and the retry is applied once.
+TEST_F(IdempotencyTest, AsyncFailedSyncForgetsTheKeyWithTheIncrement) {
+  FaultEnv faults;
+  StoreOptions options = Options(/*durable=*/true);
+  options.close_retry_ms = 0;
+  options.TEST_env = faults.env();
+  auto store = MustOpen(options);
+  faults.fs()->SetFault(Fault::kSync);
+  std::atomic<bool> answered{false};
+  Status result;
+  store->IncrementOnceAsync("k", Fp("f"), 204, "c", 7,
+                            [&](const Status& s, IdempotentOutcome, int) {
+                              result = s;
+                              answered = true;
+                            });
+  ASSERT_TRUE(test::WaitUntil([&] { return answered.load(); }));
+  EXPECT_TRUE(result.IsStorageUnavailable()) << result.ToString();
+  faults.fs()->SetFault(Fault::kNone);
+  ASSERT_TRUE(test::WaitUntil([&] { return store->Flush(true).ok(); }));
+  EXPECT_EQ(ValueOf(*store, "c"), "absent");
+  answered = false;
+  IdempotentOutcome outcome = IdempotentOutcome::kKeyReused;
+  store->IncrementOnceAsync("k", Fp("f"), 204, "c", 7,
+                            [&](const Status& s, IdempotentOutcome o, int) {
+                              result = s;
+                              outcome = o;
+                              answered = true;
+                            });
+  ASSERT_TRUE(test::WaitUntil([&] { return answered.load(); }));
+  EXPECT_TRUE(result.ok()) << result.ToString();
+  EXPECT_EQ(outcome, IdempotentOutcome::kApplied);
+  EXPECT_EQ(ValueOf(*store, "c"), "7");
 }
 
 // A durable node acknowledges a keyed increment only once the key is
