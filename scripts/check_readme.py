@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
-"""Checks that README.md's one-node sessions are true.
+"""Checks that the one-node sessions of README.md and docs/*.md are true.
 
-Replays, against a real node, every ```console block of the README that
+Replays, against a real node, every ```console block of a Markdown file that
 follows the line `<!-- checked by scripts/check_readme.py -->`, in order, as
 one story on one fresh data directory, and compares each command's output
-with the lines the README shows under it.
+with the lines the file shows under it. Each file is its own story; a file
+holding the line `<!-- check_readme: continues OTHER.md -->` (a path from the
+top of the checkout) continues OTHER.md's story: OTHER.md's blocks are
+replayed first, on the same data directory.
 
-    scripts/check_readme.py --binary build/dist_counter [--readme README.md]
+    scripts/check_readme.py --binary build/dist_counter [FILE.md ...]
                             [--keep] [--verbose]
+
+Without files it checks README.md and every docs/*.md of the checkout (a
+file without marked blocks is skipped).
 
 A block line `$ <command>` is a command; the lines up to the next `$ ` line
 are its expected output. Commands it can replay:
@@ -31,6 +37,7 @@ the README shows. Exits 0 if everything matched, 1 otherwise (with a diff),
 
 import argparse
 import difflib
+import glob
 import json
 import os
 import re
@@ -45,6 +52,8 @@ import time
 import urllib.request
 
 MARKER = "<!-- checked by scripts/check_readme.py -->"
+CONTINUES = re.compile(r"^<!-- check_readme: continues (\S+) -->$")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 README_PORT = "7777"
 README_PEER = "127.0.0.1:8888"
 START_TIMEOUT_S = 30
@@ -57,9 +66,9 @@ class CheckError(Exception):
     """A mismatch or a failure; the message says what."""
 
 
-def parse_blocks(readme_text):
-    """Returns the marked console blocks as lists of (line_no, command,
-    expected_lines)."""
+def parse_blocks(readme_text, name="README"):
+    """Returns the marked console blocks as lists of (where, command,
+    expected_lines), `where` being "<name> line <n>"."""
     lines = readme_text.split("\n")
     blocks = []
     i = 0
@@ -72,22 +81,22 @@ def parse_blocks(readme_text):
             j += 1
         if j >= len(lines) or lines[j].strip() != "```console":
             raise CheckError(
-                f"README line {i + 1}: {MARKER} must be followed by a "
+                f"{name} line {i + 1}: {MARKER} must be followed by a "
                 "```console block")
         steps = []
         k = j + 1
         while k < len(lines) and lines[k].strip() != "```":
             line = lines[k]
             if line.startswith("$ "):
-                steps.append((k + 1, line[2:], []))
+                steps.append((f"{name} line {k + 1}", line[2:], []))
             elif steps:
                 steps[-1][2].append(line)
             elif line.strip():
                 raise CheckError(
-                    f"README line {k + 1}: output before any command")
+                    f"{name} line {k + 1}: output before any command")
             k += 1
         if k >= len(lines):
-            raise CheckError(f"README line {j + 1}: unterminated block")
+            raise CheckError(f"{name} line {j + 1}: unterminated block")
         blocks.append(steps)
         i = k + 1
     return blocks
@@ -109,7 +118,7 @@ def reserve_refusing_port():
 
 
 class Node:
-    """The dist_counter process, started and stopped as the README says."""
+    """The dist_counter process, started and stopped as the docs say."""
 
     def __init__(self, binary, workdir, verbose):
         self.binary = binary
@@ -202,7 +211,7 @@ class Story:
         self.verbose = args.verbose
         self.refusing = reserve_refusing_port()
         self.peer = f"127.0.0.1:{self.refusing.getsockname()[1]}"
-        self.readme_node_id = None  # the first one the README shows
+        self.readme_node_id = None  # the first one the doc shows
         self.node_id = None  # the data directory's, once known
         self.curl_count = 0
 
@@ -226,16 +235,16 @@ class Story:
 
     def step(self, line_no, command, expected):
         if self.verbose:
-            print(f"README:{line_no}: $ {command}", flush=True)
+            print(f"{line_no}: $ {command}", flush=True)
         try:
             words = shlex.split(command, comments=True)
         except ValueError as e:
-            raise CheckError(f"README line {line_no}: {e}")
+            raise CheckError(f"{line_no}: {e}")
         if not words:
-            raise CheckError(f"README line {line_no}: empty command")
+            raise CheckError(f"{line_no}: empty command")
         if words[0] == "scripts/run.sh":
             if words[-1] != "&":
-                raise CheckError(f"README line {line_no}: the session runs "
+                raise CheckError(f"{line_no}: the session runs "
                                  "scripts/run.sh in the background (&)")
             self.node.start(words[1:-1])
             actual = ""
@@ -248,13 +257,13 @@ class Story:
             status = self.node.kill(sig)
             if sig == signal.SIGTERM and status != 0:
                 raise CheckError(
-                    f"README line {line_no}: the node exited with status "
+                    f"{line_no}: the node exited with status "
                     f"{status} after SIGTERM; its log ends with:\n" +
                     self.node.log_tail())
             actual = ""
         elif words == ["rm", "-rf", "data/node1"]:
             if self.node.proc is not None:
-                raise CheckError(f"README line {line_no}: rm -rf data/node1 "
+                raise CheckError(f"{line_no}: rm -rf data/node1 "
                                  "while the node runs")
             shutil.rmtree(self.node.data_dir, ignore_errors=True)
             self.node_id = None
@@ -262,13 +271,13 @@ class Story:
         elif words[0] == "ldb" and "--db=data/node1" in words:
             actual = self.ldb(line_no, words)
         else:
-            raise CheckError(f"README line {line_no}: cannot replay "
+            raise CheckError(f"{line_no}: cannot replay "
                              f"'{command}'")
         self.compare(line_no, command, expected, actual)
 
     def curl(self, line_no, command):
         if self.node.proc is None:
-            raise CheckError(f"README line {line_no}: curl, but no node runs")
+            raise CheckError(f"{line_no}: curl, but no node runs")
         port = str(self.node.port)
         shell = re.sub(r"^curl ", "curl -q ", command.strip())  # no ~/.curlrc
         shell = re.sub(r"\b(localhost|127\.0\.0\.1):" + README_PORT + r"\b",
@@ -280,11 +289,11 @@ class Story:
             done = subprocess.run(["bash", "-c", shell], env=env,
                                   capture_output=True, timeout=COMMAND_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            raise CheckError(f"README line {line_no}: '{shell}' took more than "
+            raise CheckError(f"{line_no}: '{shell}' took more than "
                              f"{COMMAND_TIMEOUT_S} s")
         if done.returncode != 0 or done.stderr:
             raise CheckError(
-                f"README line {line_no}: '{shell}' exited with "
+                f"{line_no}: '{shell}' exited with "
                 f"{done.returncode}: {done.stderr.decode(errors='replace')}")
         out = done.stdout.decode(errors="replace")
         out = out.replace(self.peer, README_PEER)
@@ -298,7 +307,7 @@ class Story:
         done = subprocess.run(argv, capture_output=True,
                               timeout=COMMAND_TIMEOUT_S)
         if done.returncode != 0:
-            raise CheckError(f"README line {line_no}: ldb exited with "
+            raise CheckError(f"{line_no}: ldb exited with "
                              f"{done.returncode}: "
                              f"{done.stderr.decode(errors='replace')}")
         return done.stdout.decode(errors="replace")
@@ -329,48 +338,50 @@ class Story:
         if got == expected:
             return
         diff = "\n".join(difflib.unified_diff(
-            expected, got, "README", "node", lineterm=""))
-        raise CheckError(f"README line {line_no}: $ {command}\n"
-                         f"the output differs from the README's:\n{diff}")
+            expected, got, "doc", "node", lineterm=""))
+        raise CheckError(f"{line_no}: $ {command}\n"
+                         f"the output differs from the doc's:\n{diff}")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--binary", required=True,
-                        help="the dist_counter binary to run")
-    parser.add_argument("--readme", default=os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "README.md"))
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temp dir (data and node log)")
-    parser.add_argument("--verbose", action="store_true",
-                        help="print every command as it is replayed")
-    args = parser.parse_args()
-    if not os.access(args.binary, os.X_OK):
-        print(f"check_readme: {args.binary} is not an executable",
-              file=sys.stderr)
-        return 2
+def file_blocks(path, seen=()):
+    """The blocks of the story of `path` (a path from the checkout's top):
+    those of the file it continues, if any, then its own."""
+    with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+        text = f.read()
+    blocks = parse_blocks(text, path)
+    for line in text.split("\n"):
+        m = CONTINUES.match(line.strip())
+        if m:
+            if m.group(1) in seen or m.group(1) == path:
+                raise CheckError(f"{path}: a loop of continued stories")
+            return file_blocks(m.group(1), seen + (path,)) + blocks
+    return blocks
 
+
+def check_story(args, path):
+    """Replays the story of `path` on a fresh node and data directory;
+    returns True if it is skipped (no marked block) or matched."""
     workdir = tempfile.mkdtemp(prefix="dist_counter_readme.")
     story = None
     try:
-        with open(args.readme, encoding="utf-8") as f:
-            blocks = parse_blocks(f.read())
-        if not blocks:
-            raise CheckError(f"no block of {args.readme} is marked {MARKER}")
+        with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+            if not parse_blocks(f.read(), path):
+                return True
+        blocks = file_blocks(path)
         story = Story(args, workdir)
         started = time.monotonic()
         story.run(blocks)
         steps = sum(len(b) for b in blocks)
-        print(f"check_readme: OK: {steps} commands in {len(blocks)} blocks "
-              f"({story.curl_count} curl) match the README "
+        print(f"check_readme: OK: {path}: {steps} commands in {len(blocks)} "
+              f"blocks ({story.curl_count} curl) match "
               f"({time.monotonic() - started:.1f} s)")
-        return 0
+        return True
     except CheckError as e:
         print(f"check_readme: FAILED: {e}", file=sys.stderr)
         if story is not None:
             print("check_readme: the node's log ends with:\n" +
                   story.node.log_tail(), file=sys.stderr)
-        return 1
+        return False
     finally:
         if story is not None:
             story.close()
@@ -378,6 +389,40 @@ def main():
             print(f"check_readme: kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--binary", required=True,
+                        help="the dist_counter binary to run")
+    parser.add_argument("files", nargs="*",
+                        help="Markdown files, from the top of the checkout "
+                        "(default: README.md and docs/*.md)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temp dirs (data and node log)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print every command as it is replayed")
+    args = parser.parse_args()
+    if not os.access(args.binary, os.X_OK):
+        print(f"check_readme: {args.binary} is not an executable",
+              file=sys.stderr)
+        return 2
+    files = args.files or (["README.md"] + sorted(
+        os.path.relpath(p, ROOT)
+        for p in glob.glob(os.path.join(ROOT, "docs", "*.md"))))
+    marked = 0
+    ok = True
+    for path in files:
+        if not os.path.isfile(os.path.join(ROOT, path)):
+            print(f"check_readme: no file {path}", file=sys.stderr)
+            return 2
+        with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+            marked += bool(parse_blocks(f.read(), path))
+        ok = check_story(args, path) and ok
+    if marked == 0:
+        print(f"check_readme: no block is marked {MARKER}", file=sys.stderr)
+        return 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
