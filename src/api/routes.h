@@ -6,12 +6,15 @@
 //
 // Routes:
 //   *      /ping                              200 {"status":"OK"}
-//   GET    /config                            actors, challenge_id, peers
+//   GET    /config                            actors, challenge_id,
+//                                             connected_nodes
 //   POST   /config                            204; replaces the peer list
 //                                             (409 when it follows DNS)
 //   POST   /counter/<name>                    204; body a decimal delta
 //                                             (once per Idempotency-Key)
 //   GET    /counter/<name>                    full per-actor state
+//   DELETE /counter/<name>                    204; resets it to 0 as this
+//                                             node sees it (404 if unknown)
 //   GET    /counter/<name>/value              the value, as decimal text
 //   GET    /counter/<name>/consistent_value   the value after a peer refresh
 //   GET    /counters?prefix=&start_after=&limit=   names, paginated
