@@ -415,10 +415,34 @@ PeerClientOptions Merger::ClientOptions() const {
       options_.max_actors_per_counter;
   client_options.limits.max_counter_bytes = options_.max_counter_bytes;
   client_options.auth_token = options_.auth_token;
+  client_options.transport = options_.transport;
   return client_options;
 }
 
-int64_t Merger::PullRound(Peer* peer) {
+Status Merger::PullOnce(const std::string& address) {
+  std::shared_ptr<Peer> peer;
+  {
+    MutexLock lock(&mu_);
+    if (stopped_) return Status::Unavailable("stopping");
+    for (const auto& p : peers_) {
+      if (p->address == address) peer = p;
+    }
+    if (!peer) return Status::NotFound(address + " is not a peer");
+    if (peer->skipped()) return Status::OK();
+    if (peer->busy) return Status::Busy(address + " is being pulled");
+    peer->busy = true;
+  }
+  Status result;
+  const int64_t next_due = PullRound(peer.get(), &result);
+  MutexLock lock(&mu_);
+  peer->due_ms = next_due;
+  peer->busy = false;
+  peer.reset();  // under mu_, as in RunPool()
+  cv_.SignalAll();
+  return result;
+}
+
+int64_t Merger::PullRound(Peer* peer, Status* result) {
   if (!peer->client) {
     PeerClientOptions client_options = ClientOptions();
     client_options.abort = &peer->abort;
@@ -427,6 +451,7 @@ int64_t Merger::PullRound(Peer* peer) {
   const int64_t start = NowMs();
   const uint64_t bytes_before = peer->client->bytes_received();
   Status s = PullPages(peer);
+  if (result != nullptr) *result = s;
   MetricAdd(peer->bytes_metric, peer->client->bytes_received() - bytes_before);
   if (peer->abort) return start;  // stopping or removed: never pulled again
   if (s.ok()) {
