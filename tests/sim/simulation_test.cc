@@ -1,0 +1,70 @@
+#include "simulation.h"
+
+#include <glog/logging.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+namespace dist_counter {
+namespace {
+
+// DIST_COUNTER_SIM_SEEDS overrides how many seeds SeedsPass runs.
+uint64_t SeedCount() {
+  const char* env = std::getenv("DIST_COUNTER_SIM_SEEDS");
+  if (env != nullptr && *env != '\0') return std::strtoull(env, nullptr, 10);
+#if defined(__SANITIZE_ADDRESS__)
+  return 5;
+#else
+  return 40;
+#endif
+}
+
+SimOptions Options(uint64_t seed, int nodes, int events) {
+  SimOptions options;
+  options.seed = seed;
+  options.nodes = nodes;
+  options.max_events = events;
+  return options;
+}
+
+TEST(SimulationTest, SameSeedGivesTheSameTrace) {
+  const SimResult a = RunSimulation(Options(7, 4, 200));
+  const SimResult b = RunSimulation(Options(7, 4, 200));
+  ASSERT_EQ(a.trace.size(), b.trace.size());
+  for (size_t i = 0; i < a.trace.size(); ++i) {
+    ASSERT_EQ(a.trace[i], b.trace[i]) << "line " << i;
+  }
+  EXPECT_EQ(a.trace_hash, b.trace_hash);
+}
+
+TEST(SimulationTest, AnotherSeedGivesAnotherTrace) {
+  EXPECT_NE(RunSimulation(Options(7, 4, 200)).trace_hash,
+            RunSimulation(Options(8, 4, 200)).trace_hash);
+}
+
+TEST(SimulationTest, SeedsPass) {
+  const uint64_t seeds = SeedCount();
+  for (uint64_t seed = 1; seed <= seeds; ++seed) {
+    const SimOptions options = Options(seed, 3 + seed % 6, 300);
+    const SimResult result = RunSimulation(options);
+    EXPECT_TRUE(result.ok) << result.failure
+                           << "\nreplay: " << ReplayCommand(options);
+  }
+}
+
+TEST(SimulationTest, ManyNodesConverge) {
+  const SimResult result = RunSimulation(Options(3, 20, 200));
+  EXPECT_TRUE(result.ok) << result.failure;
+  EXPECT_GT(result.heal_rounds, 0);
+}
+
+}  // namespace
+}  // namespace dist_counter
+
+int main(int argc, char** argv) {
+  FLAGS_minloglevel = 3;
+  google::InitGoogleLogging(argv[0]);
+  testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
