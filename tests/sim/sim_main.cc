@@ -23,6 +23,8 @@ DEFINE_uint64(seeds, 20, "without --seed: run seeds first_seed.. this many");
 DEFINE_uint64(first_seed, 1, "the first seed of --seeds");
 DEFINE_int32(nodes, 0, "nodes per run, 3..50 (0: 3 to 8, picked by the seed)");
 DEFINE_int32(events, 300, "events per run before the heal");
+DEFINE_bool(restores, false,
+            "also put data directories back from copies taken at clean stops");
 DEFINE_bool(trace, false, "print each run's trace");
 DEFINE_bool(shrink, true, "shrink a failing seed to its smallest failure");
 DEFINE_string(work_dir, "", "where data directories go (default $TMPDIR)");
@@ -36,6 +38,7 @@ SimOptions OptionsFor(uint64_t seed) {
   options.nodes = FLAGS_nodes > 0 ? FLAGS_nodes : 3 + static_cast<int>(seed % 6);
   options.max_events = FLAGS_events;
   options.work_dir = FLAGS_work_dir;
+  options.restores = FLAGS_restores;
   return options;
 }
 

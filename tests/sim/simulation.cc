@@ -35,6 +35,11 @@ struct SimNode {
   std::unique_ptr<Merger> merger;
   // Default mode: acknowledged increments not flushed yet (counter, delta).
   std::vector<std::pair<std::string, int64_t>> unflushed;
+  // A copy of the data directory taken at a clean stop, or "".
+  std::string snapshot;
+  // Increments of this node certain to be kept since that copy was taken:
+  // putting it back loses those not replicated.
+  std::vector<std::pair<std::string, int64_t>> since_snapshot;
 };
 
 // What a counter's value must and may hold (runs without resets): the sum
@@ -92,10 +97,11 @@ class Simulation {
   void Trace(const std::string& line) {
     result_.trace.push_back("t=" + std::to_string(now_ms_) + " " + line);
   }
-  void Fail(const std::string& why) {
+  // `detail` (states, with their random node ids) stays out of the trace.
+  void Fail(const std::string& why, const std::string& detail = "") {
     if (!result_.ok) return;
     result_.ok = false;
-    result_.failure = why;
+    result_.failure = why + (detail.empty() ? "" : ": " + detail);
     Trace("FAILED: " + why);
   }
   std::string Name(int i) const { return "n" + std::to_string(i); }
@@ -114,6 +120,8 @@ class Simulation {
   void Crash(int i);
   void Restart(int i);
   void ChangeMembership(int i);
+  void TakeSnapshot(int i);
+  void RestoreSnapshot(int i);
   void Heal();
   void CheckEnd();
   void ObserveActors();
@@ -157,8 +165,12 @@ std::vector<int> Simulation::Nodes(NodeState state) const {
 bool Simulation::Setup() {
   std::string base = options_.work_dir;
   if (base.empty()) {
+    // Memory is fastest: every start and durable write syncs.
     const char* tmp = getenv("TMPDIR");
-    base = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+    std::error_code error;
+    base = tmp != nullptr && *tmp != '\0' ? tmp
+           : fs::is_directory("/dev/shm", error) ? "/dev/shm"
+                                                 : "/tmp";
   }
   std::string pattern = base + "/dc_sim_XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) {
@@ -248,12 +260,14 @@ void Simulation::Settle(int i, const std::string& name, int64_t delta,
   Bounds& b = bounds_[name];
   if (kept) {
     b.certain += delta;
+    if (!nodes_[i].snapshot.empty()) {
+      nodes_[i].since_snapshot.emplace_back(name, delta);
+    }
   } else if (delta > 0) {
     b.maybe_up += delta;
   } else {
     b.maybe_down += delta;
   }
-  (void)i;
 }
 
 void Simulation::Increment(int i) {
@@ -326,9 +340,9 @@ void Simulation::Pull(int i, int j) {
     PnCounter after;
     (void)node.store->Get(Counter(k), &after);
     if (!Grew(before[k], after)) {
-      return Fail(Name(i) + " went backwards on " + Counter(k) +
-                  " pulling " + Name(j) + ": " + before[k].DebugString() +
-                  " -> " + after.DebugString());
+        return Fail(Name(i) + " went backwards on " + Counter(k) +
+                      " pulling " + Name(j),
+                  before[k].DebugString() + " -> " + after.DebugString());
     }
     if (nodes_[j].state == NodeState::kDown) continue;
     PnCounter theirs;
@@ -390,6 +404,51 @@ void Simulation::ChangeMembership(int i) {
   Trace(Name(i) + " " + what + " -> " + (s.ok() ? "OK" : s.ToString()));
 }
 
+// Stops node i cleanly, copies its data directory and starts it again (the
+// same incarnation: the stop was clean).
+void Simulation::TakeSnapshot(int i) {
+  SimNode& node = nodes_[i];
+  CloseNode(i);  // a clean stop writes everything
+  for (const auto& [name, delta] : node.unflushed) {
+    Settle(i, name, delta, /*kept=*/true);
+  }
+  node.unflushed.clear();
+  node.snapshot = node.dir + ".snapshot";
+  std::error_code error;
+  fs::remove_all(node.snapshot, error);
+  fs::copy(node.dir, node.snapshot, fs::copy_options::recursive, error);
+  if (error) return Fail("copying " + node.dir + ": " + error.message());
+  node.since_snapshot.clear();
+  Trace(Name(i) + " stops cleanly, its data directory is copied, restarts");
+  OpenNode(i);
+}
+
+// Stops node i cleanly and starts it on the copy TakeSnapshot() made, as an
+// operator putting back a file system snapshot does.
+void Simulation::RestoreSnapshot(int i) {
+  SimNode& node = nodes_[i];
+  CloseNode(i);
+  std::error_code error;
+  fs::remove_all(node.dir, error);
+  if (!error) {
+    fs::copy(node.snapshot, node.dir, fs::copy_options::recursive, error);
+  }
+  if (error) return Fail("restoring " + node.dir + ": " + error.message());
+  // What the node held only since the copy is gone from it; peers may
+  // still hold it.
+  for (const auto& [name, delta] : node.unflushed) {
+    Settle(i, name, delta, /*kept=*/false);
+  }
+  node.unflushed.clear();
+  for (const auto& [name, delta] : node.since_snapshot) {
+    bounds_[name].certain -= delta;
+    Settle(i, name, delta, /*kept=*/false);
+  }
+  node.since_snapshot.clear();
+  Trace(Name(i) + " stops cleanly and restarts on its copied data directory");
+  OpenNode(i);
+}
+
 void Simulation::RunEvent() {
   now_ms_ += random_.Between(1, 500);
   const std::vector<int> up = Nodes(NodeState::kUp);
@@ -425,8 +484,15 @@ void Simulation::RunEvent() {
     }
   } else if (roll < 88) {
     if (nodes_[any].state == NodeState::kUp && up.size() > 1) Crash(any);
-  } else if (roll < 95) {
+  } else if (roll < 94) {
     if (nodes_[any].state == NodeState::kDown) Restart(any);
+  } else if (roll < 96) {
+    if (!options_.restores || nodes_[any].state != NodeState::kUp) return;
+    if (nodes_[any].snapshot.empty() || random_.Percent(50)) {
+      TakeSnapshot(any);
+    } else {
+      RestoreSnapshot(any);
+    }
   } else {
     if (pick >= 0) ChangeMembership(pick);
   }
@@ -452,6 +518,7 @@ void Simulation::Heal() {
     node.unflushed.clear();
   }
   const int n = static_cast<int>(nodes_.size());
+  std::string detail;
   for (int round = 1; round <= n + 4 && result_.ok; ++round) {
     now_ms_ += 1000;
     for (int i = 0; i < n && result_.ok; ++i) {
@@ -467,6 +534,8 @@ void Simulation::Heal() {
         PnCounter state;
         (void)nodes_[i].store->Get(Counter(k), &state);
         agree = state == first;
+        detail = Counter(k) + " n0 " + first.DebugString() + " " + Name(i) +
+                 " " + state.DebugString();
       }
     }
     if (agree) {
@@ -475,7 +544,8 @@ void Simulation::Heal() {
     }
   }
   Fail("the nodes do not agree after " + std::to_string(n + 4) +
-       " rounds of pulls");
+           " rounds of pulls",
+       detail);
 }
 
 void Simulation::CheckEnd() {
@@ -514,7 +584,8 @@ SimResult Simulation::Run() {
         " nodes=" + std::to_string(options_.nodes) +
         " events=" + std::to_string(options_.max_events) +
         " durable=" + std::to_string(result_.durable) +
-        " resets=" + std::to_string(result_.resets));
+        " resets=" + std::to_string(result_.resets) +
+        " restores=" + std::to_string(options_.restores));
   if (Setup()) {
     for (int e = 0; e < options_.max_events && result_.ok; ++e) {
       RunEvent();
@@ -538,7 +609,8 @@ SimResult RunSimulation(const SimOptions& options) {
 std::string ReplayCommand(const SimOptions& options) {
   return "scripts/sim.sh --seed " + std::to_string(options.seed) +
          " --nodes " + std::to_string(options.nodes) + " --events " +
-         std::to_string(options.max_events) + " --trace";
+         std::to_string(options.max_events) +
+         (options.restores ? " --restores" : "") + " --trace";
 }
 
 }  // namespace dist_counter

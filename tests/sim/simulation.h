@@ -12,8 +12,10 @@
 // peer by one node (through the real Merger, PeerClient decoding and Api),
 // one-way and two-way link cuts and their repair, pauses and resumes,
 // crashes (RocksDB keeps what was written to it: everything since the last
-// flush is lost in the default mode) and restarts (a new incarnation), and
-// membership changes (a node drops a peer from its list, later adds it
+// flush is lost in the default mode) and restarts (a new incarnation), a
+// data directory copied at a clean stop and later put back (the same
+// incarnation with lower counts than peers hold: the store must move to a
+// new one), and membership changes (a node drops a peer from its list, later adds it
 // back). The seed also picks durable or default mode.
 //
 // Checks, the first failure ending the run:
@@ -44,8 +46,12 @@ struct SimOptions {
   int nodes = 5;         // 3..50
   int max_events = 300;  // before the heal
   int counters = 3;      // distinct counter names used
+  // Also copy data directories at clean stops and put them back later.
+  // Off by default: a node put back behind incarnations it used since
+  // never converges (it refuses its own later actors from peers).
+  bool restores = false;
   // Where the nodes' data directories go (a fresh subdirectory, removed at
-  // the end); empty: $TMPDIR or /tmp.
+  // the end); empty: $TMPDIR, else /dev/shm, else /tmp.
   std::string work_dir;
 };
 
