@@ -29,6 +29,7 @@ struct SimNode {
   std::string address;
   std::string dir;
   NodeState state = NodeState::kDown;
+  bool joined = true;  // false: not started yet, in no peer list
   std::unique_ptr<CounterStore> store;
   std::unique_ptr<Api> api;
   std::unique_ptr<PeerTransport> transport;
@@ -117,6 +118,8 @@ class Simulation {
   void Reset(int i);
   void Flush(int i);
   void Pull(int i, int j);
+  void Refresh(int i);
+  void Join(int i);
   void Crash(int i);
   void Restart(int i);
   void ChangeMembership(int i);
@@ -193,14 +196,21 @@ bool Simulation::Setup() {
                                                  : nullptr;
       },
       &random_, &result_.trace);
+  // In some runs the last node joins later.
+  if (n >= 4 && random_.Percent(50)) nodes_[n - 1].joined = false;
   for (int i = 0; i < n; ++i) {
+    if (!nodes_[i].joined) continue;
+    std::vector<std::string> peers;
+    for (int j = 0; j < n; ++j) {
+      if (j != i && nodes_[j].joined) peers.push_back(nodes_[j].address);
+    }
     if (!OpenNode(i)) return false;
-    Status s = nodes_[i].store->SetPeers(AllPeers(i));
+    Status s = nodes_[i].store->SetPeers(peers);
     if (!s.ok()) {
       Fail(Name(i) + " SetPeers: " + s.ToString());
       return false;
     }
-    nodes_[i].merger->SetPeers(AllPeers(i));
+    nodes_[i].merger->SetPeers(peers);
   }
   return true;
 }
@@ -358,6 +368,46 @@ void Simulation::Pull(int i, int j) {
   }
 }
 
+// A consistent read at node i: the counter fetched from every peer at once
+// (Merger::RefreshCounter, through the transport). It never moves the node.
+void Simulation::Refresh(int i) {
+  SimNode& node = nodes_[i];
+  const std::string name = Counter(static_cast<int>(
+      random_.Below(static_cast<uint64_t>(std::max(1, options_.counters)))));
+  PnCounter before, after;
+  (void)node.store->Get(name, &before);
+  const std::string actor = node.store->actor_id();
+  std::vector<std::string> unreachable;
+  Status s = node.merger->RefreshCounter(name, &unreachable);
+  Trace(Name(i) + " refreshes " + name + " -> " +
+        (s.ok() ? std::string("OK")
+                : std::to_string(unreachable.size()) + " unreachable"));
+  (void)node.store->Get(name, &after);
+  if (!Grew(before, after)) {
+    return Fail(Name(i) + " went backwards on " + name + " refreshing",
+                before.DebugString() + " -> " + after.DebugString());
+  }
+  if (node.store->actor_id() != actor) {
+    Fail(Name(i) + " moved to a new incarnation on a refresh");
+  }
+}
+
+// Starts node i, which was in no peer list, and adds it to every list.
+void Simulation::Join(int i) {
+  Trace(Name(i) + " joins");
+  if (!OpenNode(i)) return;
+  SimNode& node = nodes_[i];
+  node.joined = true;
+  Status s = node.store->SetPeers(AllPeers(i));
+  if (s.ok()) node.merger->SetPeers(AllPeers(i));
+  for (SimNode& other : nodes_) {
+    if (!other.store || &other == &node) continue;
+    std::vector<std::string> peers = other.store->Peers();
+    peers.push_back(node.address);
+    if (other.store->SetPeers(peers).ok()) other.merger->SetPeers(peers);
+  }
+}
+
 void Simulation::Crash(int i) {
   SimNode& node = nodes_[i];
   // What a kill -9 leaves: the files as they are now (RocksDB's writes are
@@ -463,8 +513,10 @@ void Simulation::RunEvent() {
     if (pick >= 0 && result_.resets) Reset(pick);
   } else if (roll < 38) {
     if (pick >= 0) Flush(pick);
-  } else if (roll < 75) {
+  } else if (roll < 72) {
     if (pick >= 0 && other != pick) Pull(pick, other);
+  } else if (roll < 75) {
+    if (pick >= 0) Refresh(pick);
   } else if (roll < 80) {
     const bool both = random_.Percent(50);
     const bool cut = random_.Percent(50);
@@ -485,7 +537,12 @@ void Simulation::RunEvent() {
   } else if (roll < 88) {
     if (nodes_[any].state == NodeState::kUp && up.size() > 1) Crash(any);
   } else if (roll < 94) {
-    if (nodes_[any].state == NodeState::kDown) Restart(any);
+    if (nodes_[any].state != NodeState::kDown) return;
+    if (nodes_[any].joined) {
+      Restart(any);
+    } else {
+      Join(any);
+    }
   } else if (roll < 96) {
     if (!options_.restores || nodes_[any].state != NodeState::kUp) return;
     if (nodes_[any].snapshot.empty() || random_.Percent(50)) {
@@ -504,7 +561,8 @@ void Simulation::Heal() {
   for (size_t i = 0; i < nodes_.size() && result_.ok; ++i) {
     const int index = static_cast<int>(i);
     SimNode& node = nodes_[i];
-    if (node.state == NodeState::kDown) Restart(index);
+    if (node.state == NodeState::kDown && node.joined) Restart(index);
+    if (node.state == NodeState::kDown) Join(index);
     if (!result_.ok) return;
     node.state = NodeState::kUp;
     if (node.store->Peers().size() + 1 < nodes_.size()) {

@@ -10,13 +10,15 @@
 // agree. Events: increments (some with an Idempotency-Key, retried at once),
 // resets (only in runs that the seed picks for them), flushes, pulls of one
 // peer by one node (through the real Merger, PeerClient decoding and Api),
+// consistent reads (Merger::RefreshCounter: every peer at once),
 // one-way and two-way link cuts and their repair, pauses and resumes,
 // crashes (RocksDB keeps what was written to it: everything since the last
-// flush is lost in the default mode) and restarts (a new incarnation), a
-// data directory copied at a clean stop and later put back (the same
-// incarnation with lower counts than peers hold: the store must move to a
-// new one), and membership changes (a node drops a peer from its list, later adds it
-// back). The seed also picks durable or default mode.
+// flush is lost in the default mode) and restarts (a new incarnation),
+// with options.restores a data directory copied at a clean stop and later
+// put back (the same incarnation with lower counts than peers hold: the
+// store must move to a new one), and membership changes (a node drops a
+// peer from its list and later takes it back; in some runs the last node
+// joins late). The seed also picks durable or default mode.
 //
 // Checks, the first failure ending the run:
 //   - on every pull, no actor's totals or baselines at the puller go
