@@ -416,7 +416,7 @@ void CopyOver(const std::string& from, const std::string& to) {
   std::filesystem::copy(from, to, std::filesystem::copy_options::recursive);
 }
 
-// Found by the simulator (scripts/sim.sh --restores). A node whose data
+// Found by the simulator (scripts/sim.sh --restores_behind). A node whose data
 // directory is put back from a copy taken at a clean stop starts at the
 // incarnation of the copy, below incarnations it used since. Peers hold
 // those later actors; the node refuses them as "this node at a later
@@ -445,6 +445,31 @@ TEST(MergerTest,
   a.Open();
   a.StartMerger({b.Address()});
   EXPECT_TRUE(WaitUntil([&] { return a.Value("c") == "6"; })) << a.Value("c");
+}
+
+// Found by the simulator. A node put back from a copy taken at a clean
+// stop keeps the copy's incarnation, below the counts peers hold for it.
+// Its clients' increments before its first pull go to that actor and are
+// acknowledged; the pull then moves the node, and the peer's larger totals
+// of the old actor merge over them: the +2 is lost (the value is 6).
+// Disabled until that is fixed.
+TEST(MergerTest, DISABLED_IncrementsOfANodePutBackBeforeItsFirstPullAreKept) {
+  LocalNode a("1"), b("2");
+  ASSERT_TRUE(a.store()->Increment("c", 1).ok());
+  const std::string copy = a.DataDir() + ".copy";
+  a.Close();
+  CopyOver(a.DataDir(), copy);  // at a clean stop: incarnation kept
+  a.Open();
+  ASSERT_TRUE(a.store()->Increment("c", 5).ok());
+  b.StartMerger({a.Address()});
+  ASSERT_TRUE(WaitUntil([&] { return b.Value("c") == "6"; })) << b.Value("c");
+  b.merger()->Stop();
+  a.Close();
+  CopyOver(copy, a.DataDir());
+  a.Open();
+  ASSERT_TRUE(a.store()->Increment("c", 2).ok());  // acknowledged
+  a.StartMerger({b.Address()});
+  EXPECT_TRUE(WaitUntil([&] { return a.Value("c") == "8"; })) << a.Value("c");
 }
 
 TEST(MergerTest, APeerHoldingMoreForItsCurrentActorMovesItToANewIncarnation) {

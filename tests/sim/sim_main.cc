@@ -24,7 +24,11 @@ DEFINE_uint64(first_seed, 1, "the first seed of --seeds");
 DEFINE_int32(nodes, 0, "nodes per run, 3..50 (0: 3 to 8, picked by the seed)");
 DEFINE_int32(events, 300, "events per run before the heal");
 DEFINE_bool(restores, false,
-            "also put data directories back from copies taken at clean stops");
+            "put data directories back from copies taken at clean stops "
+            "(fails: increments before the first pull are hidden)");
+DEFINE_bool(restores_behind, false,
+            "with --restores, also after the node moved to later "
+            "incarnations (fails: the node never converges)");
 DEFINE_bool(trace, false, "print each run's trace");
 DEFINE_bool(shrink, true, "shrink a failing seed to its smallest failure");
 DEFINE_string(work_dir, "", "where data directories go (default $TMPDIR)");
@@ -39,6 +43,7 @@ SimOptions OptionsFor(uint64_t seed) {
   options.max_events = FLAGS_events;
   options.work_dir = FLAGS_work_dir;
   options.restores = FLAGS_restores;
+  options.restores_behind = FLAGS_restores_behind;
   return options;
 }
 
@@ -81,11 +86,12 @@ int Main() {
       for (const std::string& line : result.trace) printf("%s\n", line.c_str());
     }
     printf("seed %" PRIu64 ": %s (nodes %d, events %d, durable %d, resets %d, "
-           "crashes %d, heal rounds %d, max actors %zu of %zu ids, "
+           "crashes %d, moves %d, heal rounds %d, max actors %zu of %zu ids, "
            "trace %016" PRIx64 ")\n",
            seed, result.ok ? "ok" : "FAILED", options.nodes, result.events,
-           result.durable, result.resets, result.crashes, result.heal_rounds,
+           result.durable, result.resets, result.crashes, result.moves, result.heal_rounds,
            result.max_actors, result.actor_ids, result.trace_hash);
+    fflush(stdout);
     if (result.ok) continue;
     ++failures;
     printf("  %s\n  replay: %s\n", result.failure.c_str(),

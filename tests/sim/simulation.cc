@@ -38,6 +38,7 @@ struct SimNode {
   std::vector<std::pair<std::string, int64_t>> unflushed;
   // A copy of the data directory taken at a clean stop, or "".
   std::string snapshot;
+  uint64_t snapshot_incarnation = 0;  // the incarnation the copy holds
   // Increments of this node certain to be kept since that copy was taken:
   // putting it back loses those not replicated.
   std::vector<std::pair<std::string, int64_t>> since_snapshot;
@@ -117,6 +118,7 @@ class Simulation {
   void Increment(int i);
   void Reset(int i);
   void Flush(int i);
+  void CheckNotHidden(int i, const std::string& name);
   void Pull(int i, int j);
   void Refresh(int i);
   void Join(int i);
@@ -308,10 +310,38 @@ void Simulation::Increment(int i) {
   }
   Trace(what + " -> " + (s.ok() ? "OK" : s.ToString()));
   if (!s.ok()) return;  // refused: applied nowhere
+  CheckNotHidden(i, name);
   if (result_.durable) {
     Settle(i, name, delta, /*kept=*/true);
   } else {
     node.unflushed.emplace_back(name, delta);
+  }
+}
+
+// An actor id is never reused with a lower count: right after an
+// increment, no node holds more for the incrementing actor than its node
+// does, or the max-merge hides the increment there.
+void Simulation::CheckNotHidden(int i, const std::string& name) {
+  const std::string actor = nodes_[i].store->actor_id();
+  PnCounter mine;
+  (void)nodes_[i].store->Get(name, &mine);
+  const auto own = mine.actors().find(actor);
+  if (own == mine.actors().end()) return;  // a zero delta
+  for (size_t j = 0; j < nodes_.size(); ++j) {
+    if (static_cast<int>(j) == i || !nodes_[j].store) continue;
+    PnCounter theirs;
+    (void)nodes_[j].store->Get(name, &theirs);
+    const auto it = theirs.actors().find(actor);
+    if (it == theirs.actors().end()) continue;
+    if (it->second.p > own->second.p || it->second.n > own->second.n) {
+      return Fail("an acknowledged increment of " + name + " at " + Name(i) +
+                      " is hidden: " + Name(static_cast<int>(j)) +
+                      " holds more for its actor",
+                  actor + " p=" + std::to_string(own->second.p) +
+                      " n=" + std::to_string(own->second.n) + " vs p=" +
+                      std::to_string(it->second.p) +
+                      " n=" + std::to_string(it->second.n));
+    }
   }
 }
 
@@ -341,10 +371,15 @@ void Simulation::Pull(int i, int j) {
     (void)node.store->Get(Counter(k), &before[k]);
   }
   Trace(Name(i) + " pulls " + Name(j));
+  const std::string actor = node.store->actor_id();
   Status s = node.merger->PullOnce(nodes_[j].address);
   Trace(Name(i) + " pulled " + Name(j) + " -> " +
         (s.ok() ? "OK" : std::string(s.IsUnavailable() ? "Unavailable"
                                                        : s.ToString())));
+  if (node.store->actor_id() != actor) {
+    ++result_.moves;
+    Trace(Name(i) + " moved to a new incarnation");
+  }
   ObserveActors();
   for (int k = 0; k < options_.counters; ++k) {
     PnCounter after;
@@ -470,7 +505,7 @@ void Simulation::TakeSnapshot(int i) {
   if (error) return Fail("copying " + node.dir + ": " + error.message());
   node.since_snapshot.clear();
   Trace(Name(i) + " stops cleanly, its data directory is copied, restarts");
-  OpenNode(i);
+  if (OpenNode(i)) node.snapshot_incarnation = node.store->incarnation();
 }
 
 // Stops node i cleanly and starts it on the copy TakeSnapshot() made, as an
@@ -536,16 +571,20 @@ void Simulation::RunEvent() {
     }
   } else if (roll < 88) {
     if (nodes_[any].state == NodeState::kUp && up.size() > 1) Crash(any);
-  } else if (roll < 94) {
+  } else if (roll < 92) {
     if (nodes_[any].state != NodeState::kDown) return;
     if (nodes_[any].joined) {
       Restart(any);
     } else {
       Join(any);
     }
-  } else if (roll < 96) {
-    if (!options_.restores || nodes_[any].state != NodeState::kUp) return;
-    if (nodes_[any].snapshot.empty() || random_.Percent(50)) {
+  } else if (roll < 97) {
+    SimNode& node = nodes_[any];
+    if (!options_.restores || node.state != NodeState::kUp) return;
+    const bool behind =
+        node.store->incarnation() != node.snapshot_incarnation;
+    if (node.snapshot.empty() || random_.Percent(50) ||
+        (behind && !options_.restores_behind)) {
       TakeSnapshot(any);
     } else {
       RestoreSnapshot(any);
@@ -643,7 +682,8 @@ SimResult Simulation::Run() {
         " events=" + std::to_string(options_.max_events) +
         " durable=" + std::to_string(result_.durable) +
         " resets=" + std::to_string(result_.resets) +
-        " restores=" + std::to_string(options_.restores));
+        " restores=" + std::to_string(options_.restores) +
+        " restores_behind=" + std::to_string(options_.restores_behind));
   if (Setup()) {
     for (int e = 0; e < options_.max_events && result_.ok; ++e) {
       RunEvent();
@@ -668,7 +708,8 @@ std::string ReplayCommand(const SimOptions& options) {
   return "scripts/sim.sh --seed " + std::to_string(options.seed) +
          " --nodes " + std::to_string(options.nodes) + " --events " +
          std::to_string(options.max_events) +
-         (options.restores ? " --restores" : "") + " --trace";
+         (options.restores ? " --restores" : "") +
+         (options.restores_behind ? " --restores_behind" : "") + " --trace";
 }
 
 }  // namespace dist_counter

@@ -14,8 +14,8 @@
 // one-way and two-way link cuts and their repair, pauses and resumes,
 // crashes (RocksDB keeps what was written to it: everything since the last
 // flush is lost in the default mode) and restarts (a new incarnation),
-// with options.restores a data directory copied at a clean stop and later
-// put back (the same incarnation with lower counts than peers hold: the
+// with options.restores a data directory copied at a clean stop and put
+// back (the same incarnation with lower counts than peers hold: the
 // store must move to a new one), and membership changes (a node drops a
 // peer from its list and later takes it back; in some runs the last node
 // joins late). The seed also picks durable or default mode.
@@ -29,6 +29,9 @@
 //     kept and what may have been (in durable mode every acknowledged
 //     increment is kept; in the default mode one is certain once its node
 //     flushed after it);
+//   - right after an increment, no node holds more for the incrementing
+//     actor than its own node does (an actor id is never reused with a
+//     lower count: the max-merge would hide the increment);
 //   - no counter has more actors than actor ids that ever existed.
 //
 // Not thread-safe: one run at a time per object.
@@ -48,10 +51,16 @@ struct SimOptions {
   int nodes = 5;         // 3..50
   int max_events = 300;  // before the heal
   int counters = 3;      // distinct counter names used
-  // Also copy data directories at clean stops and put them back later.
-  // Off by default: a node put back behind incarnations it used since
-  // never converges (it refuses its own later actors from peers).
+  // Copy data directories at clean stops and put them back later, while
+  // the node still runs the incarnation the copy holds. Off by default:
+  // increments the node acknowledges before its first pull are hidden
+  // behind the counts peers hold for that incarnation (merger_test has it
+  // as a disabled test).
   bool restores = false;
+  // With restores, also put a copy back after the node moved on to later
+  // incarnations. Such a node never converges: it refuses its own later
+  // actors from peers (a disabled merger_test too).
+  bool restores_behind = false;
   // Where the nodes' data directories go (a fresh subdirectory, removed at
   // the end); empty: $TMPDIR, else /dev/shm, else /tmp.
   std::string work_dir;
@@ -66,6 +75,7 @@ struct SimResult {
   bool resets = false;              // picked by the seed
   int events = 0;                   // events run before the heal
   int crashes = 0;
+  int moves = 0;                    // incarnation moves made by pulls
   int heal_rounds = 0;              // pull rounds until the nodes agreed
   size_t max_actors = 0;            // most actors of one counter, any node
   size_t actor_ids = 0;             // distinct actor ids that existed

@@ -53,6 +53,19 @@ TEST(SimulationTest, SeedsPass) {
   }
 }
 
+// Data directories put back from copies lose increments acknowledged
+// before the node's first pull (see merger_test's disabled tests).
+// Disabled until that is fixed.
+TEST(SimulationTest, DISABLED_SeedsWithRestoredDataDirectoriesPass) {
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    SimOptions options = Options(seed, 3 + seed % 6, 300);
+    options.restores = true;
+    const SimResult result = RunSimulation(options);
+    EXPECT_TRUE(result.ok) << result.failure
+                           << "\nreplay: " << ReplayCommand(options);
+  }
+}
+
 TEST(SimulationTest, ManyNodesConverge) {
   const SimResult result = RunSimulation(Options(3, 20, 200));
   EXPECT_TRUE(result.ok) << result.failure;
