@@ -16,7 +16,7 @@ uint64_t SeedCount() {
 #if defined(__SANITIZE_ADDRESS__)
   return 5;
 #else
-  return 120;
+  return 200;
 #endif
 }
 
