@@ -83,6 +83,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -125,6 +126,11 @@ struct MergerOptions {
   // Carries requests to peers (cluster/peer_transport.h); null: HTTP over
   // libcurl. Not owned; must outlive the Merger.
   PeerTransport* transport = nullptr;
+  // A monotonic clock in milliseconds for due times, backoff, health and
+  // log rate limits; null: std::chrono::steady_clock. The pull threads
+  // still wait on the steady clock: set it only when driving pulls with
+  // PullOnce() (a simulation). Called from any thread.
+  std::function<int64_t()> now_ms;
 };
 
 // What the merger knows about one peer, for tests and debugging.
@@ -249,6 +255,8 @@ class Merger {
   void ReturnFanout(std::unique_ptr<CounterFanout> fanout)
       EXCLUDES(fanouts_mu_);
   PeerClientOptions ClientOptions() const;
+  // options_.now_ms(), or the steady clock in milliseconds.
+  int64_t Now() const;
 
   MergerOptions options_;  // fixed at construction; port_ has the port
   CounterStore* const store_;

@@ -242,6 +242,7 @@ bool Simulation::OpenNode(int i) {
   MergerOptions merger_options;
   merger_options.transport = node.transport.get();
   merger_options.page_limit = 2;  // several pages per round
+  merger_options.now_ms = [this] { return now_ms_; };
   node.merger = std::make_unique<Merger>(merger_options, node.store.get());
   node.state = NodeState::kUp;
   actor_ids_.insert(node.store->actor_id());
