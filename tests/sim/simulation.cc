@@ -439,6 +439,9 @@ void Simulation::Join(int i) {
   for (SimNode& other : nodes_) {
     if (!other.store || &other == &node) continue;
     std::vector<std::string> peers = other.store->Peers();
+    if (std::find(peers.begin(), peers.end(), node.address) != peers.end()) {
+      continue;
+    }
     peers.push_back(node.address);
     if (other.store->SetPeers(peers).ok()) other.merger->SetPeers(peers);
   }
@@ -605,7 +608,7 @@ void Simulation::Heal() {
     if (node.state == NodeState::kDown) Join(index);
     if (!result_.ok) return;
     node.state = NodeState::kUp;
-    if (node.store->Peers().size() + 1 < nodes_.size()) {
+    if (node.store->Peers() != AllPeers(index)) {
       (void)node.store->SetPeers(AllPeers(index));
       node.merger->SetPeers(AllPeers(index));
     }
@@ -665,6 +668,16 @@ void Simulation::CheckEnd() {
     if (value < low || value > high) {
       Fail(name + " is " + Int128(value) + ", outside [" + Int128(low) +
            ", " + Int128(high) + "] (certain " + Int128(b.certain) + ")");
+    }
+  }
+  // Health as the mergers see it, on the simulated clock: every peer
+  // answered within the last rounds.
+  for (size_t i = 0; i < nodes_.size() && result_.ok; ++i) {
+    const size_t connected = nodes_[i].merger->ConnectedNodes().size();
+    if (connected + 1 != nodes_.size()) {
+      Fail(Name(static_cast<int>(i)) + " sees " + std::to_string(connected) +
+           " of " + std::to_string(nodes_.size() - 1) +
+           " peers connected after the heal");
     }
   }
   result_.actor_ids = actor_ids_.size();

@@ -32,7 +32,9 @@
 //   - right after an increment, no node holds more for the incrementing
 //     actor than its own node does (an actor id is never reused with a
 //     lower count: the max-merge would hide the increment);
-//   - no counter has more actors than actor ids that ever existed.
+//   - no counter has more actors than actor ids that ever existed;
+//   - after the heal every merger sees every peer connected (on the
+//     simulated clock).
 //
 // Not thread-safe: one run at a time per object.
 
