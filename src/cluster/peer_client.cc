@@ -194,9 +194,9 @@ Status PeerClient::CheckReply(long http_status) {
 Status PeerClient::PerformOnTransport(const std::string& path_and_query) {
   body_.clear();
   PeerReply reply;
-  Status s = options_.transport->Get(address_, path_and_query,
-                                     options_.timeout_ms,
-                                     options_.max_reply_bytes, &reply);
+  Status s =
+      options_.transport->Get(address_, path_and_query, options_.timeout_ms,
+                              options_.max_reply_bytes, &reply);
   if (!s.ok()) return s;
   bytes_received_ += reply.body.size();
   if (reply.body.size() > options_.max_reply_bytes) {
@@ -277,7 +277,8 @@ void CounterFanout::FetchCounter(const std::vector<std::string>& addresses,
         continue;
       }
       auto& client = clients_[addresses[i]];
-      if (!client) client = std::make_unique<PeerClient>(addresses[i], options_);
+      if (!client)
+        client = std::make_unique<PeerClient>(addresses[i], options_);
       r.status = client->FetchCounter(name, &r.node, &r.state, &r.found);
     }
     return;

@@ -422,8 +422,7 @@ void CopyOver(const std::string& from, const std::string& to) {
 // those later actors; the node refuses them as "this node at a later
 // incarnation" (own_actor) and never converges, and a crash then makes it
 // reuse them with lower counts. Disabled until that is fixed.
-TEST(MergerTest,
-     DISABLED_ANodePutBackBehindIncarnationsItUsedSinceConverges) {
+TEST(MergerTest, DISABLED_ANodePutBackBehindIncarnationsItUsedSinceConverges) {
   LocalNode a("1"), b("2");
   ASSERT_TRUE(a.store()->Increment("c", 1).ok());
   const std::string copy = a.DataDir() + ".copy";

@@ -475,9 +475,9 @@ TEST(PeerClientTest, ATransportCarriesTheRequestsAndTheSameChecksRun) {
   ASSERT_TRUE(client.FetchChanges(ChangesCursor(), 100, &page).ok());
   EXPECT_EQ(page.counters.size(), 2u);
   ASSERT_EQ(transport.asked.size(), 1u);
-  EXPECT_EQ(transport.asked[0],
-            "peer:7777 " + ChangesTarget(ChangesCursor(), 100,
-                                         options.page_bytes));
+  EXPECT_EQ(
+      transport.asked[0],
+      "peer:7777 " + ChangesTarget(ChangesCursor(), 100, options.page_bytes));
   EXPECT_EQ(client.bytes_received(), transport.reply.body.size());
 
   transport.reply = PeerReply{503, "{}"};
@@ -495,8 +495,8 @@ TEST(PeerClientTest, ATransportCarriesTheRequestsAndTheSameChecksRun) {
 
 TEST(CounterFanoutTest, ATransportIsAskedForEveryPeerInTurn) {
   CannedTransport transport;
-  transport.reply = PeerReply{
-      200, Envelope(R"("name":"a","state":{"x":{"p":3,"n":1}})")};
+  transport.reply =
+      PeerReply{200, Envelope(R"("name":"a","state":{"x":{"p":3,"n":1}})")};
   PeerClientOptions options = FastOptions();
   options.transport = &transport;
   CounterFanout fanout(options);

@@ -39,7 +39,8 @@ namespace {
 SimOptions OptionsFor(uint64_t seed) {
   SimOptions options;
   options.seed = seed;
-  options.nodes = FLAGS_nodes > 0 ? FLAGS_nodes : 3 + static_cast<int>(seed % 6);
+  options.nodes =
+      FLAGS_nodes > 0 ? FLAGS_nodes : 3 + static_cast<int>(seed % 6);
   options.max_events = FLAGS_events;
   options.work_dir = FLAGS_work_dir;
   options.restores = FLAGS_restores;
@@ -85,12 +86,14 @@ int Main() {
     if (FLAGS_trace) {
       for (const std::string& line : result.trace) printf("%s\n", line.c_str());
     }
-    printf("seed %" PRIu64 ": %s (nodes %d, events %d, durable %d, resets %d, "
+    printf("seed %" PRIu64
+           ": %s (nodes %d, events %d, durable %d, resets %d, "
            "crashes %d, moves %d, heal rounds %d, max actors %zu of %zu ids, "
            "trace %016" PRIx64 ")\n",
            seed, result.ok ? "ok" : "FAILED", options.nodes, result.events,
-           result.durable, result.resets, result.crashes, result.moves, result.heal_rounds,
-           result.max_actors, result.actor_ids, result.trace_hash);
+           result.durable, result.resets, result.crashes, result.moves,
+           result.heal_rounds, result.max_actors, result.actor_ids,
+           result.trace_hash);
     fflush(stdout);
     if (result.ok) continue;
     ++failures;
@@ -105,7 +108,8 @@ int Main() {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
-  printf("%" PRIu64 " seed(s), %d failed, %.1f s, %.2f seeds/s, max actors "
+  printf("%" PRIu64
+         " seed(s), %d failed, %.1f s, %.2f seeds/s, max actors "
          "%zu\n",
          count, failures, seconds, count / std::max(seconds, 1e-9), max_actors);
   return failures == 0 ? 0 : 1;

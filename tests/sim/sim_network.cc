@@ -53,9 +53,8 @@ class SimTransport : public PeerTransport {
 }  // namespace
 
 SimNetwork::SimNetwork(const SimNetworkOptions& options,
-                       const std::vector<std::string>& addresses,
-                       Lookup lookup, SimRandom* random,
-                       std::vector<std::string>* trace)
+                       const std::vector<std::string>& addresses, Lookup lookup,
+                       SimRandom* random, std::vector<std::string>* trace)
     : options_(options),
       addresses_(addresses),
       lookup_(std::move(lookup)),
@@ -89,8 +88,7 @@ Status SimNetwork::Deliver(int from, const std::string& address,
   for (size_t i = 0; i < addresses_.size(); ++i) {
     if (addresses_[i] == address) to = static_cast<int>(i);
   }
-  const std::string link =
-      "n" + std::to_string(from) + "->" + address + " ";
+  const std::string link = "n" + std::to_string(from) + "->" + address + " ";
   if (to < 0) return Status::Unavailable(address + ": no such host");
   if (IsCut(from, to) || IsCut(to, from)) {
     trace_->push_back("  net " + link + "cut");

@@ -29,14 +29,12 @@ class SimRandom {
 
   // A number in [low, high].
   int64_t Between(int64_t low, int64_t high) {
-    return low + static_cast<int64_t>(
-                     Below(static_cast<uint64_t>(high - low) + 1));
+    return low +
+           static_cast<int64_t>(Below(static_cast<uint64_t>(high - low) + 1));
   }
 
   // True with probability percent/100.
-  bool Percent(int percent) {
-    return static_cast<int>(Below(100)) < percent;
-  }
+  bool Percent(int percent) { return static_cast<int>(Below(100)) < percent; }
 
  private:
   uint64_t state_;

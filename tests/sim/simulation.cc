@@ -173,7 +173,7 @@ bool Simulation::Setup() {
     // Memory is fastest: every start and durable write syncs.
     const char* tmp = getenv("TMPDIR");
     std::error_code error;
-    base = tmp != nullptr && *tmp != '\0' ? tmp
+    base = tmp != nullptr && *tmp != '\0'        ? tmp
            : fs::is_directory("/dev/shm", error) ? "/dev/shm"
                                                  : "/tmp";
   }
@@ -236,8 +236,8 @@ bool Simulation::OpenNode(int i) {
   ApiOptions api_options;
   api_options.consistent_threads = 1;
   api_options.protected_mode = false;
-  node.api = std::make_unique<Api>(api_options, node.store.get(), nullptr,
-                                   nullptr);
+  node.api =
+      std::make_unique<Api>(api_options, node.store.get(), nullptr, nullptr);
   node.transport = network_->NewTransport(i);
   MergerOptions merger_options;
   merger_options.transport = node.transport.get();
@@ -339,8 +339,8 @@ void Simulation::CheckNotHidden(int i, const std::string& name) {
                       " is hidden: " + Name(static_cast<int>(j)) +
                       " holds more for its actor",
                   actor + " p=" + std::to_string(own->second.p) +
-                      " n=" + std::to_string(own->second.n) + " vs p=" +
-                      std::to_string(it->second.p) +
+                      " n=" + std::to_string(own->second.n) +
+                      " vs p=" + std::to_string(it->second.p) +
                       " n=" + std::to_string(it->second.n));
     }
   }
@@ -350,8 +350,7 @@ void Simulation::Reset(int i) {
   const std::string name = Counter(static_cast<int>(
       random_.Below(static_cast<uint64_t>(std::max(1, options_.counters)))));
   Status s = nodes_[i].store->Reset(name);
-  Trace(Name(i) + " reset " + name + " -> " +
-        (s.ok() ? "OK" : s.ToString()));
+  Trace(Name(i) + " reset " + name + " -> " + (s.ok() ? "OK" : s.ToString()));
 }
 
 void Simulation::Flush(int i) {
@@ -375,8 +374,9 @@ void Simulation::Pull(int i, int j) {
   const std::string actor = node.store->actor_id();
   Status s = node.merger->PullOnce(nodes_[j].address);
   Trace(Name(i) + " pulled " + Name(j) + " -> " +
-        (s.ok() ? "OK" : std::string(s.IsUnavailable() ? "Unavailable"
-                                                       : s.ToString())));
+        (s.ok()
+             ? "OK"
+             : std::string(s.IsUnavailable() ? "Unavailable" : s.ToString())));
   if (node.store->actor_id() != actor) {
     ++result_.moves;
     Trace(Name(i) + " moved to a new incarnation");
@@ -386,9 +386,9 @@ void Simulation::Pull(int i, int j) {
     PnCounter after;
     (void)node.store->Get(Counter(k), &after);
     if (!Grew(before[k], after)) {
-        return Fail(Name(i) + " went backwards on " + Counter(k) +
-                      " pulling " + Name(j),
-                  before[k].DebugString() + " -> " + after.DebugString());
+      return Fail(
+          Name(i) + " went backwards on " + Counter(k) + " pulling " + Name(j),
+          before[k].DebugString() + " -> " + after.DebugString());
     }
     if (nodes_[j].state == NodeState::kDown) continue;
     PnCounter theirs;
@@ -585,8 +585,7 @@ void Simulation::RunEvent() {
   } else if (roll < 97) {
     SimNode& node = nodes_[any];
     if (!options_.restores || node.state != NodeState::kUp) return;
-    const bool behind =
-        node.store->incarnation() != node.snapshot_incarnation;
+    const bool behind = node.store->incarnation() != node.snapshot_incarnation;
     if (node.snapshot.empty() || random_.Percent(50) ||
         (behind && !options_.restores_behind)) {
       TakeSnapshot(any);
@@ -666,8 +665,8 @@ void Simulation::CheckEnd() {
     const __int128 low = b.certain + b.maybe_down;
     const __int128 high = b.certain + b.maybe_up;
     if (value < low || value > high) {
-      Fail(name + " is " + Int128(value) + ", outside [" + Int128(low) +
-           ", " + Int128(high) + "] (certain " + Int128(b.certain) + ")");
+      Fail(name + " is " + Int128(value) + ", outside [" + Int128(low) + ", " +
+           Int128(high) + "] (certain " + Int128(b.certain) + ")");
     }
   }
   // Health as the mergers see it, on the simulated clock: every peer
@@ -719,8 +718,8 @@ SimResult RunSimulation(const SimOptions& options) {
 }
 
 std::string ReplayCommand(const SimOptions& options) {
-  return "scripts/sim.sh --seed " + std::to_string(options.seed) +
-         " --nodes " + std::to_string(options.nodes) + " --events " +
+  return "scripts/sim.sh --seed " + std::to_string(options.seed) + " --nodes " +
+         std::to_string(options.nodes) + " --events " +
          std::to_string(options.max_events) +
          (options.restores ? " --restores" : "") +
          (options.restores_behind ? " --restores_behind" : "") + " --trace";

@@ -70,17 +70,17 @@ struct SimOptions {
 
 struct SimResult {
   bool ok = true;
-  std::string failure;              // the first failed check, if !ok
-  std::vector<std::string> trace;   // one line per event and delivery
-  uint64_t trace_hash = 0;          // FNV-1a of the trace's lines
-  bool durable = false;             // picked by the seed
-  bool resets = false;              // picked by the seed
-  int events = 0;                   // events run before the heal
+  std::string failure;             // the first failed check, if !ok
+  std::vector<std::string> trace;  // one line per event and delivery
+  uint64_t trace_hash = 0;         // FNV-1a of the trace's lines
+  bool durable = false;            // picked by the seed
+  bool resets = false;             // picked by the seed
+  int events = 0;                  // events run before the heal
   int crashes = 0;
-  int moves = 0;                    // incarnation moves made by pulls
-  int heal_rounds = 0;              // pull rounds until the nodes agreed
-  size_t max_actors = 0;            // most actors of one counter, any node
-  size_t actor_ids = 0;             // distinct actor ids that existed
+  int moves = 0;          // incarnation moves made by pulls
+  int heal_rounds = 0;    // pull rounds until the nodes agreed
+  size_t max_actors = 0;  // most actors of one counter, any node
+  size_t actor_ids = 0;   // distinct actor ids that existed
 };
 
 // Runs one simulation. Never throws; problems of the harness itself
