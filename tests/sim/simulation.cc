@@ -1,56 +1,17 @@
 #include "simulation.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <filesystem>
-#include <map>
-#include <memory>
-#include <set>
 #include <system_error>
 #include <utility>
 
-#include "api/routes.h"
-#include "cluster/merger.h"
 #include "crdt/pn_counter.h"
-#include "sim_network.h"
-#include "sim_random.h"
-#include "store/counter_store.h"
+#include "sim_cluster.h"
 
 namespace dist_counter {
+namespace sim {
 
 namespace {
-
-namespace fs = std::filesystem;
-
-enum class NodeState { kUp, kPaused, kDown };
-
-struct SimNode {
-  std::string address;
-  std::string dir;
-  NodeState state = NodeState::kDown;
-  bool joined = true;  // false: not started yet, in no peer list
-  std::unique_ptr<CounterStore> store;
-  std::unique_ptr<Api> api;
-  std::unique_ptr<PeerTransport> transport;
-  std::unique_ptr<Merger> merger;
-  // Default mode: acknowledged increments not flushed yet (counter, delta).
-  std::vector<std::pair<std::string, int64_t>> unflushed;
-  // A copy of the data directory taken at a clean stop, or "".
-  std::string snapshot;
-  uint64_t snapshot_incarnation = 0;  // the incarnation the copy holds
-  // Increments of this node certain to be kept since that copy was taken:
-  // putting it back loses those not replicated.
-  std::vector<std::pair<std::string, int64_t>> since_snapshot;
-};
-
-// What a counter's value must and may hold (runs without resets): the sum
-// of increments certainly kept, plus any of the uncertain ones.
-struct Bounds {
-  __int128 certain = 0;
-  __int128 maybe_up = 0;    // uncertain positive deltas
-  __int128 maybe_down = 0;  // uncertain negative deltas (<= 0)
-};
 
 std::string Int128(__int128 v) {
   if (v == 0) return "0";
@@ -87,178 +48,7 @@ bool Grew(const PnCounter& before, const PnCounter& after) {
   return true;
 }
 
-class Simulation {
- public:
-  explicit Simulation(const SimOptions& options)
-      : options_(options), random_(options.seed) {}
-  ~Simulation();
-
-  SimResult Run();
-
- private:
-  void Trace(const std::string& line) {
-    result_.trace.push_back("t=" + std::to_string(now_ms_) + " " + line);
-  }
-  // `detail` (states, with their random node ids) stays out of the trace.
-  void Fail(const std::string& why, const std::string& detail = "") {
-    if (!result_.ok) return;
-    result_.ok = false;
-    result_.failure = why + (detail.empty() ? "" : ": " + detail);
-    Trace("FAILED: " + why);
-  }
-  std::string Name(int i) const { return "n" + std::to_string(i); }
-  std::string Counter(int k) const { return "c" + std::to_string(k); }
-  std::vector<std::string> AllPeers(int i) const;
-  std::vector<int> Nodes(NodeState state) const;
-
-  bool Setup();
-  bool OpenNode(int i);
-  void CloseNode(int i);
-  void RunEvent();
-  void Increment(int i);
-  void Reset(int i);
-  void Flush(int i);
-  void CheckNotHidden(int i, const std::string& name);
-  void Pull(int i, int j);
-  void Refresh(int i);
-  void Join(int i);
-  void Crash(int i);
-  void Restart(int i);
-  void ChangeMembership(int i);
-  void TakeSnapshot(int i);
-  void RestoreSnapshot(int i);
-  void Heal();
-  void CheckEnd();
-  void ObserveActors();
-  void Settle(int i, const std::string& name, int64_t delta, bool kept);
-
-  const SimOptions options_;
-  SimRandom random_;
-  SimResult result_;
-  int64_t now_ms_ = 0;
-  std::string root_;
-  std::vector<SimNode> nodes_;
-  std::unique_ptr<SimNetwork> network_;
-  std::map<std::string, Bounds> bounds_;
-  std::set<std::string> actor_ids_;
-  uint64_t next_key_ = 0;
-};
-
-Simulation::~Simulation() {
-  for (size_t i = 0; i < nodes_.size(); ++i) CloseNode(static_cast<int>(i));
-  network_.reset();
-  std::error_code ignored;
-  if (!root_.empty()) fs::remove_all(root_, ignored);
-}
-
-std::vector<std::string> Simulation::AllPeers(int i) const {
-  std::vector<std::string> peers;
-  for (size_t j = 0; j < nodes_.size(); ++j) {
-    if (static_cast<int>(j) != i) peers.push_back(nodes_[j].address);
-  }
-  return peers;
-}
-
-std::vector<int> Simulation::Nodes(NodeState state) const {
-  std::vector<int> found;
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    if (nodes_[i].state == state) found.push_back(static_cast<int>(i));
-  }
-  return found;
-}
-
-bool Simulation::Setup() {
-  std::string base = options_.work_dir;
-  if (base.empty()) {
-    // Memory is fastest: every start and durable write syncs.
-    const char* tmp = getenv("TMPDIR");
-    std::error_code error;
-    base = tmp != nullptr && *tmp != '\0'        ? tmp
-           : fs::is_directory("/dev/shm", error) ? "/dev/shm"
-                                                 : "/tmp";
-  }
-  std::string pattern = base + "/dc_sim_XXXXXX";
-  if (mkdtemp(pattern.data()) == nullptr) {
-    Fail("cannot make a directory under " + base);
-    return false;
-  }
-  root_ = pattern;
-  const int n = std::clamp(options_.nodes, 1, 50);
-  nodes_.resize(n);
-  std::vector<std::string> addresses;
-  for (int i = 0; i < n; ++i) {
-    nodes_[i].address = Name(i) + ":7777";
-    nodes_[i].dir = root_ + "/" + Name(i);
-    addresses.push_back(nodes_[i].address);
-  }
-  network_ = std::make_unique<SimNetwork>(
-      SimNetworkOptions(), addresses,
-      [this](int i) -> Api* {
-        return nodes_[i].state == NodeState::kUp ? nodes_[i].api.get()
-                                                 : nullptr;
-      },
-      &random_, &result_.trace);
-  // In some runs the last node joins later.
-  if (n >= 4 && random_.Percent(50)) nodes_[n - 1].joined = false;
-  for (int i = 0; i < n; ++i) {
-    if (!nodes_[i].joined) continue;
-    std::vector<std::string> peers;
-    for (int j = 0; j < n; ++j) {
-      if (j != i && nodes_[j].joined) peers.push_back(nodes_[j].address);
-    }
-    if (!OpenNode(i)) return false;
-    Status s = nodes_[i].store->SetPeers(peers);
-    if (!s.ok()) {
-      Fail(Name(i) + " SetPeers: " + s.ToString());
-      return false;
-    }
-    nodes_[i].merger->SetPeers(peers);
-  }
-  return true;
-}
-
-bool Simulation::OpenNode(int i) {
-  SimNode& node = nodes_[i];
-  StoreOptions options;
-  options.data_dir = node.dir;
-  options.challenge_id = "sim" + std::to_string(i);
-  options.durable = result_.durable;
-  // Flushes happen when the simulation says, never on the wall clock.
-  options.flush_interval_ms = 3600 * 1000;
-  options.max_unflushed_ms = 24 * 3600 * 1000;
-  options.close_retry_ms = 0;
-  options.now_ms = [this] { return now_ms_; };
-  Status s = CounterStore::Open(options, &node.store);
-  if (!s.ok()) {
-    Fail(Name(i) + " does not open: " + s.ToString());
-    return false;
-  }
-  ApiOptions api_options;
-  api_options.consistent_threads = 1;
-  api_options.protected_mode = false;
-  node.api =
-      std::make_unique<Api>(api_options, node.store.get(), nullptr, nullptr);
-  node.transport = network_->NewTransport(i);
-  MergerOptions merger_options;
-  merger_options.transport = node.transport.get();
-  merger_options.page_limit = 2;  // several pages per round
-  merger_options.now_ms = [this] { return now_ms_; };
-  node.merger = std::make_unique<Merger>(merger_options, node.store.get());
-  node.state = NodeState::kUp;
-  actor_ids_.insert(node.store->actor_id());
-  return true;
-}
-
-void Simulation::CloseNode(int i) {
-  SimNode& node = nodes_[i];
-  node.merger.reset();
-  if (node.api) node.api->Stop();
-  node.api.reset();
-  node.transport.reset();
-  if (node.store) (void)node.store->Close();
-  node.store.reset();
-  node.state = NodeState::kDown;
-}
+}  // namespace
 
 void Simulation::ObserveActors() {
   for (const SimNode& node : nodes_) {
@@ -426,116 +216,6 @@ void Simulation::Refresh(int i) {
   if (node.store->actor_id() != actor) {
     Fail(Name(i) + " moved to a new incarnation on a refresh");
   }
-}
-
-// Starts node i, which was in no peer list, and adds it to every list.
-void Simulation::Join(int i) {
-  Trace(Name(i) + " joins");
-  if (!OpenNode(i)) return;
-  SimNode& node = nodes_[i];
-  node.joined = true;
-  Status s = node.store->SetPeers(AllPeers(i));
-  if (s.ok()) node.merger->SetPeers(AllPeers(i));
-  for (SimNode& other : nodes_) {
-    if (!other.store || &other == &node) continue;
-    std::vector<std::string> peers = other.store->Peers();
-    if (std::find(peers.begin(), peers.end(), node.address) != peers.end()) {
-      continue;
-    }
-    peers.push_back(node.address);
-    if (other.store->SetPeers(peers).ok()) other.merger->SetPeers(peers);
-  }
-}
-
-void Simulation::Crash(int i) {
-  SimNode& node = nodes_[i];
-  // What a kill -9 leaves: the files as they are now (RocksDB's writes are
-  // in them; nothing that Close() would still write).
-  const std::string copy = node.dir + ".crash";
-  std::error_code error;
-  fs::copy(node.dir, copy, fs::copy_options::recursive, error);
-  if (error) return Fail("copying " + node.dir + ": " + error.message());
-  CloseNode(i);
-  fs::remove_all(node.dir, error);
-  if (!error) fs::rename(copy, node.dir, error);
-  if (error) return Fail("replacing " + node.dir + ": " + error.message());
-  // Unflushed acknowledged increments may be gone, or live on at peers.
-  for (const auto& [name, delta] : node.unflushed) {
-    Settle(i, name, delta, /*kept=*/false);
-  }
-  node.unflushed.clear();
-  ++result_.crashes;
-  Trace(Name(i) + " crashes");
-}
-
-void Simulation::Restart(int i) {
-  Trace(Name(i) + " restarts");
-  if (!OpenNode(i)) return;
-}
-
-void Simulation::ChangeMembership(int i) {
-  SimNode& node = nodes_[i];
-  std::vector<std::string> peers = node.store->Peers();
-  std::vector<std::string> all = AllPeers(i);
-  std::string what;
-  if (peers.size() < all.size() && random_.Percent(60)) {
-    peers = all;
-    what = "takes every peer back";
-  } else if (!peers.empty()) {
-    const size_t drop = random_.Below(peers.size());
-    what = "drops peer " + peers[drop].substr(0, peers[drop].find(':'));
-    peers.erase(peers.begin() + static_cast<long>(drop));
-  } else {
-    return;
-  }
-  Status s = node.store->SetPeers(peers);
-  if (s.ok()) node.merger->SetPeers(peers);
-  Trace(Name(i) + " " + what + " -> " + (s.ok() ? "OK" : s.ToString()));
-}
-
-// Stops node i cleanly, copies its data directory and starts it again (the
-// same incarnation: the stop was clean).
-void Simulation::TakeSnapshot(int i) {
-  SimNode& node = nodes_[i];
-  CloseNode(i);  // a clean stop writes everything
-  for (const auto& [name, delta] : node.unflushed) {
-    Settle(i, name, delta, /*kept=*/true);
-  }
-  node.unflushed.clear();
-  node.snapshot = node.dir + ".snapshot";
-  std::error_code error;
-  fs::remove_all(node.snapshot, error);
-  fs::copy(node.dir, node.snapshot, fs::copy_options::recursive, error);
-  if (error) return Fail("copying " + node.dir + ": " + error.message());
-  node.since_snapshot.clear();
-  Trace(Name(i) + " stops cleanly, its data directory is copied, restarts");
-  if (OpenNode(i)) node.snapshot_incarnation = node.store->incarnation();
-}
-
-// Stops node i cleanly and starts it on the copy TakeSnapshot() made, as an
-// operator putting back a file system snapshot does.
-void Simulation::RestoreSnapshot(int i) {
-  SimNode& node = nodes_[i];
-  CloseNode(i);
-  std::error_code error;
-  fs::remove_all(node.dir, error);
-  if (!error) {
-    fs::copy(node.snapshot, node.dir, fs::copy_options::recursive, error);
-  }
-  if (error) return Fail("restoring " + node.dir + ": " + error.message());
-  // What the node held only since the copy is gone from it; peers may
-  // still hold it.
-  for (const auto& [name, delta] : node.unflushed) {
-    Settle(i, name, delta, /*kept=*/false);
-  }
-  node.unflushed.clear();
-  for (const auto& [name, delta] : node.since_snapshot) {
-    bounds_[name].certain -= delta;
-    Settle(i, name, delta, /*kept=*/false);
-  }
-  node.since_snapshot.clear();
-  Trace(Name(i) + " stops cleanly and restarts on its copied data directory");
-  OpenNode(i);
 }
 
 void Simulation::RunEvent() {
@@ -710,10 +390,10 @@ SimResult Simulation::Run() {
   return std::move(result_);
 }
 
-}  // namespace
+}  // namespace sim
 
 SimResult RunSimulation(const SimOptions& options) {
-  Simulation simulation(options);
+  sim::Simulation simulation(options);
   return simulation.Run();
 }
 
