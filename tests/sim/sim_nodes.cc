@@ -156,7 +156,14 @@ void Simulation::Crash(int i) {
   // in them; nothing that Close() would still write).
   const std::string copy = node.dir + ".crash";
   std::error_code error;
-  fs::copy(node.dir, copy, fs::copy_options::recursive, error);
+  // RocksDB's own threads may remove an obsolete file while we copy: then
+  // copy again.
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    error.clear();
+    fs::remove_all(copy, error);
+    fs::copy(node.dir, copy, fs::copy_options::recursive, error);
+    if (!error) break;
+  }
   if (error) return Fail("copying " + node.dir + ": " + error.message());
   CloseNode(i);
   fs::remove_all(node.dir, error);
