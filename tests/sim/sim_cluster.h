@@ -45,6 +45,19 @@ struct SimNode {
   // Increments of this node certain to be kept since that copy was taken:
   // putting it back loses those not replicated.
   std::vector<std::pair<std::string, int64_t>> since_snapshot;
+  // Times this node may have lost acknowledged increments (crashes in the
+  // default mode, copies put back).
+  int losses = 0;
+  // Recent acknowledged Idempotency-Key increments, for late retries.
+  struct Keyed {
+    std::string key;
+    std::string name;
+    int64_t delta = 0;
+    int losses = 0;     // the node's losses when it was acknowledged
+    std::string actor;  // that applied it
+    ActorCounts after;  // the actor's totals right after it
+  };
+  std::vector<Keyed> keyed;
 };
 
 // What a counter's value must and may hold (runs without resets): the sum
@@ -86,6 +99,9 @@ class Simulation {
   void Increment(int i);
   void Reset(int i);
   void Flush(int i);
+  void RetryKeyed(int i);
+  // True if some node holds increment `k` (its actor's totals reached).
+  bool Survived(const SimNode::Keyed& k) const;
   void CheckNotHidden(int i, const std::string& name);
   void Pull(int i, int j);
   void Refresh(int i);

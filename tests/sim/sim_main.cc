@@ -88,12 +88,13 @@ int Main() {
     }
     printf("seed %" PRIu64
            ": %s (nodes %d, events %d, durable %d, resets %d, "
-           "crashes %d, moves %d, heal rounds %d, max actors %zu of %zu ids, "
+           "crashes %d, moves %d, retries counted twice %d, heal rounds %d, "
+           "max actors %zu of %zu ids, "
            "trace %016" PRIx64 ")\n",
            seed, result.ok ? "ok" : "FAILED", options.nodes, result.events,
            result.durable, result.resets, result.crashes, result.moves,
-           result.heal_rounds, result.max_actors, result.actor_ids,
-           result.trace_hash);
+           result.double_applied, result.heal_rounds, result.max_actors,
+           result.actor_ids, result.trace_hash);
     fflush(stdout);
     if (result.ok) continue;
     ++failures;

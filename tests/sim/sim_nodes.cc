@@ -174,6 +174,7 @@ void Simulation::Crash(int i) {
     Settle(i, name, delta, /*kept=*/false);
   }
   node.unflushed.clear();
+  if (!result_.durable) ++node.losses;  // durable: everything acknowledged
   ++result_.crashes;
   Trace(Name(i) + " crashes");
 }
@@ -244,6 +245,7 @@ void Simulation::RestoreSnapshot(int i) {
     Settle(i, name, delta, /*kept=*/false);
   }
   node.since_snapshot.clear();
+  ++node.losses;
   Trace(Name(i) + " stops cleanly and restarts on its copied data directory");
   OpenNode(i);
 }

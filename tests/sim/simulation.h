@@ -34,7 +34,11 @@
 //     lower count: the max-merge would hide the increment);
 //   - no counter has more actors than actor ids that ever existed;
 //   - after the heal every merger sees every peer connected (on the
-//     simulated clock).
+//     simulated clock);
+//   - a retried Idempotency-Key increment is a replay unless the node may
+//     have lost it. In the default mode a crash loses the key, but a peer
+//     may have pulled the increment: the retry then counts it twice
+//     (SimResult::double_applied, reported, not a failure).
 //
 // Not thread-safe: one run at a time per object.
 
@@ -77,7 +81,10 @@ struct SimResult {
   bool resets = false;             // picked by the seed
   int events = 0;                  // events run before the heal
   int crashes = 0;
-  int moves = 0;          // incarnation moves made by pulls
+  int moves = 0;  // incarnation moves made by pulls
+  // Default mode: retried Idempotency-Key increments applied again after a
+  // crash lost the key although a peer had pulled the first increment.
+  int double_applied = 0;
   int heal_rounds = 0;    // pull rounds until the nodes agreed
   size_t max_actors = 0;  // most actors of one counter, any node
   size_t actor_ids = 0;   // distinct actor ids that existed

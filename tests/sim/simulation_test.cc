@@ -75,6 +75,18 @@ TEST(SimulationTest, DISABLED_SeedsWithRestoredDataDirectoriesPass) {
   }
 }
 
+// Default mode: a crash before the flush loses an Idempotency-Key's record,
+// but a peer may already have pulled its increment; the client's retry
+// then counts it a second time (seed 13: n0's k0, +3 on c1, pulled by n3
+// before n0 crashed). Disabled until keys survive that (or the README says
+// exactly-once needs --durable).
+TEST(SimulationTest, DISABLED_RetriedKeysCountOnceInTheDefaultMode) {
+  for (uint64_t seed : {13, 73}) {
+    const SimResult result = RunSimulation(Options(seed, 4, 300));
+    EXPECT_EQ(result.double_applied, 0) << "seed " << seed;
+  }
+}
+
 TEST(SimulationTest, ManyNodesConverge) {
   const SimResult result = RunSimulation(Options(3, 20, 200));
   EXPECT_TRUE(result.ok) << result.failure;
