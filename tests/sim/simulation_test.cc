@@ -26,7 +26,7 @@ constexpr bool kSanitized = false;
 uint64_t SeedCount() {
   const char* env = std::getenv("DIST_COUNTER_SIM_SEEDS");
   if (env != nullptr && *env != '\0') return std::strtoull(env, nullptr, 10);
-  return kSanitized ? 10 : 200;
+  return kSanitized ? 10 : 150;
 }
 
 SimOptions Options(uint64_t seed, int nodes, int events) {
