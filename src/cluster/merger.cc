@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <functional>
 #include <thread>
 #include <utility>
 
@@ -31,7 +32,7 @@ constexpr const char* kRejectReasons[] = {"too_many_actors", "too_large",
                                           "own_actor",       "bad_name",
                                           "bad_actor",       "bad_state"};
 
-int64_t NowMs() {
+int64_t SteadyNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -51,9 +52,8 @@ std::string PeerKey(const std::string& address) {
   return parsed.ToString();
 }
 
-// True (and *last_ms moved to now) if a log line is due.
-bool LogDue(int64_t* last_ms, int64_t every_ms) {
-  const int64_t now = NowMs();
+// True (and *last_ms moved to `now`) if a log line is due.
+bool LogDue(int64_t now, int64_t* last_ms, int64_t every_ms) {
   if (*last_ms != INT64_MIN && now - *last_ms < every_ms) return false;
   *last_ms = now;
   return true;
@@ -137,11 +137,14 @@ struct Merger::Shared {
   Mutex mu ACQUIRED_AFTER(Merger::mu_);
   std::vector<std::shared_ptr<Peer>> peers GUARDED_BY(mu);
   int64_t connected_window_ms = 0;  // fixed at construction
+  std::function<int64_t()> now_ms;  // options.now_ms; fixed at construction
+
+  int64_t Now() const { return now_ms ? now_ms() : SteadyNowMs(); }
 
   // Refreshes the peers' up and age gauges (the metrics collector).
   void Collect() EXCLUDES(mu) {
     MutexLock lock(&mu);
-    const int64_t now = NowMs();
+    const int64_t now = Now();
     for (const auto& peer : peers) {
       if (peer->skipped()) continue;
       MetricSet(peer->up_metric,
@@ -165,6 +168,7 @@ Merger::Merger(const MergerOptions& options, CounterStore* store)
   options_.page_limit = std::max<size_t>(1, options_.page_limit);
   options_.pull_threads = std::max(1, options_.pull_threads);
   options_.page_bytes = std::max<size_t>(1, options_.page_bytes);
+  shared_->now_ms = options_.now_ms;
   shared_->connected_window_ms =
       static_cast<int64_t>(std::max(1, options_.connected_rounds)) *
           options_.merge_interval_ms +
@@ -213,13 +217,15 @@ Merger::~Merger() {
   shared_->peers.clear();
 }
 
+int64_t Merger::Now() const { return shared_->Now(); }
+
 std::shared_ptr<Merger::Peer> Merger::NewPeer(const std::string& address) {
   auto peer = std::make_shared<Peer>();
   peer->address = address;
   peer->key = PeerKey(address);
-  peer->added_ms = NowMs();
+  peer->added_ms = Now();
   peer->obviously_self = ObviouslySelf(address);
-  peer->due_ms = NowMs();
+  peer->due_ms = Now();
   Metrics* m = options_.metrics;
   if (m != nullptr && !peer->obviously_self) {
     peer->metrics = m;
@@ -389,7 +395,7 @@ std::shared_ptr<Merger::Peer> Merger::TakeDuePeer() {
         chosen = i;
       }
     }
-    const int64_t now = NowMs();
+    const int64_t now = Now();
     if (chosen == peers_.size()) {
       cv_.Wait(&mu_);
       continue;
@@ -415,18 +421,43 @@ PeerClientOptions Merger::ClientOptions() const {
       options_.max_actors_per_counter;
   client_options.limits.max_counter_bytes = options_.max_counter_bytes;
   client_options.auth_token = options_.auth_token;
+  client_options.transport = options_.transport;
   return client_options;
 }
 
-int64_t Merger::PullRound(Peer* peer) {
+Status Merger::PullOnce(const std::string& address) {
+  std::shared_ptr<Peer> peer;
+  {
+    MutexLock lock(&mu_);
+    if (stopped_) return Status::Unavailable("stopping");
+    for (const auto& p : peers_) {
+      if (p->address == address) peer = p;
+    }
+    if (!peer) return Status::NotFound(address + " is not a peer");
+    if (peer->skipped()) return Status::OK();
+    if (peer->busy) return Status::Busy(address + " is being pulled");
+    peer->busy = true;
+  }
+  Status result;
+  const int64_t next_due = PullRound(peer.get(), &result);
+  MutexLock lock(&mu_);
+  peer->due_ms = next_due;
+  peer->busy = false;
+  peer.reset();  // under mu_, as in RunPool()
+  cv_.SignalAll();
+  return result;
+}
+
+int64_t Merger::PullRound(Peer* peer, Status* result) {
   if (!peer->client) {
     PeerClientOptions client_options = ClientOptions();
     client_options.abort = &peer->abort;
     peer->client = std::make_unique<PeerClient>(peer->address, client_options);
   }
-  const int64_t start = NowMs();
+  const int64_t start = Now();
   const uint64_t bytes_before = peer->client->bytes_received();
   Status s = PullPages(peer);
+  if (result != nullptr) *result = s;
   MetricAdd(peer->bytes_metric, peer->client->bytes_received() - bytes_before);
   if (peer->abort) return start;  // stopping or removed: never pulled again
   if (s.ok()) {
@@ -442,7 +473,7 @@ int64_t Merger::PullRound(Peer* peer) {
   const int64_t backoff = std::min<int64_t>(
       static_cast<int64_t>(options_.merge_interval_ms) << (failures - 1),
       options_.max_backoff_ms);
-  return NowMs() + backoff;
+  return Now() + backoff;
 }
 
 Status Merger::PullPages(Peer* peer) {
@@ -493,7 +524,7 @@ Status Merger::CheckIdentity(Peer* peer, const PeerIdentity& node, bool* self) {
       return Status::OK();
     }
     MutexLock lock(&peer->log_mu);
-    if (LogDue(&peer->last_conflict_log_ms, kConflictLogEveryMs)) {
+    if (LogDue(Now(), &peer->last_conflict_log_ms, kConflictLogEveryMs)) {
       LOG(ERROR) << "peer " << peer->address
                  << " runs with this node's node id " << node.node_id
                  << " but another store: is it a copy of our data directory? "
@@ -509,7 +540,7 @@ Status Merger::CheckIdentity(Peer* peer, const PeerIdentity& node, bool* self) {
       MetricAdd(duplicate_metric_);
       peer->last_conflict_log_ms = INT64_MIN;
     }
-    if (LogDue(&peer->last_conflict_log_ms, kConflictLogEveryMs)) {
+    if (LogDue(Now(), &peer->last_conflict_log_ms, kConflictLogEveryMs)) {
       LOG(ERROR) << "DUPLICATE CHALLENGE ID: peer " << peer->address
                  << " (node id " << node.node_id
                  << ") runs with our challenge id \"" << node.challenge_id
@@ -555,7 +586,7 @@ void Merger::CheckOwnClaim(Peer* peer, const std::string& name,
   }
   MutexLock lock(&peer->log_mu);
   ++peer->forged_unlogged;
-  if (!LogDue(&peer->last_forged_log_ms, kConflictLogEveryMs)) return;
+  if (!LogDue(Now(), &peer->last_forged_log_ms, kConflictLogEveryMs)) return;
   LOG(ERROR) << "peer " << peer->address << " forges this node's counts, or "
              << "is confused: " << s.message() << "; its states of our "
              << "current actor are dropped (" << peer->forged_unlogged
@@ -567,7 +598,7 @@ void Merger::PullSoon(Peer* peer) {
   {
     MutexLock lock(&mu_);
     if (peer->busy) return;
-    peer->due_ms = std::min(peer->due_ms, NowMs());
+    peer->due_ms = std::min(peer->due_ms, Now());
   }
   cv_.SignalAll();
 }
@@ -640,7 +671,7 @@ void Merger::ReportRejected(Peer* peer, const std::string& name,
   if (it != peer->rejected_counters_metrics.end()) MetricAdd(it->second);
   MutexLock lock(&peer->log_mu);
   ++peer->rejects_unlogged;
-  if (!LogDue(&peer->last_reject_log_ms, kLogEveryMs)) return;
+  if (!LogDue(Now(), &peer->last_reject_log_ms, kLogEveryMs)) return;
   LOG(WARNING) << "refused counter \"" << name << "\" from peer "
                << peer->address << " (" << reason << ": " << detail << "); "
                << peer->rejects_unlogged
@@ -651,13 +682,13 @@ void Merger::ReportRejected(Peer* peer, const std::string& name,
 }
 
 void Merger::RecordSuccess(Peer* peer) {
-  peer->last_success_ms = NowMs();
+  peer->last_success_ms = Now();
   MetricSet(peer->up_metric, 1);
   const int failures = peer->failures.exchange(0);
   if (failures == 0) return;
   MutexLock lock(&peer->log_mu);
   peer->last_error.clear();
-  if (LogDue(&peer->last_recovery_log_ms, kLogEveryMs)) {
+  if (LogDue(Now(), &peer->last_recovery_log_ms, kLogEveryMs)) {
     LOG(INFO) << "peer " << peer->address << " answers again after " << failures
               << " failed pull(s)";
   }
@@ -667,12 +698,12 @@ void Merger::RecordFailure(Peer* peer, const Status& status) {
   const int failures = peer->failures.fetch_add(1) + 1;
   MetricAdd(peer->rounds_error_metric);
   if (status.IsCorruption()) MetricAdd(peer->rejected_metric);
-  if (!peer->Connected(NowMs(), shared_->connected_window_ms)) {
+  if (!peer->Connected(Now(), shared_->connected_window_ms)) {
     MetricSet(peer->up_metric, 0);
   }
   MutexLock lock(&peer->log_mu);
   peer->last_error = status.ToString();
-  if (LogDue(&peer->last_failure_log_ms, kLogEveryMs)) {
+  if (LogDue(Now(), &peer->last_failure_log_ms, kLogEveryMs)) {
     LOG(WARNING) << "pulling from peer " << peer->address << " failed ("
                  << failures << " in a row, next logged in "
                  << kLogEveryMs / 1000 << " s at most): " << status.ToString();
@@ -746,7 +777,7 @@ Status Merger::RefreshCounter(const std::string& name,
         if (results[i].found) {
           MergeState(peer, name, results[i].state, /*may_move=*/false);
         }
-        peer->last_success_ms = NowMs();
+        peer->last_success_ms = Now();
       }
       continue;
     }
@@ -768,7 +799,7 @@ Status Merger::RefreshCounter(const std::string& name,
 
 std::vector<std::string> Merger::ConnectedNodes() const {
   std::vector<std::string> connected;
-  const int64_t now = NowMs();
+  const int64_t now = Now();
   MutexLock lock(&mu_);
   for (const auto& peer : peers_) {
     if (peer->Connected(now, shared_->connected_window_ms)) {
@@ -780,7 +811,7 @@ std::vector<std::string> Merger::ConnectedNodes() const {
 
 std::vector<PeerStatus> Merger::PeerStatuses() const {
   std::vector<PeerStatus> statuses;
-  const int64_t now = NowMs();
+  const int64_t now = Now();
   MutexLock lock(&mu_);
   for (const auto& peer : peers_) {
     PeerStatus status;

@@ -83,6 +83,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -100,6 +101,7 @@ class CounterFanout;
 class CounterStore;
 class Metrics;
 class PeerClient;
+class PeerTransport;
 class PnCounter;
 struct ActorCounts;
 struct PeerClientOptions;
@@ -121,6 +123,14 @@ struct MergerOptions {
   Metrics* metrics = nullptr;  // not owned; may be null; must outlive us
   // Sent to peers as "Authorization: Bearer <token>" when not empty.
   std::string auth_token;
+  // Carries requests to peers (cluster/peer_transport.h); null: HTTP over
+  // libcurl. Not owned; must outlive the Merger.
+  PeerTransport* transport = nullptr;
+  // A monotonic clock in milliseconds for due times, backoff, health and
+  // log rate limits; null: std::chrono::steady_clock. The pull threads
+  // still wait on the steady clock: set it only when driving pulls with
+  // PullOnce() (a simulation). Called from any thread.
+  std::function<int64_t()> now_ms;
 };
 
 // What the merger knows about one peer, for tests and debugging.
@@ -165,6 +175,17 @@ class Merger {
   // and its metric series go once no refresh uses the peer any more.
   void SetPeers(const std::vector<std::string>& peers) EXCLUDES(mu_);
 
+  // Pulls peer `address` (as configured) once on the calling thread, as a
+  // pull thread would: one round, pages of changes until the peer has no
+  // more or the round's byte budget is spent, merged into the store, with
+  // the peer's health and next due time updated. For a caller that runs
+  // its own schedule (a simulation) instead of Start(). Returns the
+  // round's result: OK, or why it failed (Unavailable, Corruption);
+  // NotFound if `address` is not a configured peer; OK at once, pulling
+  // nothing, if the peer is this node; Busy if a pull thread pulls it now;
+  // Unavailable after Stop().
+  Status PullOnce(const std::string& address) EXCLUDES(mu_);
+
   // Fetches counter `name` from every peer (except this node) in parallel,
   // within about peer_timeout_ms, and merges every valid answer into the
   // store. Returns OK if every peer answered; otherwise Unavailable, with
@@ -189,8 +210,9 @@ class Merger {
   // Waits until a peer is due and no other thread pulls it, marks it busy
   // and returns it; returns null once Stop() was called.
   std::shared_ptr<Peer> TakeDuePeer() EXCLUDES(mu_);
-  // Pulls `peer` once and returns when it is due again (steady ms).
-  int64_t PullRound(Peer* peer) EXCLUDES(mu_);
+  // Pulls `peer` once and returns when it is due again (steady ms); stores
+  // the round's result in *result if not null.
+  int64_t PullRound(Peer* peer, Status* result = nullptr) EXCLUDES(mu_);
   // Pulls pages of changes after peer->cursor and merges them, until the
   // peer has no more or the round's byte budget is spent.
   Status PullPages(Peer* peer);
@@ -233,6 +255,8 @@ class Merger {
   void ReturnFanout(std::unique_ptr<CounterFanout> fanout)
       EXCLUDES(fanouts_mu_);
   PeerClientOptions ClientOptions() const;
+  // options_.now_ms(), or the steady clock in milliseconds.
+  int64_t Now() const;
 
   MergerOptions options_;  // fixed at construction; port_ has the port
   CounterStore* const store_;

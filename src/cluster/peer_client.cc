@@ -36,6 +36,7 @@ bool InitPeerClients() {
 PeerClient::PeerClient(const std::string& address,
                        const PeerClientOptions& options)
     : address_(address), options_(options), url_(BaseUrl(address)) {
+  if (options_.transport != nullptr) return;  // it carries the requests
   CURL* curl = curl_easy_init();
   curl_ = curl;
   if (curl == nullptr) return;  // every request then fails with Unavailable
@@ -161,6 +162,15 @@ Status PeerClient::Finish(int code) {
   }
   long http_status = 0;
   curl_easy_getinfo(Handle(curl_), CURLINFO_RESPONSE_CODE, &http_status);
+  Status s = CheckReply(http_status);
+  if (!s.ok()) return s;
+  if (has_crc_ && (crc_unreadable_ || crc_ != Crc32(body_))) {
+    return Status::Corruption(address_ + ": X-SFN-CRC32 does not match");
+  }
+  return Status::OK();
+}
+
+Status PeerClient::CheckReply(long http_status) {
   if (http_status >= 500) {
     return Status::Unavailable(address_ + ": HTTP " +
                                std::to_string(http_status));
@@ -178,13 +188,28 @@ Status PeerClient::Finish(int code) {
     return Status::Corruption(address_ + ": unexpected HTTP " +
                               std::to_string(http_status));
   }
-  if (has_crc_ && (crc_unreadable_ || crc_ != Crc32(body_))) {
-    return Status::Corruption(address_ + ": X-SFN-CRC32 does not match");
-  }
   return Status::OK();
 }
 
+Status PeerClient::PerformOnTransport(const std::string& path_and_query) {
+  body_.clear();
+  PeerReply reply;
+  Status s =
+      options_.transport->Get(address_, path_and_query, options_.timeout_ms,
+                              options_.max_reply_bytes, &reply);
+  if (!s.ok()) return s;
+  bytes_received_ += reply.body.size();
+  if (reply.body.size() > options_.max_reply_bytes) {
+    return Status::Corruption(address_ + ": reply larger than " +
+                              std::to_string(options_.max_reply_bytes) +
+                              " bytes");
+  }
+  body_ = std::move(reply.body);
+  return CheckReply(reply.http_status);
+}
+
 Status PeerClient::Perform(const std::string& path_and_query) {
+  if (options_.transport != nullptr) return PerformOnTransport(path_and_query);
   Prepare(path_and_query);
   if (curl_ == nullptr) return Finish(CURLE_FAILED_INIT);
   return Finish(curl_easy_perform(Handle(curl_)));
@@ -242,6 +267,22 @@ void CounterFanout::FetchCounter(const std::vector<std::string>& addresses,
   const auto aborted = [this] {
     return abort_ != nullptr && abort_->load(std::memory_order_relaxed);
   };
+  if (options_.transport != nullptr) {
+    // One peer after the other: a transport call returns when it is done.
+    for (size_t i = 0; i < addresses.size(); ++i) {
+      Result& r = (*results)[i];
+      r.address = addresses[i];
+      if (aborted()) {
+        r.status = Status::Unavailable(addresses[i] + ": aborted");
+        continue;
+      }
+      auto& client = clients_[addresses[i]];
+      if (!client)
+        client = std::make_unique<PeerClient>(addresses[i], options_);
+      r.status = client->FetchCounter(name, &r.node, &r.state, &r.found);
+    }
+    return;
+  }
   CURLM* multi = static_cast<CURLM*>(multi_);
   std::vector<PeerClient*> added(addresses.size(), nullptr);
   const std::string path = CounterTarget(name);

@@ -21,6 +21,8 @@
 //
 // Connections are kept alive between requests (one curl handle per client).
 // InitPeerClients() must have been called before the first client is made.
+// With options.transport set, requests go through it instead of libcurl
+// (cluster/peer_transport.h); status checks and decoding stay the same.
 //
 // Not thread-safe: use one PeerClient (or CounterFanout) per thread at a
 // time. Distinct objects may be used from distinct threads concurrently.
@@ -36,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/peer_transport.h"
 #include "crdt/pn_counter.h"
 #include "proto/wire.h"
 #include "util/status.h"
@@ -62,6 +65,9 @@ struct PeerClientOptions {
   // Sent as "Authorization: Bearer <auth_token>" on every request when not
   // empty: peers that require a token (--auth_token_file) take it.
   std::string auth_token;
+  // Carries the requests when not null (a simulated network); null: HTTP
+  // over libcurl. Not owned; must outlive the client.
+  PeerTransport* transport = nullptr;
 };
 
 // Initializes libcurl for the whole process. Call once at startup, before
@@ -106,7 +112,12 @@ class PeerClient {
   // Turns the finished transfer (`code` is a CURLcode) into a status and,
   // if OK, leaves the body in body_.
   Status Finish(int code);
+  // The status of a reply that came with HTTP status `http_status` and,
+  // if OK, the body in body_.
+  Status CheckReply(long http_status);
   Status Perform(const std::string& path_and_query);
+  // Perform() through options_.transport.
+  Status PerformOnTransport(const std::string& path_and_query);
 
   static size_t OnBody(char* data, size_t size, size_t count, void* self);
   static size_t OnHeader(char* data, size_t size, size_t count, void* self);
@@ -148,7 +159,8 @@ class CounterFanout {
   };
 
   // Asks every peer in `addresses` for counter `name` at once and returns
-  // when all answered or failed, within about the total timeout. Replaces
+  // when all answered or failed, within about the total timeout (with
+  // options.transport: one after the other, each bounded). Replaces
   // *results with one Result per address, in the same order. Forgets the
   // connections of peers not in `addresses`.
   void FetchCounter(const std::vector<std::string>& addresses,

@@ -12,6 +12,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -23,6 +25,7 @@
 #include "cluster/fake_peer.h"
 #include "cluster/peer_client.h"
 #include "cluster/peer_clients_environment.h"
+#include "cluster/peer_transport.h"
 #include "crdt/pn_counter.h"
 #include "store/codec.h"
 #include "store/counter_store.h"
@@ -106,6 +109,8 @@ class LocalNode {
   }
 
   std::string Address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string DataDir() const { return dir_.Sub("db"); }
+  Api* api() { return api_.get(); }
   uint16_t port() const { return port_; }
   CounterStore* store() { return store_.get(); }
   Merger* merger() { return merger_.get(); }
@@ -343,6 +348,127 @@ TEST(MergerTest, NeverTakesItsCurrentActorsCountFromAPeerWhenNotAbove) {
   ASSERT_TRUE(b.store()->Get("c", &state).ok());
   EXPECT_EQ(state.actors().at(own).p, 2u);
   EXPECT_EQ(b.store()->actor_id(), own);
+}
+
+// Carries requests to in-process Apis by address, without HTTP.
+class ApiTransport : public PeerTransport {
+ public:
+  void Add(const std::string& address, Api* api) { apis_[address] = api; }
+  int requests() const { return requests_; }
+
+  Status Get(const std::string& address, const std::string& target,
+             int /*timeout_ms*/, size_t /*max_reply_bytes*/,
+             PeerReply* reply) override {
+    ++requests_;
+    auto it = apis_.find(address);
+    if (it == apis_.end()) return Status::Unavailable(address + ": down");
+    ApiRequest request;
+    request.method = "GET";
+    request.client = "127.0.0.1";
+    const size_t question = target.find('?');
+    request.path = target.substr(0, question);
+    std::string query =
+        question == std::string::npos ? "" : target.substr(question + 1);
+    while (!query.empty()) {  // the changes query has plain numbers
+      const size_t amp = query.find('&');
+      const std::string pair = query.substr(0, amp);
+      const size_t eq = pair.find('=');
+      request.query[pair.substr(0, eq)] = pair.substr(eq + 1);
+      query = amp == std::string::npos ? "" : query.substr(amp + 1);
+    }
+    ApiReply served;
+    it->second->Handle(request, &served);
+    reply->http_status = served.status;
+    reply->body = served.body;
+    return Status::OK();
+  }
+
+ private:
+  std::map<std::string, Api*> apis_;
+  int requests_ = 0;
+};
+
+TEST(MergerTest, PullOnceCarriesItsRequestsThroughTheTransport) {
+  LocalNode a("1"), b("2");
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(b.store()->Increment("c" + std::to_string(i), i + 1).ok());
+  }
+  ApiTransport transport;
+  transport.Add("b:7777", b.api());
+  ASSERT_TRUE(a.store()->SetPeers({"b:7777", "gone:7777"}).ok());
+  MergerOptions options;
+  options.transport = &transport;
+  options.page_limit = 2;  // three pages in one round
+  Merger merger(options, a.store());
+  EXPECT_TRUE(merger.PullOnce("b:7777").ok());
+  EXPECT_EQ(transport.requests(), 3);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(a.Value("c" + std::to_string(i)), std::to_string(i + 1));
+  }
+  EXPECT_TRUE(merger.PullOnce("gone:7777").IsUnavailable());
+  EXPECT_EQ(StatusOf(&merger, "gone:7777").failures, 1);
+  EXPECT_TRUE(merger.PullOnce("other:7777").IsNotFound());
+}
+
+// Replaces directory `to` with a copy of `from`.
+void CopyOver(const std::string& from, const std::string& to) {
+  std::filesystem::remove_all(to);
+  std::filesystem::copy(from, to, std::filesystem::copy_options::recursive);
+}
+
+// Found by the simulator (scripts/sim.sh --restores_behind). A node whose data
+// directory is put back from a copy taken at a clean stop starts at the
+// incarnation of the copy, below incarnations it used since. Peers hold
+// those later actors; the node refuses them as "this node at a later
+// incarnation" (own_actor) and never converges, and a crash then makes it
+// reuse them with lower counts. Disabled until that is fixed.
+TEST(MergerTest, DISABLED_ANodePutBackBehindIncarnationsItUsedSinceConverges) {
+  LocalNode a("1"), b("2");
+  ASSERT_TRUE(a.store()->Increment("c", 1).ok());
+  const std::string copy = a.DataDir() + ".copy";
+  const std::string crash = a.DataDir() + ".crash";
+  a.Close();
+  CopyOver(a.DataDir(), copy);  // at a clean stop: incarnation kept
+  a.Open();
+  // A crash (the files as they are) and a restart: a new incarnation.
+  CopyOver(a.DataDir(), crash);
+  a.Close();
+  CopyOver(crash, a.DataDir());
+  a.Open();
+  ASSERT_TRUE(a.store()->Increment("c", 5).ok());
+  b.StartMerger({a.Address()});
+  ASSERT_TRUE(WaitUntil([&] { return b.Value("c") == "6"; })) << b.Value("c");
+  // The operator puts the copy back.
+  a.Close();
+  CopyOver(copy, a.DataDir());
+  a.Open();
+  a.StartMerger({b.Address()});
+  EXPECT_TRUE(WaitUntil([&] { return a.Value("c") == "6"; })) << a.Value("c");
+}
+
+// Found by the simulator. A node put back from a copy taken at a clean
+// stop keeps the copy's incarnation, below the counts peers hold for it.
+// Its clients' increments before its first pull go to that actor and are
+// acknowledged; the pull then moves the node, and the peer's larger totals
+// of the old actor merge over them: the +2 is lost (the value is 6).
+// Disabled until that is fixed.
+TEST(MergerTest, DISABLED_IncrementsOfANodePutBackBeforeItsFirstPullAreKept) {
+  LocalNode a("1"), b("2");
+  ASSERT_TRUE(a.store()->Increment("c", 1).ok());
+  const std::string copy = a.DataDir() + ".copy";
+  a.Close();
+  CopyOver(a.DataDir(), copy);  // at a clean stop: incarnation kept
+  a.Open();
+  ASSERT_TRUE(a.store()->Increment("c", 5).ok());
+  b.StartMerger({a.Address()});
+  ASSERT_TRUE(WaitUntil([&] { return b.Value("c") == "6"; })) << b.Value("c");
+  b.merger()->Stop();
+  a.Close();
+  CopyOver(copy, a.DataDir());
+  a.Open();
+  ASSERT_TRUE(a.store()->Increment("c", 2).ok());  // acknowledged
+  a.StartMerger({b.Address()});
+  EXPECT_TRUE(WaitUntil([&] { return a.Value("c") == "8"; })) << a.Value("c");
 }
 
 TEST(MergerTest, APeerHoldingMoreForItsCurrentActorMovesItToANewIncarnation) {

@@ -14,6 +14,7 @@
 
 #include "cluster/fake_peer.h"
 #include "cluster/peer_clients_environment.h"
+#include "cluster/peer_transport.h"
 #include "testing/node_process.h"
 #include "testing/wait_until.h"
 
@@ -444,6 +445,69 @@ TEST(PeerClientTest, CounterRepliesMustNameTheCounterAskedFor) {
   EXPECT_EQ(node.node_id, "0000abcd");
   EXPECT_TRUE(client.FetchCounter("yours", &node, &state).IsCorruption());
   EXPECT_EQ(state.DebugString(), "{x:+3-1}");  // untouched
+}
+
+// A transport that answers every request with one reply (or failure) and
+// records what was asked.
+class CannedTransport : public PeerTransport {
+ public:
+  Status status;
+  PeerReply reply;
+  std::vector<std::string> asked;  // "address target"
+
+  Status Get(const std::string& address, const std::string& target,
+             int /*timeout_ms*/, size_t /*max_reply_bytes*/,
+             PeerReply* out) override {
+    asked.push_back(address + " " + target);
+    if (!status.ok()) return status;
+    *out = reply;
+    return Status::OK();
+  }
+};
+
+TEST(PeerClientTest, ATransportCarriesTheRequestsAndTheSameChecksRun) {
+  CannedTransport transport;
+  PeerClientOptions options = FastOptions();
+  options.transport = &transport;
+  PeerClient client("peer:7777", options);
+  ChangesPage page;
+  transport.reply = PeerReply{200, ChangesBody(kTwoCounters)};
+  ASSERT_TRUE(client.FetchChanges(ChangesCursor(), 100, &page).ok());
+  EXPECT_EQ(page.counters.size(), 2u);
+  ASSERT_EQ(transport.asked.size(), 1u);
+  EXPECT_EQ(
+      transport.asked[0],
+      "peer:7777 " + ChangesTarget(ChangesCursor(), 100, options.page_bytes));
+  EXPECT_EQ(client.bytes_received(), transport.reply.body.size());
+
+  transport.reply = PeerReply{503, "{}"};
+  EXPECT_TRUE(client.FetchChanges(ChangesCursor(), 100, &page).IsUnavailable());
+  transport.reply = PeerReply{404, "{}"};
+  EXPECT_TRUE(client.FetchChanges(ChangesCursor(), 100, &page).IsCorruption());
+  transport.reply = PeerReply{200, "not json"};
+  EXPECT_TRUE(client.FetchChanges(ChangesCursor(), 100, &page).IsCorruption());
+  transport.reply =
+      PeerReply{200, std::string(options.max_reply_bytes + 1, ' ')};
+  EXPECT_TRUE(client.FetchChanges(ChangesCursor(), 100, &page).IsCorruption());
+  transport.status = Status::Unavailable("peer:7777: timed out");
+  EXPECT_TRUE(client.FetchChanges(ChangesCursor(), 100, &page).IsUnavailable());
+}
+
+TEST(CounterFanoutTest, ATransportIsAskedForEveryPeerInTurn) {
+  CannedTransport transport;
+  transport.reply =
+      PeerReply{200, Envelope(R"("name":"a","state":{"x":{"p":3,"n":1}})")};
+  PeerClientOptions options = FastOptions();
+  options.transport = &transport;
+  CounterFanout fanout(options);
+  std::vector<CounterFanout::Result> results;
+  fanout.FetchCounter({"p1:7777", "p2:7777"}, "a", &results);
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& r : results) {
+    EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+    EXPECT_EQ(r.state.ValueString(), "2");
+  }
+  EXPECT_EQ(transport.asked.size(), 2u);
 }
 
 TEST(CounterFanoutTest, AsksEveryPeerAtOnceAndReportsEach) {
