@@ -13,6 +13,14 @@ namespace sim {
 
 namespace {
 
+// The fingerprint the Api gives POST /counter/<name> with body `delta`.
+RequestFingerprint KeyedFingerprint(const std::string& name, int64_t delta) {
+  RequestFingerprint fingerprint;
+  fingerprint.current =
+      FingerprintRequest(CanonicalRequest("POST /counter", {{name, delta}}));
+  return fingerprint;
+}
+
 std::string Int128(__int128 v) {
   if (v == 0) return "0";
   const bool negative = v < 0;
@@ -86,12 +94,13 @@ void Simulation::Increment(int i) {
     const std::string key = "k" + std::to_string(next_key_++);
     IdempotentOutcome outcome = IdempotentOutcome::kApplied;
     int reply = 0;
-    s = node.store->IncrementOnce(key, "fp", 204, name, delta, &outcome,
-                                  &reply);
+    s = node.store->IncrementOnce(key, KeyedFingerprint(name, delta), 204, name,
+                                  delta, &outcome, &reply);
     if (s.ok()) {
       // The client did not see the reply and retries.
-      Status again = node.store->IncrementOnce(key, "fp", 204, name, delta,
-                                               &outcome, &reply);
+      Status again =
+          node.store->IncrementOnce(key, KeyedFingerprint(name, delta), 204,
+                                    name, delta, &outcome, &reply);
       if (!again.ok() || outcome != IdempotentOutcome::kReplayed) {
         Fail(what + ": the retry was not a replay: " + again.ToString());
       }
@@ -126,8 +135,8 @@ void Simulation::RetryKeyed(int i) {
   const SimNode::Keyed k = node.keyed[random_.Below(node.keyed.size())];
   IdempotentOutcome outcome = IdempotentOutcome::kApplied;
   int reply = 0;
-  Status s = node.store->IncrementOnce(k.key, "fp", 204, k.name, k.delta,
-                                       &outcome, &reply);
+  Status s = node.store->IncrementOnce(k.key, KeyedFingerprint(k.name, k.delta),
+                                       204, k.name, k.delta, &outcome, &reply);
   const char* what = outcome == IdempotentOutcome::kReplayed  ? "replayed"
                      : outcome == IdempotentOutcome::kApplied ? "applied"
                                                               : "key reused";
