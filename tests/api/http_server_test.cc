@@ -905,6 +905,21 @@ std::string Get(const std::string& path, const std::string& extra = "") {
   return "GET " + path + " HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n";
 }
 
+// Appends `rounds` rounds of GET `list_path` (answered `list`), an
+// increment of counter z and a read of it to *batch, and their replies to
+// *expected (z starts at 0).
+void AppendListRounds(const std::string& list_path, const std::string& list,
+                      int rounds, std::string* batch,
+                      std::vector<Expected>* expected) {
+  for (int i = 1; i <= rounds; ++i) {
+    *batch +=
+        Get(list_path) + Post("/counter/z", "1") + Get("/counter/z/value");
+    expected->push_back({200, list});
+    expected->push_back({204, ""});
+    expected->push_back({200, std::to_string(i)});
+  }
+}
+
 TEST_F(HttpServerTest, PipelinedRequestsAreAllAnsweredInOrder) {
   test::GatedClusterView cluster;
   UseDurableStoreAndCluster(&cluster);
@@ -1027,13 +1042,8 @@ TEST_F(HttpServerTest, RepliesTheSocketCannotTakeAtOnceStillComeInOrder) {
   ASSERT_GT(list.size(), 80000u);
   std::string batch;
   std::vector<Expected> expected;
-  for (int i = 1; i <= 40; ++i) {
-    batch += Get("/counters?prefix=n&limit=5000") + Post("/counter/z", "1") +
-             Get("/counter/z/value");
-    expected.push_back({200, list});
-    expected.push_back({204, ""});
-    expected.push_back({200, std::to_string(i)});
-  }
+  AppendListRounds("/counters?prefix=n&limit=5000", list, 40, &batch,
+                   &expected);
   RawConnection c(server_->port(), /*receive_buffer=*/4096);
   ASSERT_TRUE(c.connected());
   ASSERT_TRUE(c.Send(batch));
@@ -1167,12 +1177,7 @@ TEST_F(HttpServerTest, ANonReadingClientIsHeldToItsReplyBudget) {
   // more than the socket's buffers hold while the client reads nothing.
   std::string batch;
   std::vector<Expected> expected;
-  for (int i = 1; i <= 32; ++i) {
-    batch += Get(kListPath) + Post("/counter/z", "1") + Get("/counter/z/value");
-    expected.push_back({200, list});
-    expected.push_back({204, ""});
-    expected.push_back({200, std::to_string(i)});
-  }
+  AppendListRounds(kListPath, list, 32, &batch, &expected);
   RawConnection c(server_->port(), /*receive_buffer=*/4096);
   ASSERT_TRUE(c.connected());
   ASSERT_TRUE(c.Send(batch));

@@ -52,6 +52,15 @@ class IdempotencyTest : public ::testing::Test {
     return options;
   }
 
+  // Options(durable) on `faults`'s Env, with no retry of a failed final
+  // flush at close: for tests that fail the sync.
+  StoreOptions FaultyDurableOptions(FaultEnv* faults) {
+    StoreOptions options = Options(/*durable=*/true);
+    options.close_retry_ms = 0;
+    options.TEST_env = faults->env();
+    return options;
+  }
+
   // IncrementOnce() that must succeed; returns its outcome.
   static IdempotentOutcome Once(CounterStore* store, const std::string& key,
                                 const std::string& body,
@@ -388,9 +397,7 @@ TEST_F(IdempotencyTest, MemoryStaysBoundedUnderAMillionKeys) {
 // unsynced record never comes back from the WAL on its own.
 TEST_F(IdempotencyTest, FailedDurableSyncForgetsTheKeyWithTheIncrement) {
   FaultEnv faults;
-  StoreOptions options = Options(/*durable=*/true);
-  options.close_retry_ms = 0;
-  options.TEST_env = faults.env();
+  StoreOptions options = FaultyDurableOptions(&faults);
   auto store = MustOpen(options);
   EXPECT_EQ(Once(store.get(), "other", "1", "o"), IdempotentOutcome::kApplied);
   faults.fs()->SetFault(Fault::kSync);
@@ -505,9 +512,7 @@ TEST_F(IdempotencyTest, AsyncWritesReturnBeforeTheDiskAnswers) {
 // forgets the key with its increment, and the retry is applied once.
 TEST_F(IdempotencyTest, AsyncFailedSyncForgetsTheKeyWithTheIncrement) {
   FaultEnv faults;
-  StoreOptions options = Options(/*durable=*/true);
-  options.close_retry_ms = 0;
-  options.TEST_env = faults.env();
+  StoreOptions options = FaultyDurableOptions(&faults);
   auto store = MustOpen(options);
   faults.fs()->SetFault(Fault::kSync);
   std::atomic<bool> answered{false};
